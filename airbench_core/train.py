@@ -1,0 +1,160 @@
+"""One training run of the airbench method: ``train(config, seed, data, device) -> RunResult``."""
+from __future__ import annotations
+
+import hashlib
+import math
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data import Cifar10
+from .loader import TrainLoader, to_device_images
+from .net import make_net
+from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, total_steps
+from .tta import tta_logits
+
+
+@dataclass
+class RunResult:
+    config: TrainConfig
+    seed: int
+    accuracy: tuple[float, float, float]          # TTA level 0, 1, 2
+    train_seconds: float                          # CUDA events on GPU, evaluation excluded
+    wall_seconds: float
+    epochs: float
+    steps: int
+    predictions: np.ndarray                       # uint8 (3, n_test): predicted class per TTA level
+    logits: np.ndarray | None = None              # float16 (3, n_test, 10) when asked for
+    env: dict = field(default_factory=dict)       # device, versions, host, timestamps
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """The data set resident on one device, normalized once and reused by every run."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    whiten_order: torch.Tensor      # fixed shuffle, so "the first N images" span every class
+
+    @classmethod
+    def build(cls, data: Cifar10, device: torch.device | str) -> "DeviceData":
+        device = torch.device(device)
+        dtype = torch.half if device.type == "cuda" else torch.float
+        return cls(to_device_images(data.train_images, device, dtype),
+                   torch.from_numpy(data.train_labels).to(device),
+                   to_device_images(data.test_images, device, dtype),
+                   torch.from_numpy(data.test_labels).to(device), fixed_order(len(data.train_labels), device))
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """Independent seeds for initialization, data order and augmentation from one run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
+
+
+class Stopwatch:
+    """Accumulates device time: CUDA events on GPU (no host sync inside the loop), wall clock on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.seconds = 0.0
+
+    def __enter__(self):
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.end.record()
+            torch.cuda.synchronize()
+            self.seconds += self.start.elapsed_time(self.end) / 1000
+        else:
+            self.seconds += time.perf_counter() - self.t0
+
+
+def fixed_order(n: int, device: torch.device) -> torch.Tensor:
+    """The one fixed shuffle (seed 0) behind every "first N images" and every subset."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
+
+
+def subset_view(data: DeviceData, cfg: TrainConfig) -> DeviceData:
+    """Smoke configurations use fixed random subsets (n_train, n_test), kept in source order."""
+    if cfg.n_train is None and cfg.n_test is None:
+        return data
+    device = data.train_labels.device
+    tr = fixed_order(len(data.train_labels), device)[: cfg.n_train].sort().values
+    te = fixed_order(len(data.test_labels), device)[: cfg.n_test].sort().values
+    return DeviceData(data.train_images[tr], data.train_labels[tr], data.test_images[te],
+                      data.test_labels[te], fixed_order(len(tr), device))
+
+
+def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
+          save_logits: bool = False) -> RunResult:
+    """Train one run from scratch and evaluate it at every TTA level."""
+    wall0, started = time.perf_counter(), datetime.now(timezone.utc)
+    device = torch.device(device)
+    data = subset_view(data if isinstance(data, DeviceData) else DeviceData.build(data, device), config)
+    half = device.type == "cuda"
+    seeds = {s: getattr(config, f"{s}_seed") if getattr(config, f"{s}_seed") is not None else derive_seed(seed, s)
+             for s in ("init", "order", "aug")}
+    gens = {s: torch.Generator(device=device).manual_seed(v) for s, v in seeds.items() if s != "init"}
+    loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip,
+                         config.translate, config.cutout, gens["order"], gens["aug"])
+    steps = total_steps(config, loader.steps_per_epoch)
+    clock = Stopwatch(device)
+
+    with clock:  # whitening is fitted from data, so it counts as training time
+        whiten_images = data.train_images[data.whiten_order[: config.whiten_samples]]
+        net = make_net(config, seeds["init"], whiten_images, device, half)
+        optimizer = make_optimizer(net, config)
+        lookahead = Lookahead(net) if config.lookahead else None
+
+    step = 0
+    for epoch in range(math.ceil(steps / loader.steps_per_epoch)):
+        with clock:
+            net.train()
+            net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
+            for inputs, labels in loader.epoch(epoch):
+                loss = F.cross_entropy(net(inputs), labels, label_smoothing=config.label_smoothing, reduction="sum")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * lr_multiplier(step, steps, config)
+                if lookahead and step % config.lookahead_every == 0:
+                    lookahead.update(lookahead_decay(step, steps))
+                if step >= steps:
+                    break
+            if lookahead and step >= steps:
+                lookahead.update(1.0)   # the averaged weights are the final weights
+
+    logits = tta_logits(net, data.test_images)
+    predictions = torch.stack([lg.argmax(1) for lg in logits]).to(torch.uint8).cpu().numpy()
+    labels = data.test_labels.cpu().numpy()
+    accuracy = tuple(float((p == labels).mean()) for p in predictions)
+    return RunResult(
+        config=config, seed=int(seed), accuracy=accuracy, train_seconds=clock.seconds,
+        wall_seconds=time.perf_counter() - wall0, epochs=steps / loader.steps_per_epoch, steps=steps,
+        predictions=predictions,
+        logits=torch.stack(logits).half().cpu().numpy() if save_logits else None,
+        env=run_environment(device, started))
+
+
+def run_environment(device: torch.device, started: datetime) -> dict:
+    return dict(
+        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        torch_version=torch.__version__, cuda_version=torch.version.cuda or "",
+        cudnn_deterministic=bool(torch.backends.cudnn.deterministic), host=socket.gethostname(),
+        started_at=started.isoformat(), ended_at=datetime.now(timezone.utc).isoformat())
