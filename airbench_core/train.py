@@ -34,24 +34,58 @@ class RunResult:
     env: dict = field(default_factory=dict)       # device, versions, host, timestamps
 
 
+def fixed_order(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The one fixed shuffle (seed 0) behind every "first N images" and every subset."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
+
+
+def subset_indices(n_total: int, n: int | None) -> torch.Tensor:
+    """A fixed random subset of size n (all when None), kept in source order."""
+    return fixed_order(n_total)[:n].sort().values
+
+
 @dataclass(frozen=True)
 class DeviceData:
-    """The data set resident on one device, normalized once and reused by every run."""
+    """The data set resident on one device, normalized once and reused by every run.
+
+    ``subset`` is the (n_train, n_test) it was cut to; (None, None) holds all of it.
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
-    whiten_order: torch.Tensor      # fixed shuffle, so "the first N images" span every class
+    subset: tuple[int | None, int | None] = (None, None)
+
+    @property
+    def whiten_order(self) -> torch.Tensor:
+        """Fixed shuffle, so "the first N training images" span every class."""
+        return fixed_order(len(self.train_labels), self.train_labels.device)
 
     @classmethod
-    def build(cls, data: Cifar10, device: torch.device | str) -> "DeviceData":
+    def build(cls, data: Cifar10, device: torch.device | str, n_train: int | None = None,
+              n_test: int | None = None) -> "DeviceData":
         device = torch.device(device)
         dtype = torch.half if device.type == "cuda" else torch.float
-        return cls(to_device_images(data.train_images, device, dtype),
-                   torch.from_numpy(data.train_labels).to(device),
-                   to_device_images(data.test_images, device, dtype),
-                   torch.from_numpy(data.test_labels).to(device), fixed_order(len(data.train_labels), device))
+        tr = subset_indices(len(data.train_labels), n_train).numpy()
+        te = subset_indices(len(data.test_labels), n_test).numpy()
+        return cls(to_device_images(data.train_images[tr], device, dtype),
+                   torch.from_numpy(data.train_labels[tr]).to(device),
+                   to_device_images(data.test_images[te], device, dtype),
+                   torch.from_numpy(data.test_labels[te]).to(device), (n_train, n_test))
+
+    def for_config(self, cfg: TrainConfig) -> "DeviceData":
+        """This data cut to the config's subset; a full copy can serve any subset."""
+        wanted = (cfg.n_train, cfg.n_test)
+        if self.subset == wanted:
+            return self
+        if self.subset != (None, None):
+            raise ValueError(f"data was built for subset {self.subset}, config asks for {wanted}")
+        device = self.train_labels.device
+        tr = subset_indices(len(self.train_labels), cfg.n_train).to(device)
+        te = subset_indices(len(self.test_labels), cfg.n_test).to(device)
+        return DeviceData(self.train_images[tr], self.train_labels[tr], self.test_images[te],
+                          self.test_labels[te], wanted)
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -83,28 +117,14 @@ class Stopwatch:
             self.seconds += time.perf_counter() - self.t0
 
 
-def fixed_order(n: int, device: torch.device) -> torch.Tensor:
-    """The one fixed shuffle (seed 0) behind every "first N images" and every subset."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
-
-
-def subset_view(data: DeviceData, cfg: TrainConfig) -> DeviceData:
-    """Smoke configurations use fixed random subsets (n_train, n_test), kept in source order."""
-    if cfg.n_train is None and cfg.n_test is None:
-        return data
-    device = data.train_labels.device
-    tr = fixed_order(len(data.train_labels), device)[: cfg.n_train].sort().values
-    te = fixed_order(len(data.test_labels), device)[: cfg.n_test].sort().values
-    return DeviceData(data.train_images[tr], data.train_labels[tr], data.test_images[te],
-                      data.test_labels[te], fixed_order(len(tr), device))
-
-
 def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
           save_logits: bool = False) -> RunResult:
     """Train one run from scratch and evaluate it at every TTA level."""
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
     device = torch.device(device)
-    data = subset_view(data if isinstance(data, DeviceData) else DeviceData.build(data, device), config)
+    if not isinstance(data, DeviceData):
+        data = DeviceData.build(data, device, config.n_train, config.n_test)
+    data = data.for_config(config)
     half = device.type == "cuda"
     seeds = {s: getattr(config, f"{s}_seed") if getattr(config, f"{s}_seed") is not None else derive_seed(seed, s)
              for s in ("init", "order", "aug")}
