@@ -1,0 +1,127 @@
+"""Where runs execute: in this process (``local``) or on Ray actors, one per GPU slot (``ray``).
+
+Both take runs from a shared deque (so the campaign can push a retry back) and yield outcomes in
+completion order.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from .grid import RunSpec
+from .worker import Outcome, RunWorker, resolve_device
+
+PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class BackendError(Exception):
+    """The cluster or device cannot run this campaign; one line for the user."""
+
+
+class LocalBackend:
+    """One worker in this process: no Ray, for a single GPU or a quick CPU campaign."""
+
+    name = "local"
+
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool):
+        self.args = (data_source, cache_dir, device)
+        self.save_logits = save_logits
+        self.worker: RunWorker | None = None
+
+    def has_gpu(self) -> bool:
+        return resolve_device(self.args[2]) == "cuda"
+
+    def slots(self) -> int:
+        return 1
+
+    def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        if self.worker is None:
+            self.worker = RunWorker(*self.args)
+        while queue:
+            yield self.worker.run(queue.popleft(), self.save_logits)
+
+    def stop(self) -> None:
+        self.worker = None
+
+
+class RayBackend:
+    """Long-lived actors that load the data once; a dead actor is restarted and its run retried."""
+
+    name = "ray"
+
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
+                 address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
+                 max_restarts: int = 3):
+        import ray
+        self.ray = ray
+        self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
+        self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
+        self.max_restarts = max_restarts
+        self.started_here = False
+        if not ray.is_initialized():
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
+            try:
+                if address:
+                    ray.init(address=address, runtime_env=env, log_to_driver=False, logging_level="ERROR")
+                else:
+                    ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, logging_level="ERROR")
+            except Exception as exc:
+                raise BackendError(f"could not {'join Ray at ' + address if address else 'start Ray'}: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            self.started_here = True
+        resources = ray.cluster_resources()
+        self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+        self.actors: list = []
+
+    def has_gpu(self) -> bool:
+        return self.device != "cpu" and self.total_gpus > 0
+
+    def slots(self) -> int:
+        if self.has_gpu():
+            return max(1, int(self.total_gpus / self.gpus_per_run + 1e-9))
+        return self.workers or max(1, int(self.total_cpus))
+
+    def _new_actor(self):
+        n = self.slots()
+        if self.has_gpu():
+            options = dict(num_gpus=self.gpus_per_run, num_cpus=min(1.0, self.total_cpus / n))
+            device, threads = self.device, None
+        else:
+            options = dict(num_cpus=1)
+            device, threads = "cpu" if self.device == "auto" else self.device, 1
+        remote = self.ray.remote(RunWorker).options(max_restarts=self.max_restarts,
+                                                    max_task_retries=self.max_restarts, **options)
+        return remote.remote(self.data_source, self.cache_dir, device, threads)
+
+    def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        ray = self.ray
+        if not self.actors:
+            self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
+        idle, in_flight = list(self.actors), {}
+        while queue or in_flight:
+            while idle and queue:
+                actor = idle.pop()
+                spec = queue.popleft()
+                in_flight[actor.run.remote(spec, self.save_logits)] = (actor, spec)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, spec = in_flight.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                detail = str(exc).strip().splitlines()
+                outcome = Outcome(spec, None, f"worker died: {type(exc).__name__}: {detail[0] if detail else ''}", {})
+                self.actors.remove(actor)
+                self.ray.kill(actor, no_restart=True)
+                actor = self._new_actor()
+                self.actors.append(actor)
+            idle.append(actor)
+            yield outcome
+
+    def stop(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()

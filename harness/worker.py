@@ -1,0 +1,69 @@
+"""The long-lived worker: loads the data once, then trains run after run on its device.
+
+Used in-process by the local backend and wrapped as a Ray actor (one per GPU slot) by the Ray
+backend, so both paths train with the same code.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+
+import torch
+
+from airbench_core import DeviceData, RunResult, load_cifar10, train
+
+from .grid import RunSpec
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    result: RunResult | None
+    error: str | None
+    worker: dict
+
+
+class RunWorker:
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda, but this worker sees no CUDA device")
+        self.data = load_cifar10(data_source, cache_dir)
+        self.on_device: dict[tuple, DeviceData] = {}
+
+    def info(self) -> dict:
+        """Where this worker runs: what the records keep to show how work was spread."""
+        node = ""
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        try:
+            import ray
+            if ray.is_initialized():
+                ctx = ray.get_runtime_context()
+                node = ctx.get_node_id()
+                gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
+        except ImportError:
+            pass
+        return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu)
+
+    def run(self, spec: RunSpec, save_logits: bool = False) -> Outcome:
+        """Train one run; a Python error comes back as a failed outcome, not an exception."""
+        subset = (spec.cell.config.n_train, spec.cell.config.n_test)
+        try:
+            if subset not in self.on_device:
+                self.on_device[subset] = DeviceData.build(self.data, self.device, *subset)
+            result = train(spec.cell.config, spec.seed, self.on_device[subset], self.device, save_logits)
+            return Outcome(spec, result, None, self.info())
+        except Exception as exc:
+            last = traceback.format_exc(limit=-3).strip().splitlines()
+            return Outcome(spec, None, f"{type(exc).__name__}: {exc} | " + " / ".join(l.strip() for l in last[-3:]),
+                           self.info())
