@@ -160,7 +160,7 @@ def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: st
             if lookahead and step >= steps:
                 lookahead.update(1.0)   # the averaged weights are the final weights
 
-    logits = tta_logits(net, data.test_images)
+    logits = tta_logits(net, data.test_images, batch=2000 if device.type == "cuda" else 250)
     predictions = torch.stack([lg.argmax(1) for lg in logits]).to(torch.uint8).cpu().numpy()
     labels = data.test_labels.cpu().numpy()
     accuracy = tuple(float((p == labels).mean()) for p in predictions)

@@ -206,3 +206,19 @@ def split_half_correlation(correct: np.ndarray) -> float:
     if even.std() == 0 or odd.std() == 0:
         return float("nan")
     return float(np.corrcoef(even, odd)[0, 1])
+
+
+def std_ci(x: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0) -> Estimate:
+    """Standard deviation across runs (ddof=1) with a percentile bootstrap-over-runs interval."""
+    x = np.asarray(x, float)
+    if len(x) < 3:
+        return Estimate(float(x.std(ddof=1)) if len(x) == 2 else float("nan"), float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    draws = rng.choice(x, (resamples, len(x))).std(1, ddof=1)
+    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+    return Estimate(float(x.std(ddof=1)), float(lo), float(hi))
+
+
+def signed_sqrt(v: float) -> float:
+    """A variance estimate shown as a std, keeping the sign of a negative (noise-driven) estimate."""
+    return float(np.sign(v) * np.sqrt(abs(v)))

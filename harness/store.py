@@ -27,7 +27,7 @@ class StoreError(Exception):
     """A store problem a user must look at (a corrupt file, a mismatched folder); one line."""
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write under a temporary name in the same folder, then rename: never a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -48,7 +48,7 @@ def write_run(out: Path, record: dict, predictions: np.ndarray, logits: np.ndarr
         row[LOGITS_COLUMN] = [np.ascontiguousarray(logits, dtype=np.float16).tobytes()]
     table = pa.table(row)
     path = Path(out) / "runs" / f"{record['key']}.parquet"
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     (Path(out) / "failed" / f"{record['key']}.parquet").unlink(missing_ok=True)
     return path
 
@@ -56,7 +56,7 @@ def write_run(out: Path, record: dict, predictions: np.ndarray, logits: np.ndarr
 def write_failure(out: Path, record: dict, error: str) -> Path:
     table = pa.table({**{k: [v] for k, v in record.items()}, "error": [error]})
     path = Path(out) / "failed" / f"{record['key']}.parquet"
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 
@@ -129,7 +129,7 @@ def load_failures(out: str | os.PathLike) -> pd.DataFrame:
 
 def write_manifest(out: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    _atomic_write(Path(out) / "manifest.json", lambda tmp: tmp.write_text(text))
+    atomic_write(Path(out) / "manifest.json", lambda tmp: tmp.write_text(text))
 
 
 def read_manifest(out: str | os.PathLike) -> dict:
@@ -146,7 +146,7 @@ def write_labels(out: Path, labels: np.ndarray) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, labels.astype(np.int64), allow_pickle=False)
-    _atomic_write(Path(out) / "test_labels.npy", write)
+    atomic_write(Path(out) / "test_labels.npy", write)
 
 
 def load_labels(out: str | os.PathLike) -> np.ndarray:
