@@ -86,8 +86,9 @@ class RayBackend:
     def _new_actor(self):
         n = self.slots()
         if self.has_gpu():
-            options = dict(num_gpus=self.gpus_per_run, num_cpus=min(1.0, self.total_cpus / n))
-            device, threads = self.device, None
+            cpus = min(1.0, self.total_cpus / n)
+            options = dict(num_gpus=self.gpus_per_run, num_cpus=cpus)
+            device, threads = self.device, max(1, int(cpus))
         else:
             options = dict(num_cpus=1)
             device, threads = "cpu" if self.device == "auto" else self.device, 1

@@ -1,0 +1,22 @@
+"""Helpers shared by the harness tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def study_cli(*args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m harness.study`` as a user would, from the project root."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
+    return subprocess.run([sys.executable, "-m", "harness.study", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout, **kwargs)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under a folder with its size and modification time, to prove nothing changed."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
