@@ -21,6 +21,15 @@ def _curve_table(c: LoadedCampaign, hue: str, levels=(0, 2)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def epochs_text(eq: stats.Estimate) -> str:
+    """An equivalent-epochs estimate for a table; the interval only when the bootstrap bounds it."""
+    if not np.isfinite(eq.value):
+        return "not reached within the grid"
+    if not np.isfinite(eq.low):
+        return f"{eq.value:.2f} (interval leaves the grid)"
+    return f"{eq.value:.2f} [{eq.low:.2f}, {eq.high:.2f}]"
+
+
 def _runs(c: LoadedCampaign, level: int, **where) -> np.ndarray:
     mask = np.ones(len(c.runs), bool)
     for k, v in where.items():
@@ -50,9 +59,7 @@ def flip_report(c: LoadedCampaign) -> list[str]:
             target = _runs(c, 2, flip="alternating", epochs=e)
             if len(target) > 1:
                 eq = stats.equivalent_epochs(curve_random, target, resamples=500)
-                speed.append({"alternating epochs": e, "random-flip epochs to match [95% CI]":
-                              f"{eq.value:.2f} [{eq.low:.2f}, {eq.high:.2f}]" if np.isfinite(eq.value) else
-                              "not reached within the grid",
+                speed.append({"alternating epochs": e, "random-flip epochs to match [95% CI]": epochs_text(eq),
                               "speedup": f"{eq.value / e:.2f}x" if np.isfinite(eq.value) else "n/a"})
     return [f"## Accuracy against epochs\n\n![accuracy vs epochs]({fig})",
             "## Differences between flip modes (Welch's t-test)\n\n" + markdown_table(rows),
@@ -144,8 +151,7 @@ def ablation_report(c: LoadedCampaign) -> list[str]:
         eq = stats.equivalent_epochs(curve, target, resamples=500)
         row = {"variant": variant}
         row.update({f"{e:g} ep %": pct(np.mean(a)) for e, a in sorted(curve.items())})
-        row["epochs to reach target [95% CI]"] = (f"{eq.value:.2f} [{eq.low:.2f}, {eq.high:.2f}]"
-                                                   if np.isfinite(eq.value) else "not reached within the grid")
+        row["epochs to reach target [95% CI]"] = epochs_text(eq)
         rows.append(row)
     table = pd.DataFrame([{"variant": v, "epochs": e, "level": "TTA 2" if v != "no TTA" else "TTA 0",
                            "mean": 100 * stats.mean_ci(a).value, "low": 100 * stats.mean_ci(a).low,

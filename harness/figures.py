@@ -57,7 +57,7 @@ def reliability(table: pd.DataFrame, hue: str, panels: str, folder: Path, name: 
 
 def grouped_bars(table: pd.DataFrame, x: str, hue: str, ylabel: str, folder: Path, name: str, title: str) -> str:
     """Bars with 95% CI whiskers where the table has them (columns x, hue, value, low, high)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     sns.barplot(data=table, x=x, y="value", hue=hue, ax=ax, palette="colorblind", errorbar=None)
     hues = list(dict.fromkeys(table[hue]))
     xs = list(dict.fromkeys(table[x]))
@@ -71,4 +71,5 @@ def grouped_bars(table: pd.DataFrame, x: str, hue: str, ylabel: str, folder: Pat
                 ax.errorbar(pos, v, yerr=[[v - row["low"].iloc[0]], [row["high"].iloc[0] - v]], color="black",
                             capsize=3, linewidth=1)
     ax.set(ylabel=ylabel, xlabel=x, title=title)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title=hue)
     return save(fig, folder, name)

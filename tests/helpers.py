@@ -9,9 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def study_cli(*args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+def study_cli(*args: str, timeout: int = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m harness.study`` as a user would, from the project root."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "harness.study", *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout, **kwargs)
 
