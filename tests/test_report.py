@@ -67,7 +67,7 @@ def test_report_on_a_folder_that_is_not_a_campaign(tmp_path):
 @pytest.mark.parametrize("study", ["tta_variance", "calibration", "ablation", "variance_vs_epochs"])
 def test_every_study_reports_from_simulated_runs(study, tmp_path):
     """Each study's analysis runs on a store of simulated records (no training)."""
-    from simulated import simulated_campaign
+    from harness.simulate import simulated_campaign
     from harness.report import write_report
     from studies import STUDIES
     out = simulated_campaign(tmp_path, STUDIES[study], runs_per_cell=6)
