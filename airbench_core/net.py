@@ -19,27 +19,31 @@ class BatchNorm(nn.BatchNorm2d):
 
 
 class Conv(nn.Conv2d):
-    def __init__(self, cin: int, cout: int, identity_init: bool):
+    """3x3 same-padding conv whose first in_channels filters start as the identity (per group)."""
+
+    def __init__(self, cin: int, cout: int, identity_init: bool, k: int = 1):
         self.identity_init = identity_init
-        super().__init__(cin, cout, kernel_size=3, padding="same", bias=False)
+        super().__init__(cin * k, cout * k, kernel_size=3, padding="same", bias=False, groups=k)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
         if self.identity_init:
             w = self.weight.data
-            nn.init.dirac_(w[: w.size(1)])
+            per_group = w.size(0) // self.groups
+            for g in range(self.groups):
+                nn.init.dirac_(w[g * per_group: g * per_group + w.size(1)])
 
 
 class ConvBlock(nn.Module):
     """conv -> pool -> BN -> GELU -> conv -> BN -> GELU, plus a residual third conv when asked."""
 
-    def __init__(self, cin: int, cout: int, cfg: TrainConfig):
+    def __init__(self, cin: int, cout: int, cfg: TrainConfig, k: int = 1):
         super().__init__()
         self.pool = nn.MaxPool2d(2)
         self.activ = nn.GELU()
-        self.convs = nn.ModuleList([Conv(cin if i == 0 else cout, cout, cfg.identity_init)
+        self.convs = nn.ModuleList([Conv(cin if i == 0 else cout, cout, cfg.identity_init, k)
                                     for i in range(cfg.convs_per_block)])
-        self.norms = nn.ModuleList([BatchNorm(cout, cfg.bn_momentum) for _ in range(cfg.convs_per_block)])
+        self.norms = nn.ModuleList([BatchNorm(cout * k, cfg.bn_momentum) for _ in range(cfg.convs_per_block)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.activ(self.norms[0](self.pool(self.convs[0](x))))
@@ -51,20 +55,25 @@ class ConvBlock(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, cfg: TrainConfig):
+    """k independent networks packed as grouped convolutions: input (B, 3k, H, W) holds k batches
+    side by side in channels, output (B, k, 10) one set of logits per network. k=1 is airbench."""
+
+    def __init__(self, cfg: TrainConfig, k: int = 1):
         super().__init__()
         w1, w2, w3 = cfg.widths
-        self.whiten = nn.Conv2d(3, WHITEN_WIDTH, WHITEN_KERNEL, padding=0, bias=True)
+        self.k = k
+        self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
         self.whiten.weight.requires_grad = not cfg.whiten
         self.activ = nn.GELU()
-        self.blocks = nn.Sequential(ConvBlock(WHITEN_WIDTH, w1, cfg), ConvBlock(w1, w2, cfg), ConvBlock(w2, w3, cfg))
+        self.blocks = nn.Sequential(ConvBlock(WHITEN_WIDTH, w1, cfg, k), ConvBlock(w1, w2, cfg, k),
+                                    ConvBlock(w2, w3, cfg, k))
         self.pool = nn.MaxPool2d(3)
-        self.head = nn.Linear(w3, 10, bias=False)
+        self.head = nn.Conv2d(w3 * k, 10 * k, 1, bias=False, groups=k)    # a linear layer per network
         self.logit_scale = cfg.logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.blocks(self.activ(self.whiten(x))))
-        return self.head(x.flatten(1)) * self.logit_scale
+        x = self.head(self.pool(self.blocks(self.activ(self.whiten(x)))))
+        return x.view(len(x), self.k, 10) * self.logit_scale
 
 
 def patch_covariance(images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
@@ -89,18 +98,49 @@ def whitening_weights(cov: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.cat([filters, -filters])
 
 
-def make_net(cfg: TrainConfig, init_seed: int, whiten_images: torch.Tensor | None,
-             device: torch.device, half: bool) -> Net:
-    """Build on CPU under its own generator (so init depends only on ``init_seed``), then move."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        net = Net(cfg)
+def init_state(cfg: TrainConfig, init_seeds: list[int], whiten_images: torch.Tensor | None) -> dict:
+    """Initial weights of len(init_seeds) networks, each built on the CPU under its own seed (so a
+    network's init depends on its seed alone), packed along dim 0 in grouped-conv layout."""
+    states = []
+    for seed in init_seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            states.append(Net(cfg).state_dict())
+    packed = {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
     if cfg.whiten and whiten_images is not None:
-        net.whiten.weight.data.copy_(whitening_weights(patch_covariance(whiten_images), cfg.whiten_eps))
-    net = net.to(device)
-    if half:
-        net = net.half().to(memory_format=torch.channels_last)
-        for m in net.modules():
-            if isinstance(m, BatchNorm):
-                m.float()
-    return net
+        w = whitening_weights(patch_covariance(whiten_images), cfg.whiten_eps).to(packed["whiten.weight"].dtype)
+        packed["whiten.weight"] = w.cpu().repeat(len(init_seeds), 1, 1, 1)
+    return packed
+
+
+def structure_key(cfg: TrainConfig, k: int) -> tuple:
+    """Configs with equal keys build identical modules, so one (compiled) module can serve them all."""
+    return (cfg.widths, cfg.convs_per_block, cfg.bn_momentum, cfg.logit_scale, cfg.whiten, k)
+
+
+class NetPool:
+    """Long-lived networks (one per structure), re-initialized in place for every run so that a
+    compiled module is compiled once per worker, not once per run."""
+
+    def __init__(self):
+        self.nets: dict[tuple, tuple[Net, nn.Module]] = {}
+
+    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool) -> tuple[Net, nn.Module]:
+        key = (*structure_key(cfg, k), str(device), half, compile)
+        if key not in self.nets:
+            net = Net(cfg, k).to(device)
+            if half:
+                net = net.half().to(memory_format=torch.channels_last)
+                for m in net.modules():
+                    if isinstance(m, BatchNorm):
+                        m.float()
+            self.nets[key] = (net, torch.compile(net) if compile else net)
+        return self.nets[key]
+
+
+def make_net(cfg: TrainConfig, init_seeds: list[int], whiten_images: torch.Tensor | None, device: torch.device,
+             half: bool, compile: bool = False, pool: NetPool | None = None) -> tuple[Net, nn.Module]:
+    """(module, callable) with fresh weights for each seed; ``callable`` is compiled when asked."""
+    net, forward = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile)
+    net.load_state_dict(init_state(cfg, init_seeds, whiten_images))   # copies into the existing tensors
+    return net, forward

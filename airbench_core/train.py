@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .data import Cifar10
 from .loader import TrainLoader, to_device_images
-from .net import make_net
+from .net import NetPool, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, total_steps
 from .tta import tta_logits
 
@@ -118,35 +118,55 @@ class Stopwatch:
 
 
 def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
-          save_logits: bool = False) -> RunResult:
+          save_logits: bool = False, compile: bool = False, pool: NetPool | None = None) -> RunResult:
     """Train one run from scratch and evaluate it at every TTA level."""
+    return train_many(config, [seed], data, device, save_logits, compile, pool)[0]
+
+
+def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData,
+               device: str | torch.device = "cpu", save_logits: bool = False, compile: bool = False,
+               pool: NetPool | None = None) -> list[RunResult]:
+    """Train len(seeds) runs of one config at once, packed as grouped convolutions so that every
+    kernel does all of their work; each run keeps its own init, data order and augmentation.
+
+    ``compile`` runs the training forward through torch.compile; ``pool`` keeps networks alive
+    between calls so that compilation happens once per worker. Times are per run (pack / k).
+    """
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
-    device = torch.device(device)
+    device, k = torch.device(device), len(seeds)
     if not isinstance(data, DeviceData):
         data = DeviceData.build(data, device, config.n_train, config.n_test)
     data = data.for_config(config)
     half = device.type == "cuda"
-    seeds = {s: getattr(config, f"{s}_seed") if getattr(config, f"{s}_seed") is not None else derive_seed(seed, s)
-             for s in ("init", "order", "aug")}
-    gens = {s: torch.Generator(device=device).manual_seed(v) for s, v in seeds.items() if s != "init"}
-    loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip,
-                         config.translate, config.cutout, gens["order"], gens["aug"])
-    steps = total_steps(config, loader.steps_per_epoch)
+
+    def stream_seed(seed: int, stream: str) -> int:
+        pinned = getattr(config, f"{stream}_seed")
+        return pinned if pinned is not None else derive_seed(seed, stream)
+
+    loaders = [TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
+                           config.cutout, torch.Generator(device=device).manual_seed(stream_seed(s, "order")),
+                           torch.Generator(device=device).manual_seed(stream_seed(s, "aug"))) for s in seeds]
+    steps_per_epoch = loaders[0].steps_per_epoch
+    steps = total_steps(config, steps_per_epoch)
     clock = Stopwatch(device)
 
     with clock:  # whitening is fitted from data, so it counts as training time
         whiten_images = data.train_images[data.whiten_order[: config.whiten_samples]]
-        net = make_net(config, seeds["init"], whiten_images, device, half)
+        net, forward = make_net(config, [stream_seed(s, "init") for s in seeds], whiten_images, device, half,
+                                compile, pool)
         optimizer = make_optimizer(net, config)
         lookahead = Lookahead(net) if config.lookahead else None
 
     step = 0
-    for epoch in range(math.ceil(steps / loader.steps_per_epoch)):
+    for epoch in range(math.ceil(steps / steps_per_epoch)):
         with clock:
             net.train()
             net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
-            for inputs, labels in loader.epoch(epoch):
-                loss = F.cross_entropy(net(inputs), labels, label_smoothing=config.label_smoothing, reduction="sum")
+            for batches in zip(*(loader.epoch(epoch) for loader in loaders)):
+                inputs = torch.cat([x for x, _ in batches], dim=1) if k > 1 else batches[0][0]
+                labels = torch.stack([y for _, y in batches], dim=1)
+                loss = F.cross_entropy(forward(inputs).flatten(0, 1), labels.flatten(),
+                                       label_smoothing=config.label_smoothing, reduction="sum")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -160,16 +180,17 @@ def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: st
             if lookahead and step >= steps:
                 lookahead.update(1.0)   # the averaged weights are the final weights
 
-    logits = tta_logits(net, data.test_images, batch=2000 if device.type == "cuda" else 250)
-    predictions = torch.stack([lg.argmax(1) for lg in logits]).to(torch.uint8).cpu().numpy()
+    test_inputs = data.test_images.repeat(1, k, 1, 1) if k > 1 else data.test_images
+    logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))     # 3, n, k, 10
+    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()                          # 3, n, k
     labels = data.test_labels.cpu().numpy()
-    accuracy = tuple(float((p == labels).mean()) for p in predictions)
-    return RunResult(
-        config=config, seed=int(seed), accuracy=accuracy, train_seconds=clock.seconds,
-        wall_seconds=time.perf_counter() - wall0, epochs=steps / loader.steps_per_epoch, steps=steps,
-        predictions=predictions,
-        logits=torch.stack(logits).half().cpu().numpy() if save_logits else None,
-        env=run_environment(device, started))
+    env = {**run_environment(device, started), "packed": k, "compiled": bool(compile)}
+    wall = (time.perf_counter() - wall0) / k
+    return [RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions[:, :, g]),
+                      train_seconds=clock.seconds / k, wall_seconds=wall, epochs=steps / steps_per_epoch, steps=steps,
+                      predictions=np.ascontiguousarray(predictions[:, :, g]),
+                      logits=logits[:, :, g].half().cpu().numpy() if save_logits else None, env=env)
+            for g, seed in enumerate(seeds)]
 
 
 def run_environment(device: torch.device, started: datetime) -> dict:

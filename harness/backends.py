@@ -16,6 +16,15 @@ from .worker import Outcome, RunWorker, resolve_device
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
+def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
+    """The next run and up to k-1 queued runs of the same config, to train packed together."""
+    first = queue.popleft()
+    pack = [first] + [s for s in list(queue) if s.cell.config == first.cell.config][: k - 1]
+    for s in pack[1:]:
+        queue.remove(s)
+    return pack
+
+
 class BackendError(Exception):
     """The cluster or device cannot run this campaign; one line for the user."""
 
@@ -25,9 +34,10 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool):
-        self.args = (data_source, cache_dir, device)
-        self.save_logits = save_logits
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
+                 pack: int = 1, compile: bool = False):
+        self.args = (data_source, cache_dir, device, None, compile)
+        self.save_logits, self.pack = save_logits, pack
         self.worker: RunWorker | None = None
 
     def has_gpu(self) -> bool:
@@ -40,7 +50,7 @@ class LocalBackend:
         if self.worker is None:
             self.worker = RunWorker(*self.args)
         while queue:
-            yield self.worker.run(queue.popleft(), self.save_logits)
+            yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
 
     def stop(self) -> None:
         self.worker = None
@@ -53,12 +63,12 @@ class RayBackend:
 
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
                  address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
-                 max_restarts: int = 3):
+                 pack: int = 1, compile: bool = False, max_restarts: int = 3):
         import ray
         self.ray = ray
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
-        self.max_restarts = max_restarts
+        self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
         self.started_here = False
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
@@ -94,7 +104,7 @@ class RayBackend:
             device, threads = "cpu" if self.device == "auto" else self.device, 1
         remote = self.ray.remote(RunWorker).options(max_restarts=self.max_restarts,
                                                     max_task_retries=self.max_restarts, **options)
-        return remote.remote(self.data_source, self.cache_dir, device, threads)
+        return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         ray = self.ray
@@ -104,21 +114,22 @@ class RayBackend:
         while queue or in_flight:
             while idle and queue:
                 actor = idle.pop()
-                spec = queue.popleft()
-                in_flight[actor.run.remote(spec, self.save_logits)] = (actor, spec)
+                pack = take_pack(queue, self.pack)
+                in_flight[actor.run.remote(pack, self.save_logits)] = (actor, pack)
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            actor, spec = in_flight.pop(ready[0])
+            actor, pack = in_flight.pop(ready[0])
             try:
-                outcome = ray.get(ready[0])
+                outcomes = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                 detail = str(exc).strip().splitlines()
-                outcome = Outcome(spec, None, f"worker died: {type(exc).__name__}: {detail[0] if detail else ''}", {})
+                error = f"worker died: {type(exc).__name__}: {detail[0] if detail else ''}"
+                outcomes = [Outcome(spec, None, error, {}) for spec in pack]
                 self.actors.remove(actor)
                 self.ray.kill(actor, no_restart=True)
                 actor = self._new_actor()
                 self.actors.append(actor)
             idle.append(actor)
-            yield outcome
+            yield from outcomes
 
     def stop(self) -> None:
         for actor in self.actors:

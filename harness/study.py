@@ -42,6 +42,11 @@ def build_parser() -> Parser:
                    help="where workers train (default auto: CUDA when a worker has a GPU)")
     p.add_argument("--backend", choices=("ray", "local"), default="ray",
                    help="ray: actors on a Ray cluster (default); local: in this process, no Ray")
+    p.add_argument("--pack", type=positive_int, default=1,
+                   help="train up to K runs of the same cell at once in one worker, as one packed network "
+                        "(grouped convolutions; same results as separate runs); default 1")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (compiled once per worker, reused for every run)")
     p.add_argument("--retries", type=int, default=2, help="extra attempts for a run that fails (default 2)")
     p.add_argument("--dry-run", action="store_true", help="print the grid (cells, runs, done, to do) and exit")
     p.add_argument("--save-logits", action="store_true", help="also store float16 logits per TTA level")
@@ -112,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def make_backend(args, data_source: str):
     if args.backend == "local":
-        return LocalBackend(data_source, args.cache_dir, args.device, args.save_logits)
+        return LocalBackend(data_source, args.cache_dir, args.device, args.save_logits, args.pack, args.compile)
     return RayBackend(data_source, args.cache_dir, args.device, args.save_logits, address=args.address,
-                      gpus_per_run=args.gpus_per_run, workers=args.workers)
+                      gpus_per_run=args.gpus_per_run, workers=args.workers, pack=args.pack, compile=args.compile)
 
 
 if __name__ == "__main__":

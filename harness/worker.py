@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from airbench_core import DeviceData, RunResult, load_cifar10, train
+from airbench_core import DeviceData, RunResult, load_cifar10
+from airbench_core.net import NetPool
+from airbench_core.train import train_many
 
 from .grid import RunSpec
 
@@ -32,7 +34,8 @@ class Outcome:
 
 
 class RunWorker:
-    def __init__(self, data_source: str, cache_dir: str | None, device: str, threads: int | None = None):
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, threads: int | None = None,
+                 compile: bool = False):
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
@@ -40,6 +43,8 @@ class RunWorker:
             raise RuntimeError("--device cuda, but this worker sees no CUDA device")
         self.data = load_cifar10(data_source, cache_dir)
         self.on_device: dict[tuple, DeviceData] = {}
+        self.compile = compile
+        self.pool = NetPool()     # networks (and their compiled forms) live as long as the worker
 
     def info(self) -> dict:
         """Where this worker runs: what the records keep to show how work was spread."""
@@ -55,15 +60,19 @@ class RunWorker:
             pass
         return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu)
 
-    def run(self, spec: RunSpec, save_logits: bool = False) -> Outcome:
-        """Train one run; a Python error comes back as a failed outcome, not an exception."""
-        subset = (spec.cell.config.n_train, spec.cell.config.n_test)
+    def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
+        """Train runs that share one config together (packed); a Python error comes back as
+        failed outcomes, not an exception, so the campaign can retry or record it."""
+        config = specs[0].cell.config
+        assert all(s.cell.config == config for s in specs), "a pack shares one config"
+        subset = (config.n_train, config.n_test)
         try:
             if subset not in self.on_device:
                 self.on_device[subset] = DeviceData.build(self.data, self.device, *subset)
-            result = train(spec.cell.config, spec.seed, self.on_device[subset], self.device, save_logits)
-            return Outcome(spec, result, None, self.info())
+            results = train_many(config, [s.seed for s in specs], self.on_device[subset], self.device,
+                                 save_logits, self.compile, self.pool)
+            return [Outcome(s, r, None, self.info()) for s, r in zip(specs, results)]
         except Exception as exc:
             last = traceback.format_exc(limit=-3).strip().splitlines()
-            return Outcome(spec, None, f"{type(exc).__name__}: {exc} | " + " / ".join(l.strip() for l in last[-3:]),
-                           self.info())
+            error = f"{type(exc).__name__}: {exc} | " + " / ".join(line.strip() for line in last[-3:])
+            return [Outcome(s, None, error, self.info()) for s in specs]

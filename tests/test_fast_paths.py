@@ -1,0 +1,82 @@
+"""Fast paths give the eager path's results: packed runs, torch.compile, and both through a worker."""
+from collections import deque
+
+import numpy as np
+import pytest
+import torch
+
+from airbench_core import DeviceData, train
+from airbench_core.net import NetPool
+from airbench_core.train import train_many
+from harness.backends import take_pack
+from harness.bench import bench_throughput, parse_mode
+from harness.grid import Cell, RunSpec
+
+from conftest import tiny_config
+
+CFG = tiny_config(n_train=2000, epochs=2.0, batch_size=200)
+
+
+@pytest.fixture(scope="module")
+def data(cifar):
+    return DeviceData.build(cifar, "cpu", CFG.n_train, CFG.n_test)
+
+
+@pytest.fixture(scope="module")
+def separate(data):
+    return [train(CFG, seed, data, save_logits=True) for seed in (4, 5, 6)]
+
+
+def test_packed_runs_equal_separate_runs(data, separate):
+    packed = train_many(CFG, [4, 5, 6], data, save_logits=True)
+    for one, many in zip(separate, packed):
+        assert one.seed == many.seed and many.env["packed"] == 3
+        assert np.array_equal(one.predictions, many.predictions)
+        assert np.allclose(one.logits.astype(float), many.logits.astype(float), atol=2e-3)
+        assert one.accuracy == many.accuracy
+    assert len({r.accuracy for r in packed}) > 1, "the packed runs are distinct runs"
+
+
+def test_compiled_training_matches_eager_and_compiles_once(data, separate):
+    from torch._dynamo.utils import counters
+    pool = NetPool()
+    first = train(CFG, 4, data, save_logits=True, compile=True, pool=pool)
+    graphs = counters["stats"]["unique_graphs"]
+    second = train(CFG, 5, data, save_logits=True, compile=True, pool=pool)
+    assert counters["stats"]["unique_graphs"] == graphs, "the second run reused the compiled graphs"
+    for eager, compiled in zip(separate, (first, second)):
+        assert compiled.env["compiled"]
+        agree = (eager.predictions == compiled.predictions).mean()
+        assert agree > 0.99
+        assert np.abs(eager.logits.astype(float) - compiled.logits.astype(float)).max() < 2e-2
+
+
+def test_take_pack_groups_runs_of_one_config():
+    a, b = Cell({"x": 1}, CFG), Cell({"x": 2}, CFG.replace(epochs=1.0))
+    queue = deque(RunSpec(c, s) for s in range(3) for c in (a, b))
+    first = take_pack(queue, 2)
+    assert [(s.cell.factors["x"], s.seed) for s in first] == [(1, 0), (1, 1)]
+    assert [(s.cell.factors["x"], s.seed) for s in queue] == [(2, 0), (2, 1), (1, 2), (2, 2)]
+
+
+def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
+    rows = bench_throughput(data_source, None, 2, ["eager", "pack2"], "cpu", "tiny")
+    assert [r["mode"] for r in rows] == ["eager", "pack2"]
+    assert all(r["runs"] == 2 and r["runs_per_hour"] > 0 for r in rows)
+    assert rows[0]["tta2"].value == rows[1]["tta2"].value
+    assert "runs/GPU-h" in capsys.readouterr().out
+    assert parse_mode("compile+pack4") == (True, 4)
+    with pytest.raises(ValueError):
+        parse_mode("turbo")
+
+
+def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
+    from harness import campaign, store
+    from harness.backends import LocalBackend
+    from studies import STUDIES
+    backend = LocalBackend(cifar.source, None, "cpu", False, pack=3)
+    summary = campaign.run(STUDIES["tta_variance"], "smoke", 3, tmp_path, cifar, backend, progress=False)
+    frame, preds = store.load(tmp_path)
+    assert summary.trained == 3 and len(frame) == 3 and frame["key"].is_unique
+    assert set(frame["packed"]) == {3} and sorted(frame["seed"]) == [0, 1, 2]
+    assert len({bytes(p) for p in preds[:, 2]}) == 3
