@@ -73,7 +73,7 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.pool(self.blocks(self.activ(self.whiten(x)))))
-        return x.view(len(x), self.k, 10) * self.logit_scale
+        return x.reshape(len(x), self.k, 10) * self.logit_scale
 
 
 def patch_covariance(images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:

@@ -39,6 +39,12 @@ def lr_multiplier(step: int, total: int, cfg: TrainConfig) -> float:
     return 1 + (cfg.lr_end - 1) * (step - peak) / max(total - peak, 1)
 
 
+def set_lr(optimizer: torch.optim.Optimizer, multiplier: float) -> None:
+    """Scale every group's base lr (a host float: no device synchronisation)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * multiplier
+
+
 def lookahead_decay(step: int, total: int) -> float:
     """d = 0.95^5 (step/total)^3: weak averaging early, strong near the end."""
     return 0.95**5 * (step / total) ** 3

@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .data import Cifar10
 from .loader import TrainLoader, to_device_images
 from .net import NetPool, make_net
-from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, total_steps
+from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
 from .tta import tta_logits
 
 
@@ -169,10 +169,9 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
                                        label_smoothing=config.label_smoothing, reduction="sum")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                set_lr(optimizer, lr_multiplier(step, steps, config))    # step i uses the schedule's value at i
                 optimizer.step()
                 step += 1
-                for group in optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * lr_multiplier(step, steps, config)
                 if lookahead and step % config.lookahead_every == 0:
                     lookahead.update(lookahead_decay(step, steps))
                 if step >= steps:
@@ -197,5 +196,6 @@ def run_environment(device: torch.device, started: datetime) -> dict:
     return dict(
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         torch_version=torch.__version__, cuda_version=torch.version.cuda or "",
-        cudnn_deterministic=bool(torch.backends.cudnn.deterministic), host=socket.gethostname(),
+        cudnn_deterministic=bool(torch.backends.cudnn.deterministic),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark), host=socket.gethostname(),
         started_at=started.isoformat(), ended_at=datetime.now(timezone.utc).isoformat())

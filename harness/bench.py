@@ -73,6 +73,7 @@ def bench_throughput(source: str | None, cache_dir: str | None, runs: int, modes
 
     from . import stats
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = device == "cuda"
     size = size if size != "auto" else ("full" if device == "cuda" else "tiny")
     cfg = preset("airbench94") if size == "full" else preset(
         "airbench94", n_train=1000, n_test=500, widths=(16, 32, 32), batch_size=100, epochs=1.0, whiten_samples=500)

@@ -39,8 +39,10 @@ class RunWorker:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda, but this worker sees no CUDA device")
+        if self.device == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError("--device cuda, but this worker sees no CUDA device")
+            torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
         self.data = load_cifar10(data_source, cache_dir)
         self.on_device: dict[tuple, DeviceData] = {}
         self.compile = compile

@@ -70,6 +70,28 @@ def test_lr_schedule_values():
     assert lr_multiplier(int(mid), total, cfg) == pytest.approx(1 - 0.93 * (int(mid) - peak) / (total - peak))
 
 
+def test_first_step_runs_at_the_schedules_starting_lr(monkeypatch):
+    """The lr in force at each optimizer step is the schedule's value at that step (0.2x at step 0)."""
+    from airbench_core import train
+    from airbench_core.data import Cifar10
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[1]["lr"] / self.param_groups[1]["base_lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    rng = np.random.default_rng(0)
+    fake = Cifar10(rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 200),
+                   rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 50), "fake", "fake")
+    cfg = preset("airbench94", widths=(8, 8, 8), batch_size=20, epochs=2.0, whiten_samples=100)
+    train(cfg, 0, fake)
+    assert len(seen) == 20
+    assert seen == pytest.approx([lr_multiplier(i, 20, cfg) for i in range(20)])
+    assert seen[0] == pytest.approx(0.2)
+
+
 def test_optimizer_hyperparameters_are_decoupled():
     cfg = preset("airbench94")
     opt = make_optimizer(Net(cfg), cfg)
