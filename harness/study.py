@@ -91,17 +91,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{study.name} ({args.preset} preset) on {data.description}, output {out}")
             print(plan.describe())
             return 0
-        backend = make_backend(args, data.source)
-        if args.preset == "full" and args.device != "cpu" and not backend.has_gpu():
+        if not plan.todo:
+            backend = None
+        else:
+            backend = make_backend(args, data.source)
+        if backend and args.preset == "full" and args.device != "cpu" and not backend.has_gpu():
             backend.stop()
             raise UserError("no GPU in reach for the full preset: use --preset smoke to run small "
                             "configurations on the CPU, or --address to join a cluster with GPUs")
     except (UserError, DataError, BackendError, store.StoreError) as exc:
         return fail(str(exc))
-    print(f"{study.name} ({args.preset}): {len(plan.todo)} runs to train, {len(plan.done)} already done, "
-          f"{backend.slots()} {backend.name} worker(s); results in {out}", file=sys.stderr)
-    summary = campaign.run(study, args.preset, args.seeds, out, data, backend, retries=args.retries)
-    print(summary.line(), file=sys.stderr)
+    if backend is None:
+        print(f"{study.name} ({args.preset}): all {len(plan.specs)} runs already in {out}; nothing to train",
+              file=sys.stderr)
+        summary = campaign.Summary(planned=len(plan.specs), skipped=len(plan.done))
+    else:
+        print(f"{study.name} ({args.preset}): {len(plan.todo)} runs to train, {len(plan.done)} already done, "
+              f"{backend.slots()} {backend.name} worker(s); results in {out}", file=sys.stderr)
+        summary = campaign.run(study, args.preset, args.seeds, out, data, backend, retries=args.retries)
+        print(summary.line(), file=sys.stderr)
     if summary.interrupted:
         print(f"stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
         return 130
