@@ -11,6 +11,8 @@ import io
 import os
 import pickle
 import tarfile
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,23 +234,17 @@ def _decode_tar(path: Path) -> dict:
                 key = _split_member(member.name)
                 if key and member.isfile():
                     items.append((*key, tar.extractfile(member).read()))
-    except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(f"{path}: truncated or corrupt archive ({type(exc).__name__}); "
                         f"expected a complete .tar.gz of train/ and test/ class folders") from None
     return _assemble(items, path)
 
 
 def _decode_tar_batches(tar: tarfile.TarFile, path: Path) -> dict:
-    """cifar-10-python.tar.gz as torchvision downloads it: unpack next to the cache and read."""
-    import tempfile
+    """cifar-10-python.tar.gz as torchvision downloads it: unpack to a temporary folder and read."""
     with tempfile.TemporaryDirectory() as tmp:
         for member in tar.getmembers():
             if member.isfile() and Path(member.name).name.startswith(("data_batch_", "test_batch")):
                 target = Path(tmp) / Path(member.name).name
                 target.write_bytes(tar.extractfile(member).read())
         return _decode_batches(Path(tmp))
-
-
-def zlib_error() -> type:
-    import zlib
-    return zlib.error

@@ -67,6 +67,15 @@ def test_batches_folder_and_its_parent_both_load(tmp_path):
         assert d.train_images.shape == (20, 32, 32, 3) and list(d.test_labels) == [0, 1, 2, 3]
 
 
+def test_cifar_python_tar_gz_as_distributed_loads(tmp_path):
+    folder = write_batches(tmp_path / "src" / "cifar-10-batches-py")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    d = load(archive, tmp_path, counts=(20, 4))
+    assert d.train_images.shape == (20, 32, 32, 3) and d.description == "CIFAR-10"
+
+
 def test_real_jpeg_copy_loads_in_well_under_a_second_from_cache(cifar, data_source):
     import time
     t0 = time.perf_counter()

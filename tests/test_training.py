@@ -42,3 +42,15 @@ def test_tiny_configuration_learns_real_images_quickly(cifar):
     assert result.logits.shape == (3, 1000, 10)
     assert 0 < result.train_seconds <= result.wall_seconds
     assert result.env["device_name"] == "cpu" and result.env["torch_version"]
+
+
+def test_gpu_check_command_rejects_bad_input(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+    for args, message in ((["--data", str(tmp_path / "none.tar.gz")], "no such file"),
+                          (["--runs", "0", "--data", str(tmp_path)], "--runs must be at least 1")):
+        r = subprocess.run([sys.executable, "-m", "airbench_core.check", *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr
