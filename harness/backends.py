@@ -64,7 +64,10 @@ class RayBackend:
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
                  address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
                  pack: int = 1, compile: bool = False, max_restarts: int = 3):
-        import ray
+        try:
+            import ray
+        except ImportError:
+            raise BackendError("Ray is not installed here: pip install 'ray>=2.9', or pass --backend local") from None
         self.ray = ray
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers

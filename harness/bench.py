@@ -101,7 +101,8 @@ def bench_throughput(source: str | None, cache_dir: str | None, runs: int, modes
                          peak_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")))
         print(f"  {mode}: done in {wall:.1f}s", flush=True)
     base = next((r["runs_per_hour"] for r in rows if r["mode"] == "eager"), rows[0]["runs_per_hour"])
-    print(f"{'mode':<16} {'runs/GPU-h':>10} {'x eager':>8} {'train s/run':>11} {'wall s/run':>10} "
+    unit = "runs/GPU-h" if device == "cuda" else "runs/h"
+    print(f"{'mode':<16} {unit:>10} {'x eager':>8} {'train s/run':>11} {'wall s/run':>10} "
           f"{'TTA-2 mean % [95% CI]':>26} {'peak GB':>8} {'warm-up s':>9}")
     for r in rows:
         a = r["tta2"]

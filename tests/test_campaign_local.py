@@ -32,3 +32,17 @@ def test_a_run_that_keeps_failing_is_recorded_and_the_campaign_goes_on(cifar, tm
     again = campaign.run(study, "smoke", 2, tmp_path, cifar, LocalBackend(cifar.source, None, "cpu", False),
                          retries=0, progress=False)
     assert (again.trained, again.skipped, again.failed) == (0, 2, 2), "failed runs are retried on resume"
+
+
+def test_local_backend_needs_no_ray_and_ray_backend_says_how_to_do_without(monkeypatch, tmp_path, data_source,
+                                                                          capsys):
+    import sys
+
+    from harness.study import main
+    monkeypatch.setitem(sys.modules, "ray", None)          # as on a GPU box without Ray: import fails
+    args = ["tta_variance", "--seeds", "1", "--preset", "smoke", "--data", data_source, "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    assert "pass --backend local" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    assert main([*args, "--out", str(tmp_path / "b"), "--backend", "local"]) == 0
+    assert len(store.load(tmp_path / "b")[0]) == 1
