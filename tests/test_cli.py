@@ -124,3 +124,21 @@ def _group_alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path, data_source):
+    out = tmp_path / "camp"
+    args = [sys.executable, "-m", "harness.study", "tta_variance", "--seeds", "12", *SMOKE, "--out", str(out),
+            "--data", data_source, "--workers", "2", "--no-report"]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list((out / "runs").glob("*.parquet"))) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "rerun the same command to resume" in err
+    frame, _ = store.load(out)
+    assert 2 <= len(frame) < 12 and frame["key"].is_unique
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name], "no half-written record"
