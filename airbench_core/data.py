@@ -61,7 +61,7 @@ def load_cifar10(source: str | os.PathLike | None = None, cache_dir: str | os.Pa
     if source == "download":
         path = _download(cache)
     else:
-        path = Path(source).expanduser()
+        path = Path(source).expanduser().absolute()    # workers started elsewhere find it too
         if not path.exists():
             raise DataError(f"{path}: no such file or folder (expected a CIFAR-10 tree, .tar.gz, "
                             f"cifar-10-batches-py folder, or 'download')")
