@@ -163,8 +163,11 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
             net.train()
             net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
             for batches in zip(*(loader.epoch(epoch) for loader in loaders)):
-                inputs = torch.cat([x for x, _ in batches], dim=1) if k > 1 else batches[0][0]
-                labels = torch.stack([y for _, y in batches], dim=1)
+                if k == 1:                                   # plain airbench: no extra copies
+                    inputs, labels = batches[0][0], batches[0][1].unsqueeze(1)
+                else:
+                    inputs = torch.cat([x for x, _ in batches], dim=1)
+                    labels = torch.stack([y for _, y in batches], dim=1)
                 loss = F.cross_entropy(forward(inputs).flatten(0, 1), labels.flatten(),
                                        label_smoothing=config.label_smoothing, reduction="sum")
                 optimizer.zero_grad(set_to_none=True)
