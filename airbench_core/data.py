@@ -67,11 +67,12 @@ def load_cifar10(source: str | os.PathLike | None = None, cache_dir: str | os.Pa
                             f"cifar-10-batches-py folder, or 'download')")
     cached = cache / "decoded" / f"{path.name}-{_fingerprint(path)}-{_CACHE_FORMAT}.npz"
     arrays = _read_cache(cached)
-    if arrays is None:
+    fresh = arrays is None
+    if fresh:
         arrays = _decode(path)
-        _validate(arrays, path, expected_counts)
-        _write_cache(cached, arrays)
     _validate(arrays, path, expected_counts)
+    if fresh:
+        _write_cache(cached, arrays)     # only data that passed validation is cached
     jpeg = bool(arrays.pop("is_jpeg", np.zeros(1))[0])
     description = "CIFAR-10 (JPEG copy)" if jpeg else "CIFAR-10"
     return Cifar10(arrays["train_images"], arrays["train_labels"].astype(np.int64),

@@ -75,11 +75,9 @@ class RayBackend:
         self.started_here = False
         if not ray.is_initialized():
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
+            where = dict(address=address) if address else dict(include_dashboard=False)  # resources: Ray's own
             try:
-                if address:
-                    ray.init(address=address, runtime_env=env, log_to_driver=False, logging_level="ERROR")
-                else:
-                    ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, logging_level="ERROR")
+                ray.init(runtime_env=env, log_to_driver=False, logging_level="ERROR", **where)
             except Exception as exc:
                 raise BackendError(f"could not {'join Ray at ' + address if address else 'start Ray'}: "
                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
