@@ -36,6 +36,8 @@ class TrainConfig:
     identity_init: bool = True
     lookahead: bool = True
     lookahead_every: int = 5
+    lookahead_start_epoch: int = 0   # airbench96: the average starts at the first boundary of epoch 3
+    lookahead_copyback: bool = False # airbench96: once started, every epoch ends with current <- avg
     tta_level: int = 2               # the headline level; all three are always measured
     # LR schedule: linear warmup_start -> 1 over warmup_frac of steps, then linear to end
     lr_warmup_frac: float = 0.23
@@ -60,6 +62,8 @@ class TrainConfig:
             problems.append("epochs and batch_size must be positive")
         if self.convs_per_block not in (2, 3):
             problems.append("convs_per_block must be 2 or 3")
+        if self.lookahead_start_epoch < 0 or self.lookahead_every < 1:
+            problems.append("lookahead_start_epoch must be 0 or more and lookahead_every at least 1")
         if len(self.widths) != 3:
             problems.append("widths must have three entries")
         if problems:
@@ -90,7 +94,7 @@ PRESETS: dict[str, TrainConfig] = {
     "airbench94": TrainConfig(),
     "airbench95": TrainConfig(epochs=15.0, lr=10.0, widths=(128, 384, 384)),
     "airbench96": TrainConfig(epochs=40.0, lr=9.0, widths=(128, 512, 512), convs_per_block=3,
-                              cutout=12, translate=4),
+                              cutout=12, translate=4, lookahead_start_epoch=3, lookahead_copyback=True),
 }
 
 

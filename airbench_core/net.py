@@ -1,6 +1,8 @@
 """The airbench network: frozen patch-whitening conv, three conv blocks, a scaled linear head."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -35,7 +37,8 @@ class Conv(nn.Conv2d):
 
 
 class ConvBlock(nn.Module):
-    """conv -> pool -> BN -> GELU -> conv -> BN -> GELU, plus a residual third conv when asked."""
+    """conv -> pool -> BN -> GELU -> conv -> BN -> GELU. With three convs (airbench96) a residual
+    spans the second and third: r = x; x = GELU(BN(conv2 x)); x = GELU(BN(conv3 x)); out = x + r."""
 
     def __init__(self, cin: int, cout: int, cfg: TrainConfig, k: int = 1):
         super().__init__()
@@ -47,11 +50,10 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.activ(self.norms[0](self.pool(self.convs[0](x))))
-        x = self.activ(self.norms[1](self.convs[1](x)))
-        if len(self.convs) == 3:
-            x0 = x
-            x = self.activ(self.norms[2](self.convs[2](x)) + x0)
-        return x
+        residual = x
+        for conv, norm in zip(self.convs[1:], self.norms[1:]):
+            x = self.activ(norm(conv(x)))
+        return x + residual if len(self.convs) == 3 else x
 
 
 class Net(nn.Module):
@@ -64,6 +66,7 @@ class Net(nn.Module):
         self.k = k
         self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
         self.whiten.weight.requires_grad = not cfg.whiten
+        nn.init.zeros_(self.whiten.bias)     # after the default init, so every other layer's init is unchanged
         self.activ = nn.GELU()
         self.blocks = nn.Sequential(ConvBlock(WHITEN_WIDTH, w1, cfg, k), ConvBlock(w1, w2, cfg, k),
                                     ConvBlock(w2, w3, cfg, k))
@@ -98,7 +101,7 @@ def whitening_weights(cov: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.cat([filters, -filters])
 
 
-def init_state(cfg: TrainConfig, init_seeds: list[int], whiten_images: torch.Tensor | None) -> dict:
+def init_state(cfg: TrainConfig, init_seeds: list[int]) -> dict:
     """Initial weights of len(init_seeds) networks, each built on the CPU under its own seed (so a
     network's init depends on its seed alone), packed along dim 0 in grouped-conv layout."""
     states = []
@@ -106,11 +109,7 @@ def init_state(cfg: TrainConfig, init_seeds: list[int], whiten_images: torch.Ten
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             states.append(Net(cfg).state_dict())
-    packed = {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
-    if cfg.whiten and whiten_images is not None:
-        w = whitening_weights(patch_covariance(whiten_images), cfg.whiten_eps).to(packed["whiten.weight"].dtype)
-        packed["whiten.weight"] = w.cpu().repeat(len(init_seeds), 1, 1, 1)
-    return packed
+    return {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
 
 
 def structure_key(cfg: TrainConfig, k: int) -> tuple:
@@ -118,14 +117,32 @@ def structure_key(cfg: TrainConfig, k: int) -> tuple:
     return (cfg.widths, cfg.convs_per_block, cfg.bn_momentum, cfg.logit_scale, cfg.whiten, k)
 
 
+@dataclass
+class PooledNet:
+    """A long-lived network, its (compiled) forward, and the requires_grad flags it was built with."""
+
+    net: Net
+    forward: nn.Module
+    fresh_requires_grad: dict[str, bool]
+
+    def reset(self, state: dict) -> None:
+        """Make the network indistinguishable from a freshly built one holding ``state``: weights and
+        buffers (BatchNorm statistics and counters), requires_grad flags, gradients and train mode."""
+        self.net.load_state_dict(state)          # copies into the existing tensors (dtype kept)
+        for name, p in self.net.named_parameters():
+            p.requires_grad_(self.fresh_requires_grad[name])
+            p.grad = None
+        self.net.train()
+
+
 class NetPool:
     """Long-lived networks (one per structure), re-initialized in place for every run so that a
     compiled module is compiled once per worker, not once per run."""
 
     def __init__(self):
-        self.nets: dict[tuple, tuple[Net, nn.Module]] = {}
+        self.nets: dict[tuple, PooledNet] = {}
 
-    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool) -> tuple[Net, nn.Module]:
+    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool) -> PooledNet:
         key = (*structure_key(cfg, k), str(device), half, compile)
         if key not in self.nets:
             net = Net(cfg, k).to(device)
@@ -134,13 +151,23 @@ class NetPool:
                 for m in net.modules():
                     if isinstance(m, BatchNorm):
                         m.float()
-            self.nets[key] = (net, torch.compile(net) if compile else net)
+            flags = {name: p.requires_grad for name, p in net.named_parameters()}
+            self.nets[key] = PooledNet(net, torch.compile(net) if compile else net, flags)
         return self.nets[key]
 
 
-def make_net(cfg: TrainConfig, init_seeds: list[int], whiten_images: torch.Tensor | None, device: torch.device,
-             half: bool, compile: bool = False, pool: NetPool | None = None) -> tuple[Net, nn.Module]:
-    """(module, callable) with fresh weights for each seed; ``callable`` is compiled when asked."""
-    net, forward = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile)
-    net.load_state_dict(init_state(cfg, init_seeds, whiten_images))   # copies into the existing tensors
-    return net, forward
+def make_net(cfg: TrainConfig, init_seeds: list[int], device: torch.device, half: bool, compile: bool = False,
+             pool: NetPool | None = None) -> tuple[Net, nn.Module]:
+    """(module, callable) with fresh initial weights for each seed (whitening not yet fitted);
+    ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state."""
+    pooled = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile)
+    pooled.reset(init_state(cfg, init_seeds))
+    return pooled.net, pooled.forward
+
+
+@torch.no_grad()
+def fit_whitening(net: Net, cfg: TrainConfig, images: torch.Tensor) -> None:
+    """Set the frozen whitening filters of every packed network from the training images' patches."""
+    if cfg.whiten:
+        w = whitening_weights(patch_covariance(images), cfg.whiten_eps)
+        net.whiten.weight.copy_(w.repeat(net.k, 1, 1, 1))

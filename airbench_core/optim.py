@@ -62,3 +62,8 @@ class Lookahead:
         """avg <- decay * avg + (1 - decay) * live; live <- avg (two foreach kernels)."""
         torch._foreach_lerp_(self.avg, self.live, 1 - decay)
         torch._foreach_copy_(self.live, self.avg)
+
+    @torch.no_grad()
+    def copy_back(self) -> None:
+        """live <- avg, leaving the average as it is."""
+        torch._foreach_copy_(self.live, self.avg)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .data import Cifar10
 from .loader import TrainLoader, to_device_images
-from .net import NetPool, make_net
+from .net import NetPool, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
 from .tta import tta_logits
 
@@ -25,8 +25,9 @@ class RunResult:
     config: TrainConfig
     seed: int
     accuracy: tuple[float, float, float]          # TTA level 0, 1, 2
-    train_seconds: float                          # CUDA events on GPU, evaluation excluded
-    wall_seconds: float
+    train_seconds: float                          # whitening fit + training epochs (CUDA events on GPU)
+    eval_seconds: float                           # the final TTA evaluation of the test set
+    wall_seconds: float                           # the whole call, host clock, per run
     epochs: float
     steps: int
     predictions: np.ndarray                       # uint8 (3, n_test): predicted class per TTA level
@@ -148,18 +149,16 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
                            torch.Generator(device=device).manual_seed(stream_seed(s, "aug"))) for s in seeds]
     steps_per_epoch = loaders[0].steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
-    clock = Stopwatch(device)
-
-    with clock:  # whitening is fitted from data, so it counts as training time
-        whiten_images = data.train_images[data.whiten_order[: config.whiten_samples]]
-        net, forward = make_net(config, [stream_seed(s, "init") for s in seeds], whiten_images, device, half,
-                                compile, pool)
-        optimizer = make_optimizer(net, config)
-        lookahead = Lookahead(net) if config.lookahead else None
+    net, forward = make_net(config, [stream_seed(s, "init") for s in seeds], device, half, compile, pool)
+    optimizer = make_optimizer(net, config)
+    train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
+    with train_clock:  # whitening is fitted from data, so it counts as training time (as in the paper)
+        fit_whitening(net, config, data.train_images[data.whiten_order[: config.whiten_samples]])
+    lookahead = Lookahead(net) if config.lookahead and config.lookahead_start_epoch == 0 else None
 
     step = 0
     for epoch in range(math.ceil(steps / steps_per_epoch)):
-        with clock:
+        with train_clock:
             net.train()
             net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
             for batches in zip(*(loader.epoch(epoch) for loader in loaders)):
@@ -175,21 +174,26 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
                 set_lr(optimizer, lr_multiplier(step, steps, config))    # step i uses the schedule's value at i
                 optimizer.step()
                 step += 1
-                if lookahead and step % config.lookahead_every == 0:
-                    lookahead.update(lookahead_decay(step, steps))
+                if config.lookahead and step % config.lookahead_every == 0:
+                    if lookahead is None and epoch >= config.lookahead_start_epoch:
+                        lookahead = Lookahead(net)           # a late start copies the weights into the average
+                    elif lookahead is not None:
+                        lookahead.update(lookahead_decay(step, steps))
                 if step >= steps:
                     break
-            if lookahead and step >= steps:
-                lookahead.update(1.0)   # the averaged weights are the final weights
+            if lookahead is not None and (step >= steps or config.lookahead_copyback):
+                lookahead.copy_back()   # the averaged weights are the final weights (airbench96: every epoch's)
 
-    test_inputs = data.test_images.repeat(1, k, 1, 1) if k > 1 else data.test_images
-    logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))     # 3, n, k, 10
+    with eval_clock:
+        test_inputs = data.test_images.repeat(1, k, 1, 1) if k > 1 else data.test_images
+        logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))     # 3, n, k, 10
     predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()                          # 3, n, k
     labels = data.test_labels.cpu().numpy()
     env = {**run_environment(device, started), "packed": k, "compiled": bool(compile)}
     wall = (time.perf_counter() - wall0) / k
     return [RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions[:, :, g]),
-                      train_seconds=clock.seconds / k, wall_seconds=wall, epochs=steps / steps_per_epoch, steps=steps,
+                      train_seconds=train_clock.seconds / k,
+                      eval_seconds=eval_clock.seconds / k, wall_seconds=wall, epochs=steps / steps_per_epoch, steps=steps,
                       predictions=np.ascontiguousarray(predictions[:, :, g]),
                       logits=logits[:, :, g].half().cpu().numpy() if save_logits else None, env=env)
             for g, seed in enumerate(seeds)]

@@ -47,7 +47,7 @@ def base_record(spec: RunSpec, context: dict) -> dict:
 def run_record(spec: RunSpec, result: RunResult, worker: dict, context: dict) -> dict:
     row = base_record(spec, context)
     row.update({f"acc_tta{i}": a for i, a in enumerate(result.accuracy)})
-    row.update(train_seconds=result.train_seconds, wall_seconds=result.wall_seconds,
+    row.update(train_seconds=result.train_seconds, eval_seconds=result.eval_seconds, wall_seconds=result.wall_seconds,
                epochs_trained=result.epochs, steps=result.steps, n_test=int(result.predictions.shape[1]),
                code_version=code_version())
     row.update(result.env)

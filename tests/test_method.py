@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from airbench_core import preset
-from airbench_core.net import Net, make_net, patch_covariance, whitening_weights
+from airbench_core.net import Net, fit_whitening, make_net, patch_covariance, whitening_weights
 from airbench_core.optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, total_steps
 from airbench_core.tta import tta_logits
 
@@ -32,13 +32,14 @@ def test_whitening_filters_decorrelate_the_patches_they_were_fitted_on():
 
 def test_whitening_conv_is_frozen_and_identity_init_is_dirac():
     cfg = preset("airbench94", widths=(32, 32, 32))
-    net, _ = make_net(cfg, [0], torch.randn(20, 3, 32, 32), torch.device("cpu"), half=False)
+    net, _ = make_net(cfg, [0], torch.device("cpu"), half=False)
+    fit_whitening(net, cfg, torch.randn(20, 3, 32, 32))
     assert not net.whiten.weight.requires_grad and net.whiten.bias.requires_grad
     w = net.blocks[0].convs[0].weight.data
     expected = torch.zeros(24, 24, 3, 3)
     nn.init.dirac_(expected)
     assert torch.equal(w[:24], expected)
-    plain, _ = make_net(cfg.replace(identity_init=False, whiten=False), [0], None, torch.device("cpu"), half=False)
+    plain, _ = make_net(cfg.replace(identity_init=False, whiten=False), [0], torch.device("cpu"), half=False)
     assert not torch.equal(plain.blocks[0].convs[0].weight.data[:24], expected)
     assert plain.whiten.weight.requires_grad
 
