@@ -2,6 +2,7 @@
 
     python -m harness.bench analysis [--runs 2400] [--examples 10000]
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
+    python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def bench_analysis(runs: int, examples: int) -> None:
 
 
 REFERENCE_RUNS_PER_GPU_HOUR = 1590   # DESIGN.md section 7: the paper's airbench94 script on one H200
+# A CPU-sized airbench94 for benchmarks' plumbing: seconds per run on a laptop core.
+TINY = dict(n_train=1000, n_test=500, widths=(16, 32, 32), batch_size=100, epochs=1.0, whiten_samples=500)
 
 
 def parse_mode(mode: str) -> tuple[bool, int]:
@@ -75,8 +78,7 @@ def bench_throughput(source: str | None, cache_dir: str | None, runs: int, modes
     device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = device == "cuda"
     size = size if size != "auto" else ("full" if device == "cuda" else "tiny")
-    cfg = preset("airbench94") if size == "full" else preset(
-        "airbench94", n_train=1000, n_test=500, widths=(16, 32, 32), batch_size=100, epochs=1.0, whiten_samples=500)
+    cfg = preset("airbench94") if size == "full" else preset("airbench94", **TINY)
     data = DeviceData.build(load_cifar10(source, cache_dir), device, cfg.n_train, cfg.n_test)
     parsed = {m: parse_mode(m) for m in modes}
     print(f"throughput: airbench94 ({size}) on {device} "
@@ -130,15 +132,38 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     t.add_argument("--size", choices=("auto", "full", "tiny"), default="auto",
                    help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
+    g = sub.add_parser("acceptance", help="a GPU machine's acceptance: airbench94 alternating vs random flip "
+                       "(accuracy, paired difference, seconds) plus every throughput mode; prints and writes JSON")
+    g.add_argument("--data", help="CIFAR-10 source (default: $AIRBENCH_DATA, else download)")
+    g.add_argument("--cache-dir", help="cache for decoded arrays")
+    g.add_argument("--runs", type=positive_int, default=40, help="runs per flip mode, interleaved (default 40)")
+    g.add_argument("--throughput-runs", type=positive_int, default=12,
+                   help="timed runs per throughput mode after its warm-up (default 12)")
+    g.add_argument("--mode", nargs="*", default=["eager", "compile", "pack4", "compile+pack4"],
+                   help="throughput modes to time (default: eager compile pack4 compile+pack4; none to skip)")
+    g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    g.add_argument("--size", choices=("auto", "full", "tiny"), default="auto",
+                   help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
+    g.add_argument("--out", type=Path, default=Path("results/acceptance.json"),
+                   help="where the JSON goes (default results/acceptance.json)")
     args = p.parse_args(argv)
     if args.what == "analysis":
         bench_analysis(args.runs, args.examples)
         return 0
+    import torch
+
     from airbench_core import DataError
     try:
         for m in args.mode:
             parse_mode(m)
-        bench_throughput(args.data, args.cache_dir, args.runs, args.mode, args.device, args.size)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda, but no CUDA device is visible here")
+        if args.what == "acceptance":
+            from .acceptance import run_acceptance
+            run_acceptance(args.data, args.cache_dir, args.runs, args.device, args.size, args.mode,
+                           args.throughput_runs, args.out)
+        else:
+            bench_throughput(args.data, args.cache_dir, args.runs, args.mode, args.device, args.size)
     except (ValueError, DataError) as exc:
         return fail(str(exc))
     return 0

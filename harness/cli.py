@@ -4,19 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-USAGE_ERROR = 2
+from airbench_core.cli import USAGE_ERROR, Parser  # noqa: F401  (re-exported for the harness's commands)
 
 
 class UserError(Exception):
     """A mistake in what the user asked for; printed as one line, exit status 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but its errors are one line (no usage dump) and still exit 2."""
-
-    def error(self, message: str):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
 
 
 def positive_int(text: str) -> int:

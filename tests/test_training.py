@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from airbench_core import DeviceData, train
 from airbench_core.train import derive_seed
@@ -49,7 +50,11 @@ def test_gpu_check_command_rejects_bad_input(tmp_path):
 
     from helpers import ROOT
     for args, message in ((["--data", str(tmp_path / "none.tar.gz")], "no such file"),
-                          (["--runs", "0", "--data", str(tmp_path)], "--runs must be at least 1")):
+                          (["--runs", "0", "--data", str(tmp_path)], "--runs must be at least 1"),
+                          (["--device", "tpu"], "unknown device 'tpu'"),
+                          (["--device", "cuda:7"] if torch.cuda.is_available() else ["--device", "cuda"],
+                           "--device cuda")):
         r = subprocess.run([sys.executable, "-m", "airbench_core.check", *args], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
-        assert r.returncode == 2 and message in r.stderr
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -1,0 +1,45 @@
+"""The GPU acceptance command's plumbing, on the CPU with a tiny configuration: the numbers it
+prints and writes are the ones its own per-run records give."""
+import json
+
+import numpy as np
+from scipy import stats as st
+
+from harness.bench import main as bench_main
+
+
+def test_acceptance_writes_paired_differences_and_intervals_recomputable_from_its_runs(data_source, tmp_path,
+                                                                                      capsys):
+    out = tmp_path / "acceptance.json"
+    assert bench_main(["acceptance", "--data", data_source, "--runs", "3", "--device", "cpu",
+                       "--mode", "eager", "pack2", "--throughput-runs", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert sum(line.startswith("run ") for line in printed.splitlines()) == 6      # a line per run, as it goes
+    result = json.loads(out.read_text())
+    runs = result["runs"]
+    assert [(r["seed"], r["flip"]) for r in runs] == [(s, f) for s in range(3) for f in ("alternating", "random")]
+    for level in range(3):
+        alt = np.array([r[f"tta{level}"] for r in runs if r["flip"] == "alternating"])
+        rnd = np.array([r[f"tta{level}"] for r in runs if r["flip"] == "random"])
+        summary = result["accuracy"]["alternating"][f"tta{level}"]
+        half = st.t.ppf(0.975, 2) * alt.std(ddof=1) / np.sqrt(3)
+        assert np.isclose(summary["mean"], 100 * alt.mean()) and np.isclose(summary["high"], 100 * (alt.mean() + half))
+        assert np.isclose(summary["std"], 100 * alt.std(ddof=1))
+        d = alt - rnd                                 # paired by seed, not Welch
+        diff = result["alternating_minus_random"][f"tta{level}"]
+        half = st.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+        assert np.isclose(diff["mean"], 100 * d.mean()) and np.isclose(diff["low"], 100 * (d.mean() - half))
+    for key in ("train_s", "eval_s", "wall_s"):
+        assert np.isclose(result["seconds_per_run"][key], np.mean([r[key] for r in runs]))
+    assert all(r["train_s"] + r["eval_s"] <= r["wall_s"] for r in runs)
+    assert [t["mode"] for t in result["throughput"]] == ["eager", "pack2"]
+    assert result["throughput"][0]["tta2"]["value"] == result["throughput"][1]["tta2"]["value"]
+    assert all(c["passed"] for c in result["checks"])
+
+
+def test_acceptance_refuses_cuda_where_there_is_none(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        return
+    assert bench_main(["acceptance", "--device", "cuda", "--out", str(tmp_path / "a.json")]) == 2
+    assert "no CUDA" in capsys.readouterr().err and not (tmp_path / "a.json").exists()
