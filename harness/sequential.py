@@ -16,6 +16,15 @@ worse) or is narrower than 2P (equal within ±P); at M seeds without either, und
 CS holds at every t simultaneously, checking every prefix is as valid as checking after each round,
 and a driver killed mid-campaign recomputes the same decisions from the stored runs alone.
 
+The sequence is asymptotic (it rests on the running std): with min_seeds = 10 and normal or
+heavy-tailed symmetric differences it covers >= 95% under monitoring at every seed (tests), but
+strongly skewed differences (gamma(2), skewness 1.4) fell to about 93.5% in simulation. Differences
+of two runs with the same seed are close to symmetric.
+
+Against a fixed-n design: with the true difference at the planned one the sequence is wider than a
+t-interval at the same n, so at *equal power* the adaptive campaign wins only when the power is high
+(M large); it also spends few seeds when the effect is larger than planned, or clearly null.
+
 Everything on the confidence sequence is numpy and vectorised over leading axes, so thousands of
 simulated campaigns cost milliseconds; only the fixed-n comparison design uses scipy (noncentral t).
 """
