@@ -99,7 +99,7 @@ def _triple(v: Any) -> tuple[int, int, int]:
 
 
 def _optional_whole(v: Any) -> int | None:
-    if isinstance(v, str) and v.lower() == "none":
+    if v is None or (isinstance(v, str) and v.lower() == "none"):
         return None
     return _whole(v)
 
@@ -325,8 +325,10 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str) -> l
     for name, values in table.items():
         where = f"{source}: grid.{name}"
         kind = _field_kind(name, where)
-        if not isinstance(values, list) or not values:
-            raise StudyFileError(f"{where}: expected a non-empty list of {kind.many}, got {_shown(values)}")
+        if not isinstance(values, list):
+            raise StudyFileError(f"{where}: expected a list of {kind.many}, got {_shown(values)}")
+        if not values:
+            raise StudyFileError(f"{where}: expected a non-empty list of {kind.many}, got []")
         checked = []
         for v in values:
             try:
