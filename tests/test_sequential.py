@@ -10,7 +10,7 @@ from scipy import optimize, special, stats
 from harness.sequential import (BETTER, EQUAL, OUTCOMES, RUNNING, UNDECIDED, WORSE, Rule, benchmark,
                                 confidence_sequence, cs_margin, decide, decide_all, first_decision,
                                 fixed_power, fixed_seeds, minimum_detectable_difference, next_round,
-                                paired_differences, render, replay, rho2_for, round_ends, simulate)
+                                paired_differences, plan_round, render, replay, rho2_for, round_ends, simulate)
 
 RUN_SD = 0.15                       # points: sd of one run's accuracy in the benchmark
 DIFF_SD = RUN_SD * math.sqrt(2)     # paired difference of two independent runs
@@ -182,49 +182,47 @@ def test_paired_differences_stop_at_the_first_missing_seed():
 
 # --------------------------------------------------------------------------- resuming
 
-def decision(state):
-    return state.outcome, state.seeds_used, state.mean, state.lower, state.upper
-
-
 def test_killed_driver_resumes_to_the_same_decisions():
     rule = Rule(precision=0.03, max_seeds=80)
     rng = np.random.default_rng(7)
-    truth = {"big": 0.3, "small": 0.08, "none": 0.0}
+    truth = {"big": 0.3, "small": -0.15, "none": 0.0}
     accuracy = {name: 90 + delta + rng.normal(0, RUN_SD, rule.max_seeds) for name, delta in truth.items()}
     baseline = 90 + rng.normal(0, RUN_SD, rule.max_seeds)
     workers = 6
 
-    def drive(stored: dict[str, dict[int, float]], stop_after_rounds: int | None = None) -> dict:
+    def drive(stored: dict[str, dict[int, float]], killed_in_round: int | None = None) -> dict:
         """The driver loop: states from the store alone, then train the next round in any order."""
         rounds = 0
         while True:
             diffs = {n: paired_differences(stored["baseline"], stored[n]) for n in truth}
-            states = decide_all(diffs, rule)
-            extra = next_round(states, rule, workers, baseline_seeds=len(paired_differences(
+            states, extra = plan_round(diffs, rule, workers, baseline_seeds=len(paired_differences(
                 stored["baseline"], stored["baseline"])))
-            if not extra or rounds == stop_after_rounds:
+            if not extra:
                 return states
             todo = [("baseline", s) for s in range(max(states[n].seeds + k for n, k in extra.items()))]
             todo += [(n, s) for n, k in extra.items() for s in range(states[n].seeds, states[n].seeds + k)]
-            for i in rng.permutation(len(todo)):                   # runs finish in any order
+            order = rng.permutation(len(todo))                     # runs finish in any order
+            if rounds == killed_in_round:
+                order = order[: len(order) // 2]                   # killed: half the round stored
+            for i in order:
                 name, seed = todo[i]
                 stored[name][seed] = (baseline if name == "baseline" else accuracy[name])[seed]
+            if rounds == killed_in_round:
+                return states
             rounds += 1
 
     uninterrupted = drive({n: {} for n in ["baseline", *truth]})
-    assert uninterrupted["big"].outcome == BETTER
-    store = {n: {} for n in ["baseline", *truth]}
-    drive(store, stop_after_rounds=2)
-    # killed mid-round: half of the next round's runs made it to the store, out of order
-    for name in truth:
-        for seed in rng.choice(np.arange(20, 40), size=6, replace=False):
-            store[name][int(seed)] = accuracy[name][seed]
-    resumed = drive(store)
-    assert {n: decision(s) for n, s in resumed.items()} == {n: decision(s) for n, s in uninterrupted.items()}
-    # and the state recomputed from everything stored equals the one reached round by round
-    full = {n: paired_differences(store["baseline"], store[n]) for n in truth}
-    assert {n: decision(decide(n, d, rule)) for n, d in full.items()} == \
-           {n: decision(s) for n, s in resumed.items()}
+    assert [uninterrupted[n].outcome for n in truth] == [BETTER, WORSE, UNDECIDED]
+    for killed_in_round in (0, 3, 7):
+        store = {n: {} for n in ["baseline", *truth]}
+        drive(store, killed_in_round)
+        assert len(store["big"]) > 0
+        resumed = drive(store)
+        assert {n: s.decision for n, s in resumed.items()} == {n: s.decision for n, s in uninterrupted.items()}
+        # and the state recomputed from everything stored equals the one reached round by round
+        full = {n: paired_differences(store["baseline"], store[n]) for n in truth}
+        assert {n: decide(n, d, rule).decision for n, d in full.items()} == \
+               {n: s.decision for n, s in resumed.items()}
 
 
 def test_replay_rebuilds_the_rounds_from_stored_differences():
@@ -236,7 +234,7 @@ def test_replay_rebuilds_the_rounds_from_stored_differences():
     assert history[-1]["a"].outcome == BETTER and history[-1]["b"].seeds_used == 40
     for states in history:                       # each round's state is the decision on a prefix
         for name, s in states.items():
-            assert decision(s) == decision(decide(name, stored[name][: s.seeds], rule))
+            assert s.decision == decide(name, stored[name][: s.seeds], rule).decision
     partial = replay({"a": stored["a"][:5], "b": stored["b"][:25]}, rule, workers=4)
     assert partial == []                         # round 1 needs 10 seeds of each
     text = render(history, rule)
