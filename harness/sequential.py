@@ -393,7 +393,9 @@ def benchmark(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: 
               seed: int = 0) -> Benchmark:
     sim = simulate(delta, sd, rule, workers, campaigns, seed)
     power = sim.share(BETTER if delta > 0 else WORSE)
-    equal = fixed_seeds(delta, sd, min(power, 1 - 1e-9), rule.alpha) if power > rule.alpha else 2
+    # a simulated power of 1 only says "at least about 1 - 1/campaigns": size the fixed design for that
+    matched = min(power, 1 - 1 / campaigns)
+    equal = fixed_seeds(delta, sd, matched, rule.alpha) if matched > rule.alpha else 2
     return Benchmark(delta, sd, rule, workers, campaigns, sim.expected_seeds, power,
                      fixed_seeds(delta, sd, 0.8, rule.alpha), equal)
 
