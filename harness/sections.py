@@ -174,30 +174,29 @@ def calibration_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_group
 # ----------------------------------------------------------------------------- equivalent epochs
 
 
-def epochs_bound(x: float, grid: tuple[float, ...], scale: float = 1.0) -> str:
+def epochs_bound(x: float, grid: tuple[float, ...], scale: float = 1.0, unit: str = "") -> str:
+    """A number of epochs (or a ratio, with ``scale``), '< first' / '> last' outside the grid."""
     if x == -np.inf:
-        return f"< {grid[0] * scale:g}"
+        return f"< {grid[0] * scale:.3g}{unit}"
     if x == np.inf:
-        return f"> {grid[-1] * scale:g}"
-    return f"{x * scale:.2f}" if scale == 1.0 else f"{x * scale:.2f}"
+        return f"> {grid[-1] * scale:.3g}{unit}"
+    return f"{x * scale:.2f}{unit}"
 
 
 def epochs_text(eq: stats.EquivalentEpochs, reference: float | None = None) -> str:
-    """Equivalent epochs (or, with ``reference``, the speedup ratio epochs/reference) and its
-    interval, with one-sided bounds where the bootstrap leaves the grid."""
-    scale = 1.0 / reference if reference else 1.0
-    grid = eq.grid if not reference else tuple(g for g in eq.grid)
+    """Equivalent epochs (or, with ``reference``, the ratio epochs/reference) and its 95% interval,
+    with one-sided bounds where the bootstrap leaves the grid."""
+    scale, unit = (1.0 / reference, "x") if reference else (1.0, "")
     e = eq.epochs
-    point = epochs_bound(e.value, grid, scale)
+    point = epochs_bound(e.value, eq.grid, scale, unit)
     if e.value == -np.inf:
         point = f"reached before the grid ({point})"
     elif e.value == np.inf:
-        point = f"not reached by the grid's end ({point})"
-    suffix = "x" if reference else ""
-    if np.isnan(e.low):
+        point = f"not reached within the grid ({point})"
+    outside = (e.value == np.inf and e.low >= eq.grid[-1]) or (e.value == -np.inf and e.high <= eq.grid[0])
+    if np.isnan(e.low) or outside:
         return point
-    return f"{point}{suffix if np.isfinite(e.value) else ''} [{epochs_bound(e.low, grid, scale)}, " \
-           f"{epochs_bound(e.high, grid, scale)}]{suffix}"
+    return f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"
 
 
 def fraction(e: stats.Estimate, digits: int = 4) -> str:

@@ -313,6 +313,7 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
         means = [resample_counts(rng, len(x), resamples) @ x / len(x) for x in cells]
     draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
+    lo, hi = min(lo, epochs[-1]), max(hi, epochs[0])     # all beyond the grid: (last, inf); all before: (-inf, first)
     return EquivalentEpochs(Estimate(float(point), float(lo), float(hi)), tuple(float(e) for e in epochs))
 
 
@@ -371,20 +372,21 @@ def error_counts(wrong_rows, n: int, groups: np.ndarray) -> ErrorCounts:
         gid = groups[rows]
         np.add.at(sums, gid, rate)
         np.add.at(sq, gid, rate**2)
-        for k in np.unique(gid):
-            example[k] += wrong[gid == k].sum(0)
+        order = np.argsort(gid, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(gid[order]) != 0])
+        example[gid[order][starts]] += np.add.reduceat(wrong[order], starts, axis=0, dtype=np.int32)
     return ErrorCounts(np.bincount(groups, minlength=g), sums, sq, example, n)
 
 
-def _distribution_variance(c: ErrorCounts, w: np.ndarray) -> np.ndarray:
-    """Eq. 3 for each row of group multiplicities ``w`` (B x G)."""
+def _distribution_variance(c: ErrorCounts, w: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Eq. 3 for each row of group multiplicities ``w`` (B x G); ``gram``: the groups' example-error
+    Gram matrix (G x G), so Σ_i m_i² needs no (B, n) array."""
     n = c.n
     r = w @ c.sizes
     mean_e = w @ c.run_err_sum / r
     var_e = (w @ c.run_err_sq - r * mean_e**2) / (r - 1)
-    h = c.example_errors.astype(float)
     sum_m = n * mean_e                                      # Σ_i m_i
-    sum_m2 = np.einsum("bg,gh,bh->b", w, h @ h.T, w) / r**2   # Σ_i m_i² from the group Gram matrix
+    sum_m2 = np.einsum("bg,gh,bh->b", w, gram, w) / r**2     # Σ_i m_i²
     per_example = (sum_m - sum_m2) * r / (r - 1)             # Σ_i Var_runs(err_i), errors 0/1
     return n / (n - 1) * (var_e - per_example / n**2)
 
@@ -406,9 +408,11 @@ def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resam
     over runs (over groups of runs when there are many)."""
     if c.runs < 3:
         return DistributionVariance(Estimate(NAN, NAN, NAN), NAN, c.runs)
-    point = float(_distribution_variance(c, np.ones((1, len(c.sizes))))[0])
+    h = c.example_errors.astype(np.float64)
+    gram = h @ h.T
+    point = float(_distribution_variance(c, np.ones((1, len(c.sizes))), gram)[0])
     w = resample_counts(np.random.default_rng(seed), len(c.sizes), resamples).astype(float)
-    draws = _distribution_variance(c, w)
+    draws = _distribution_variance(c, w, gram)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
     return DistributionVariance(Estimate(point, float(lo), float(hi)), float(draws.std(ddof=1)), c.runs)
 

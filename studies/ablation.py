@@ -41,8 +41,10 @@ def target_epochs(baseline: pd.DataFrame) -> float:
 
 def variant_runs(c: LoadedCampaign) -> dict[str, pd.DataFrame]:
     """Per variant: epochs, seed, accuracy (TTA 2; the baseline's TTA 0 for 'no TTA')."""
+    present = set(c.runs["variant"])
+    order = [v for v in VARIANTS if v in present] + sorted(present - set(VARIANTS))
     out = {v: c.runs.loc[c.runs["variant"] == v, ["epochs", "seed", "acc_tta2"]].rename(columns={"acc_tta2": "acc"})
-           for v in dict.fromkeys(c.runs["variant"])}
+           for v in order}
     if "baseline" in out:
         out[NO_TTA] = c.runs.loc[c.runs["variant"] == "baseline", ["epochs", "seed", "acc_tta0"]].rename(
             columns={"acc_tta0": "acc"})
@@ -60,7 +62,9 @@ def report(c: LoadedCampaign) -> list[Block]:
     for variant, part in runs.items():
         groups = {float(e): g for e, g in part.groupby("epochs")}
         row = {"variant": variant, **{f"{e:g} ep %": pct(g["acc"].mean()) for e, g in sorted(groups.items())}}
-        if len(groups) >= 2 and len(target) >= 2:
+        if variant == "baseline":
+            row["epochs to reach target [95% CI]"] = f"{t_epochs:g} (the target)"
+        elif len(groups) >= 2 and len(target) >= 2:
             eq = stats.equivalent_epochs({e: g["acc"].to_numpy() for e, g in groups.items()}, target["acc"].to_numpy(),
                                          curve_seeds={e: g["seed"].to_numpy() for e, g in groups.items()},
                                          target_seeds=target["seed"].to_numpy())
