@@ -473,46 +473,84 @@ def class_frequencies(predictions: np.ndarray, classes: int = 10) -> np.ndarray:
     return class_counts(predictions, classes) / np.asarray(predictions).shape[0]
 
 
-def quantile_bins(k: np.ndarray, runs: int, step: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
-    """The author's binning of ensemble frequencies q = k/runs: edges at the unique quantiles of all
-    q at steps of ``step`` (inverted-CDF quantiles, so edges are observed values), q = 0 in a bin of
-    its own, then bins (e_{j-1}, e_j]. Returns each value's bin and the bin edges (as counts)."""
-    hist = np.bincount(k, minlength=runs + 1)
-    cdf = np.cumsum(hist) / len(k)
-    probs = np.arange(0, 1 + step / 2, step)
-    edges = np.unique(np.minimum(np.searchsorted(cdf, probs - 1e-12), runs))
-    bin_of_value = np.searchsorted(edges, np.arange(runs + 1), side="left")   # edges[0] is 0: q = 0 alone
-    return bin_of_value, edges
+QUANTILE_STEPS = 200     # bin edges at the quantiles 0, 0.005, ..., 1
 
 
-def _binned_error(k: np.ndarray, hit: np.ndarray, runs: int, normaliser: int) -> tuple[float, dict]:
-    """Σ_bins |fraction - mean q| · pairs / normaliser, and the per-bin table."""
-    bin_of_value, edges = quantile_bins(k, runs)
-    b = bin_of_value[k]
-    nb = int(bin_of_value.max()) + 1
-    pairs = np.bincount(b, minlength=nb)
-    qsum = np.bincount(b, weights=k / runs, minlength=nb)
-    hits = np.bincount(b, weights=hit, minlength=nb)
-    ok = pairs > 0
-    mean_q, fraction = qsum[ok] / pairs[ok], hits[ok] / pairs[ok]
-    error = float((np.abs(fraction - mean_q) * pairs[ok]).sum() / normaliser)
-    return error, {"pairs": pairs[ok], "mean_q": mean_q, "fraction": fraction}
+def value_histograms(counts: np.ndarray, labels: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of class counts (..., n, K) (one row per ensemble): per class c and count k in
+    0..width-1, how many examples have k runs predicting c (hist), and how many of those are
+    labelled c (hits); shape (..., K, width). Every calibration statistic needs only these."""
+    counts = np.asarray(counts)
+    lead, (n, classes) = counts.shape[:-2], counts.shape[-2:]
+    rows = int(np.prod(lead)) if lead else 1
+    counts = counts.reshape(rows, n, classes)
+    offset = (np.arange(rows)[:, None, None] * classes + np.arange(classes)[None, None, :]) * width
+    hist = np.bincount((counts + offset).ravel(), minlength=rows * classes * width)
+    labels = np.asarray(labels)
+    labelled = counts[:, np.arange(n), labels] + offset[:, 0, labels]
+    hits = np.bincount(labelled.ravel(), minlength=rows * classes * width)
+    shape = (*lead, classes, width)
+    return hist.reshape(shape), hits.reshape(shape)
+
+
+def quantile_bins(hist: np.ndarray) -> np.ndarray:
+    """The author's binning of ensemble frequencies q = k/runs, from histograms of k (rows (M, V)):
+    edges at the unique quantiles of all q at steps of 0.005 (inverted-CDF quantiles, so edges are
+    observed values), q = 0 in a bin of its own, then bins (e_{j-1}, e_j]. A count k is an edge when
+    some quantile level p = j/200 first reaches the CDF there (exact integer arithmetic); a value's
+    bin is the number of edges below it. Returns each k's bin, (M, V)."""
+    hist = np.atleast_2d(hist)
+    cum = np.cumsum(hist, 1)
+    levels = (QUANTILE_STEPS * cum) // np.maximum(cum[:, -1:], 1) + 1      # quantile levels at or below the CDF
+    is_edge = levels > np.concatenate([np.zeros((len(hist), 1), levels.dtype), levels[:, :-1]], 1)
+    return np.concatenate([np.zeros((len(hist), 1), np.int64), np.cumsum(is_edge, 1)[:, :-1]], 1)
+
+
+def binned_errors(hist: np.ndarray, hits: np.ndarray, runs: np.ndarray, normaliser: int,
+                  with_table: bool = False) -> tuple[np.ndarray, dict | None]:
+    """Σ_bins |fraction - mean q| · pairs / normaliser for each row of value histograms (M, V), i.e.
+    Σ_bins |hits - Σ q| / normaliser; ``runs`` (M,) turns counts into q. With ``with_table``, the
+    first row's bins (pairs, mean_q, fraction) for a reliability diagram."""
+    hist, hits = np.atleast_2d(hist), np.atleast_2d(hits)
+    m, v = hist.shape
+    b = quantile_bins(hist) + np.arange(m)[:, None] * v
+    q = np.arange(v)[None, :] / np.asarray(runs, float).reshape(-1, 1)
+    pairs = np.bincount(b.ravel(), weights=hist.ravel(), minlength=m * v).reshape(m, v)
+    qsum = np.bincount(b.ravel(), weights=(hist * q).ravel(), minlength=m * v).reshape(m, v)
+    hit = np.bincount(b.ravel(), weights=hits.ravel(), minlength=m * v).reshape(m, v)
+    errors = np.abs(hit - qsum).sum(1) / normaliser
+    table = None
+    if with_table:
+        ok = pairs[0] > 0
+        table = {"pairs": pairs[0, ok].astype(np.int64), "mean_q": qsum[0, ok] / pairs[0, ok],
+                 "fraction": hit[0, ok] / pairs[0, ok]}
+    return errors, table
 
 
 def cace(counts: np.ndarray, labels: np.ndarray, runs: int) -> tuple[float, dict]:
     """Class-aggregated calibration error of the ensemble (author's estimator; see quantile_bins):
     Σ_bins |fraction - mean q| · pairs / n over all (x, c) pairs; a number in [0, K]."""
-    n, k_classes = counts.shape
-    hit = (np.asarray(labels)[:, None] == np.arange(k_classes)[None, :]).ravel()
-    return _binned_error(np.asarray(counts).ravel().astype(np.int64), hit, runs, n)
+    hist, hits = value_histograms(np.asarray(counts, np.int64), labels, runs + 1)
+    errors, table = binned_errors(hist.sum(0), hits.sum(0), np.array([runs]), len(labels), with_table=True)
+    return float(errors[0]), table
 
 
 def classwise_errors(counts: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray:
     """Paper B, Definition 2, per class c: the same binned comparison over the pairs (x, c) of that
     class alone, Σ_bins |fraction - mean q_c| · pairs / n; each in [0, 1]."""
-    counts = np.asarray(counts).astype(np.int64)
-    labels = np.asarray(labels)
-    return np.array([_binned_error(counts[:, c], labels == c, runs, len(labels))[0] for c in range(counts.shape[1])])
+    hist, hits = value_histograms(np.asarray(counts, np.int64), labels, runs + 1)
+    return binned_errors(hist, hits, np.full(len(hist), runs), len(labels))[0]
+
+
+def calibration_errors(counts: np.ndarray, labels: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CACE (B,) and class-wise errors (B, K) for a batch of ensembles' class counts (B, n, K) with
+    ``runs`` (B,) runs each, vectorised."""
+    runs = np.asarray(runs, np.int64)
+    hist, hits = value_histograms(counts, labels, int(runs.max()) + 1)          # (B, K, V)
+    b, k, v = hist.shape
+    aggregated = binned_errors(hist.sum(1), hits.sum(1), runs, counts.shape[1])[0]
+    per_class = binned_errors(hist.reshape(b * k, v), hits.reshape(b * k, v), np.repeat(runs, k), counts.shape[1])[0]
+    return aggregated, per_class.reshape(b, k)
 
 
 def mean_pairwise_disagreement(predictions: np.ndarray, classes: int = 10) -> float:
@@ -591,44 +629,41 @@ def _disagreement_and_error(gp: GroupedPredictions, w: np.ndarray, gram: np.ndar
 
 
 def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0,
-                batch: int = 25) -> CalibrationResult:
+                batch: int = 20) -> CalibrationResult:
     """CACE, class-wise errors, disagreement vs error, each with a bootstrap over runs (over groups
     of runs when there are many): basic intervals for the calibration errors (see basic_interval),
     percentile for the disagreement-error gap; the values at R/2 from the first half of the groups."""
     g, n, k_classes = gp.counts.shape
-    runs = gp.runs
-    flat = gp.counts.reshape(g, n * k_classes).astype(np.float32)
-    labels = gp.labels
-
-    def statistics(counts: np.ndarray, r: int) -> tuple[float, np.ndarray, dict]:
-        value, bins = cace(counts, labels, r)
-        return value, classwise_errors(counts, labels, r), bins
-
-    point, point_cw, bins = statistics(gp.counts.sum(0), runs)
+    runs, labels = gp.runs, gp.labels
+    total = gp.counts.sum(0)
+    point, bins = cace(total, labels, runs)
+    point_cw = classwise_errors(total, labels, runs)
     half = max(1, g // 2)
     half_runs = int(gp.sizes[:half].sum())
-    cace_half, cw_half = (statistics(gp.counts[:half].sum(0), half_runs)[:2] if g >= 2 and half_runs >= 2
-                          else (NAN, np.full(k_classes, NAN)))
-    rng = np.random.default_rng(seed)
-    w = resample_counts(rng, g, resamples).astype(np.float32) if g >= 2 else np.ones((0, g), np.float32)
+    if g >= 2 and half_runs >= 2:
+        cace_half, cw_half = calibration_errors(gp.counts[:half].sum(0)[None], labels, np.array([half_runs]))
+        cace_half, cw_half = float(cace_half[0]), cw_half[0]
+    else:
+        cace_half, cw_half = NAN, np.full(k_classes, NAN)
+    flat = gp.counts.reshape(g, n * k_classes).astype(np.float32)
+    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32) if g >= 2 else \
+        np.ones((0, g), np.float32)
     draws, cw_draws = [], []
     for start in range(0, len(w), batch):
         part = w[start:start + batch]
-        k = np.rint(part @ flat).astype(np.int64)
-        for row, kk in zip(part, k):
-            r = int(round(float(row @ gp.sizes)))
-            c, cw, _ = statistics(kk.reshape(n, k_classes), r)
-            draws.append(c)
-            cw_draws.append(cw)
+        counts = (part @ flat).astype(np.int32).reshape(len(part), n, k_classes)   # exact: integers < 2^24
+        c, cw = calibration_errors(counts, labels, np.rint(part @ gp.sizes).astype(np.int64))
+        draws.append(c)
+        cw_draws.append(cw)
     group_errors = gp.sizes * n - gp.counts[:, np.arange(n), labels].sum(1)
-    flat64 = gp.counts.reshape(g, n * k_classes).astype(np.float64)
+    flat64 = flat.astype(np.float64)
     gram = flat64 @ flat64.T
     with np.errstate(invalid="ignore", divide="ignore"):
         dis, err = (float(x[0]) for x in _disagreement_and_error(gp, np.ones((1, g)), gram, group_errors))
     q = [0.5 - level / 2, 0.5 + level / 2]
-    if len(draws):
-        lo, hi = basic_interval(point, np.array(draws), level)
-        cw_lo, cw_hi = basic_interval(point_cw, np.array(cw_draws), level)
+    if draws:
+        lo, hi = basic_interval(point, np.concatenate(draws), level)
+        cw_lo, cw_hi = basic_interval(point_cw, np.concatenate(cw_draws), level)
         with np.errstate(invalid="ignore", divide="ignore"):
             d_dis, d_err = _disagreement_and_error(gp, w.astype(float), gram, group_errors)
         gap_lo, gap_hi = np.nanquantile(d_dis - d_err, q)
