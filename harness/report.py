@@ -87,11 +87,12 @@ class LoadedCampaign:
 
 
 def unique_runs(runs: pd.DataFrame) -> np.ndarray:
-    """Positions of the rows to count: each (cell, seed) once, the first by run key."""
+    """Positions of the rows to count: each (cell, seed) once per method version, the first by run key."""
     if not len(runs) or not {"cell", "seed"} <= set(runs.columns):
         return np.arange(len(runs))
     order = np.argsort(runs["key"].to_numpy(), kind="stable") if "key" in runs else np.arange(len(runs))
-    first = ~runs.iloc[order].duplicated(["cell", "seed"], keep="first").to_numpy()
+    unit = [c for c in ("method_version", "cell", "seed") if c in runs.columns]
+    first = ~runs.iloc[order].duplicated(unit, keep="first").to_numpy()
     return np.sort(order[first])
 
 
