@@ -100,17 +100,20 @@ class VarianceStats:
     split_half: stats.Estimate
 
 
-def variance_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 200,
+def variance_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 100,
                    resamples: int = 1000) -> VarianceStats:
     """Every variance estimate for one set of runs at one TTA level, in one counting pass."""
     r, n = int(np.sum(mask)), len(c.labels)
     acc, even, odd = np.empty(r), np.empty(r), np.empty(r)
 
     def wrong_chunks():
+        half = (n + 1) // 2
         for rows, preds in c.chunks(mask, level):
-            right = preds == c.labels[None, :]
-            acc[rows], even[rows], odd[rows] = right.mean(1), right[:, 0::2].mean(1), right[:, 1::2].mean(1)
-            yield rows, ~right
+            wrong = preds != c.labels[None, :]
+            wrong_all, wrong_even = np.count_nonzero(wrong, 1), np.count_nonzero(wrong[:, 0::2], 1)
+            acc[rows], even[rows] = 1 - wrong_all / n, 1 - wrong_even / half
+            odd[rows] = 1 - (wrong_all - wrong_even) / max(n - half, 1)
+            yield rows, wrong
 
     counts = stats.error_counts(wrong_chunks(), n, stats.run_groups(r, max_groups))
     correct_per_example = r - counts.example_errors.sum(0)

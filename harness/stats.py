@@ -72,8 +72,8 @@ def bootstrap_mean_ci(x: np.ndarray, level: float = 0.95, resamples: int = 2000,
     x = np.asarray(x, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0:
         return Estimate(float(x.mean()) if len(x) else NAN, NAN, NAN)
-    w = resample_counts(np.random.default_rng(seed), len(x), resamples)
-    draws = w @ x / len(x)
+    idx = np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))
+    draws = x[idx].mean(1)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
     return Estimate(float(x.mean()), float(lo), float(hi))
 
@@ -303,14 +303,20 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
     if curve_seeds is not None and target_seeds is not None:
         seed_lists = [np.asarray(curve_seeds[e]) for e in epochs] + [np.asarray(target_seeds)]
         universe = np.unique(np.concatenate(seed_lists))
-        w = resample_counts(rng, len(universe), resamples).astype(float)
+        idx = rng.integers(0, len(universe), (resamples, len(universe)))     # seeds drawn jointly for all cells
         means = []
         for x, s in zip(cells, seed_lists):
-            cols = w[:, np.searchsorted(universe, s)]
-            total = cols.sum(1)
-            means.append(np.where(total > 0, cols @ x / np.maximum(total, 1), x.mean()))
+            if len(s) == len(universe):
+                means.append(x[np.argsort(s)][idx].mean(1))
+                continue
+            full = np.zeros(len(universe))
+            have = np.zeros(len(universe))
+            pos = np.searchsorted(universe, s)
+            full[pos], have[pos] = x, 1.0
+            total = have[idx].sum(1)
+            means.append(np.where(total > 0, full[idx].sum(1) / np.maximum(total, 1), x.mean()))
     else:
-        means = [resample_counts(rng, len(x), resamples) @ x / len(x) for x in cells]
+        means = [x[rng.integers(0, len(x), (resamples, len(x)))].mean(1) for x in cells]
     draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
     lo, hi = min(lo, epochs[-1]), max(hi, epochs[0])     # all beyond the grid: (last, inf); all before: (-inf, first)
@@ -368,7 +374,7 @@ def error_counts(wrong_rows, n: int, groups: np.ndarray) -> ErrorCounts:
     example = np.zeros((g, n), np.int64)
     sums, sq = np.zeros(g), np.zeros(g)
     for rows, wrong in wrong_rows:
-        rate = wrong.mean(1)
+        rate = np.count_nonzero(wrong, 1) / n
         gid = groups[rows]
         np.add.at(sums, gid, rate)
         np.add.at(sq, gid, rate**2)
@@ -386,7 +392,7 @@ def _distribution_variance(c: ErrorCounts, w: np.ndarray, gram: np.ndarray) -> n
     mean_e = w @ c.run_err_sum / r
     var_e = (w @ c.run_err_sq - r * mean_e**2) / (r - 1)
     sum_m = n * mean_e                                      # Σ_i m_i
-    sum_m2 = np.einsum("bg,gh,bh->b", w, gram, w) / r**2     # Σ_i m_i²
+    sum_m2 = ((w @ gram) * w).sum(1) / r**2                 # Σ_i m_i²
     per_example = (sum_m - sum_m2) * r / (r - 1)             # Σ_i Var_runs(err_i), errors 0/1
     return n / (n - 1) * (var_e - per_example / n**2)
 
@@ -418,7 +424,7 @@ def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resam
 
 
 def distribution_variance(correct: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0,
-                          max_groups: int = 200) -> DistributionVariance:
+                          max_groups: int = 100) -> DistributionVariance:
     """Eq. 3 from a boolean correct matrix (R x n); see distribution_variance_from_counts."""
     correct = np.asarray(correct, bool)
     groups = run_groups(correct.shape[0], max_groups)
@@ -624,7 +630,7 @@ def _disagreement_and_error(gp: GroupedPredictions, w: np.ndarray, gram: np.ndar
     n = len(gp.labels)
     r = w @ gp.sizes
     same_run = (w**2) @ gp.sizes                                  # ordered pairs of copies of one run
-    agree = (np.einsum("bg,gh,bh->b", w, gram, w) - n * same_run) / (n * (r**2 - same_run))
+    agree = (((w @ gram) * w).sum(1) - n * same_run) / (n * (r**2 - same_run))
     return 1 - agree, w @ group_errors / (r * n)
 
 
