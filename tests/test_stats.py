@@ -405,3 +405,17 @@ def test_registry_finds_every_builtin_study():
     names = list(all_studies())
     assert names[:2] == ["flip_vs_alternating", "tta_variance"] and len(names) == 5
     assert find_study("ablation").name == "ablation" and find_study("nope") is None
+
+
+def test_planned_precision_uses_the_store_sd_or_the_stated_default():
+    import pandas as pd
+
+    from harness.planning import DEFAULT_RUN_SD, planned_precision
+    default = planned_precision(400)
+    assert default.sd == DEFAULT_RUN_SD and "default" in default.sd_source
+    assert default.detectable == pytest.approx(stats.minimum_detectable_difference(DEFAULT_RUN_SD * np.sqrt(2), 400))
+    assert default.half_width == pytest.approx(st.t.ppf(0.975, 399) * DEFAULT_RUN_SD / 20)
+    runs = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3 + ["c"], "acc_tta2": [1, 2, 3, 10, 10, 13, 5.0]})
+    planned = planned_precision(10, runs)
+    assert planned.sd == pytest.approx(np.sqrt((2 + 6) / 4)) and "6 runs" in planned.sd_source
+    assert "10 seeds per cell" in planned.line()
