@@ -6,6 +6,7 @@ numeric axes.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -29,8 +30,10 @@ def save(fig, folder: Path, name: str, stamp: str) -> str:
     """Stamp, then write name.png and name.pdf; return the PNG's path relative to the report."""
     folder.mkdir(parents=True, exist_ok=True)
     smoke = "SMOKE" in stamp
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.text(0.01, 0.01, stamp, fontsize=7.5, color="#b00020" if smoke else "#555555",
+    lines = textwrap.wrap(stamp, width=max(40, int(fig.get_figwidth() * 14)))
+    margin = (0.12 + 0.14 * len(lines)) / fig.get_figheight()           # inches -> figure fraction
+    fig.tight_layout(rect=(0, margin, 1, 1))
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7.5, color="#b00020" if smoke else "#555555",
              weight="bold" if smoke else "normal", ha="left", va="bottom")
     for ext in ("png", "pdf"):
         fig.savefig(folder / f"{name}.{ext}", dpi=150)
