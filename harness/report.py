@@ -206,6 +206,8 @@ def precision_section(c: LoadedCampaign, notes: list) -> str:
 
 
 def runs_text(r: float) -> str:
+    if np.isnan(r):
+        return "n/a (too few runs)"
     return "never (estimate ≤ 0)" if not np.isfinite(r) else f"{int(r):,}"
 
 

@@ -15,6 +15,7 @@ from scipy import optimize
 from scipy import stats as st
 
 NAN = float("nan")
+MIN_BOOTSTRAP_RUNS = 5      # below this, a bootstrap has too few distinct resamples for an interval
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,9 @@ def runs_to_exclude_zero(estimate: float, standard_error: float, runs: int, *, a
                          power: float | None = None) -> float:
     """Runs needed for a positive estimate to exclude 0, if its standard error shrinks as 1/√R from
     ``standard_error`` at ``runs``: at the observed value (power None), or with that power.
-    Inf when the estimate is not positive."""
+    Inf when the estimate is not positive; NaN without a standard error."""
+    if not (np.isfinite(estimate) and np.isfinite(standard_error)):
+        return NAN
     if not (estimate > 0 and standard_error > 0):
         return float("inf")
     z = _z(1 - alpha) + (st.norm.ppf(power) if power else 0.0)
@@ -317,6 +320,8 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
             means.append(np.where(total > 0, full[idx].sum(1) / np.maximum(total, 1), x.mean()))
     else:
         means = [x[rng.integers(0, len(x), (resamples, len(x)))].mean(1) for x in cells]
+    if min(len(x) for x in cells) < MIN_BOOTSTRAP_RUNS:
+        return EquivalentEpochs(Estimate(float(point), NAN, NAN), tuple(float(e) for e in epochs))
     draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
     lo, hi = min(lo, epochs[-1]), max(hi, epochs[0])     # all beyond the grid: (last, inf); all before: (-inf, first)
@@ -417,6 +422,8 @@ def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resam
     h = c.example_errors.astype(np.float64)
     gram = h @ h.T
     point = float(_distribution_variance(c, np.ones((1, len(c.sizes))), gram)[0])
+    if c.runs < MIN_BOOTSTRAP_RUNS:
+        return DistributionVariance(Estimate(point, NAN, NAN), NAN, c.runs)
     w = resample_counts(np.random.default_rng(seed), len(c.sizes), resamples).astype(float)
     draws = _distribution_variance(c, w, gram)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
@@ -652,8 +659,8 @@ def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 20
     else:
         cace_half, cw_half = NAN, np.full(k_classes, NAN)
     flat = gp.counts.reshape(g, n * k_classes).astype(np.float32)
-    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32) if g >= 2 else \
-        np.ones((0, g), np.float32)
+    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32) \
+        if g >= 2 and runs >= MIN_BOOTSTRAP_RUNS else np.ones((0, g), np.float32)
     draws, cw_draws = [], []
     for start in range(0, len(w), batch):
         part = w[start:start + batch]
