@@ -219,3 +219,15 @@ def test_old_stores_without_version_columns_say_unknown(tmp_path):
                       pd.DataFrame())
     text = render_report(c, study)
     assert "**Method versions:** unknown" in text and "**Data fingerprints:** unknown" in text
+
+
+def test_a_campaign_whose_every_run_failed_gives_a_valid_report(tmp_path):
+    study = find_study("tta_variance")
+    manifest, runs, _, labels = simulated_runs(study, 2)
+    store.write_manifest(tmp_path, manifest)
+    store.write_labels(tmp_path, labels)
+    for record in runs.to_dict("records"):
+        store.write_failure(tmp_path, record, "RuntimeError: out of memory")
+    text = write_report(tmp_path).read_text()
+    assert "0 finished, 2 failed" in text and "## No finished runs" in text
+    assert len(table_after(text, "## Failed runs")) == 2 and "out of memory" in text
