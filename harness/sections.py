@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .page import Block, ComparisonPrecision, VariancePrecision, ci, fraction_ci, markdown_table, n_text, p_text, pct
+from .page import Block, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text, p_text, pct
 from .report import LoadedCampaign
 
 # ----------------------------------------------------------------------------- comparisons
@@ -202,7 +202,3 @@ def epochs_text(eq: stats.EquivalentEpochs, reference: float | None = None) -> s
     if outside:
         return point
     return f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"
-
-
-def fraction(e: stats.Estimate, digits: int = 4) -> str:
-    return fraction_ci(e, digits)

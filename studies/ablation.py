@@ -1,7 +1,6 @@
 """Each feature of airbench94 turned off in turn, and the epochs each variant needs to reach the target."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from harness import figures, stats

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 
 from harness import figures, stats
 from harness.grid import Cell, Study
