@@ -72,9 +72,9 @@ def paired_differences(table: pd.DataFrame, x: str, hue: str, panels: str, xlabe
     """Differences with their 95% CIs as points and error bars, a zero line, one panel per value of
     ``panels`` with its own y-axis. ``table``: columns x, hue, panels, diff, low, high (points)."""
     panel_values = list(dict.fromkeys(table[panels]))
-    fig, axes = _panels(panel_values)
     colours = palette(table[hue])
     hues = list(colours)
+    fig, axes = _panels(panel_values, width=max(5.0, 3.0 + 0.6 * len(hues)))
     xs = sorted(table[x].unique()) if numeric_x else list(dict.fromkeys(table[x]))
     span = (max(xs) - min(xs)) if numeric_x and len(xs) > 1 else 1.0
     for ax, pv in zip(axes, panel_values):
