@@ -1,6 +1,6 @@
 """Benchmarks (speed goals live here, not in timed tests).
 
-    python -m harness.bench analysis [--runs 2400] [--examples 10000]
+    python -m harness.bench analysis [--runs 2400] [--examples 10000] [--through-store]
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
 """
 from __future__ import annotations
