@@ -1,114 +1,334 @@
 """Statistics over repeated training runs, as plain functions of arrays.
 
-Notation: R runs, n test examples; ``correct`` is a boolean (R, n) matrix, ``predictions`` an
-integer (R, n) matrix of predicted classes, ``labels`` (n,). References: Jordan 2023,
-"On the Variance of Neural Network Training with respect to Test Sets and Distributions" (Paper B).
+Notation: R runs, n test examples, K classes. References: Jordan 2023, "On the Variance of Neural
+Network Training with respect to Test Sets and Distributions" (arXiv 2304.01910, "Paper B");
+Jiang et al. 2021 (arXiv 2106.13799) for the class-aggregated calibration error. Every interval is
+two-sided at ``level`` (95% unless told). Bootstraps are vectorised: one matrix of resampling
+counts, never a Python loop over draws of the data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as st
+
+NAN = float("nan")
+MIN_BOOTSTRAP_RUNS = 5      # below this, a bootstrap has too few distinct resamples for an interval
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with a confidence interval (NaN bounds when there is too little data)."""
+    """A point estimate with a confidence interval. NaN bounds: too little data; -inf/inf bounds:
+    one-sided (the data bound it on one side only)."""
 
     value: float
     low: float
     high: float
 
     def covers(self, x: float) -> bool:
-        return self.low <= x <= self.high
+        return bool(self.low <= x <= self.high)
 
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def scaled(self, factor: float) -> "Estimate":
+        return Estimate(self.value * factor, self.low * factor, self.high * factor)
+
+
+def _z(level: float) -> float:
+    return float(st.norm.ppf(0.5 + level / 2))
+
+
+# ----------------------------------------------------------------------------- means and stds
 
 @dataclass(frozen=True)
 class MeanSummary:
     mean: Estimate          # Student-t interval
     bootstrap: Estimate     # percentile bootstrap of the mean, as a check
-    std: float
+    std: Estimate           # ddof=1, chi-square interval
     n: int
 
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
+    """Mean with the Student-t interval m ± t_{n-1} s/√n."""
     x = np.asarray(x, dtype=float)
-    m = float(x.mean()) if len(x) else float("nan")
+    m = float(x.mean()) if len(x) else NAN
     if len(x) < 2:
-        return Estimate(m, float("nan"), float("nan"))
+        return Estimate(m, NAN, NAN)
     half = st.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return Estimate(m, m - half, m + half)
+    return Estimate(m, float(m - half), float(m + half))
+
+
+def resample_counts(rng: np.random.Generator, units: int, draws: int) -> np.ndarray:
+    """Bootstrap multiplicities: a (draws, units) matrix of counts, each row summing to ``units``."""
+    idx = rng.integers(0, units, (draws, units)) + (np.arange(draws) * units)[:, None]
+    return np.bincount(idx.ravel(), minlength=draws * units).reshape(draws, units)
 
 
 def bootstrap_mean_ci(x: np.ndarray, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Percentile bootstrap of the mean (a check on the t-interval)."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0:
-        return Estimate(float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan"))
-    res = st.bootstrap((x,), np.mean, confidence_level=level, n_resamples=resamples, method="percentile",
-                       random_state=np.random.default_rng(seed), vectorized=True)
-    return Estimate(float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high))
+        return Estimate(float(x.mean()) if len(x) else NAN, NAN, NAN)
+    idx = np.random.default_rng(seed).integers(0, len(x), (resamples, len(x)))
+    draws = x[idx].mean(1)
+    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+    return Estimate(float(x.mean()), float(lo), float(hi))
+
+
+def std_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
+    """Standard deviation (ddof=1) with the chi-square interval
+    [s √((n-1)/χ²_{1-α/2}), s √((n-1)/χ²_{α/2})] (exact for normal data; no small-n collapse)."""
+    x = np.asarray(x, float)
+    n = len(x)
+    if n < 2:
+        return Estimate(NAN, NAN, NAN)
+    s = float(x.std(ddof=1))
+    lo = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 + level / 2, n - 1))
+    hi = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 - level / 2, n - 1))
+    return Estimate(s, float(lo), float(hi))
 
 
 def summarize(x: np.ndarray, level: float = 0.95) -> MeanSummary:
     x = np.asarray(x, dtype=float)
-    return MeanSummary(mean_ci(x, level), bootstrap_mean_ci(x, level),
-                       float(x.std(ddof=1)) if len(x) > 1 else float("nan"), len(x))
+    return MeanSummary(mean_ci(x, level), bootstrap_mean_ci(x, level), std_ci(x, level), len(x))
 
+
+# ----------------------------------------------------------------------------- two variants
 
 @dataclass(frozen=True)
 class Difference:
-    diff: Estimate          # mean(a) - mean(b), Welch interval
+    """mean(a) - mean(b) with its interval and test. ``paired``: by seed (or same runs); then
+    ``correlation`` is the across-pairs correlation of a and b. ``sd`` is the sd of the per-pair
+    differences (paired) or the pooled per-run sd (Welch), for power calculations."""
+
+    diff: Estimate
     t: float
     p: float
+    df: float
+    n: int                  # pairs (paired) or n_a + n_b (Welch)
+    paired: bool
+    correlation: float
+    sd: float
+
+
+def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
+    """Paired comparison: mean of per-pair differences a_i - b_i with its t-interval (df n-1)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    n = len(d)
+    m = float(d.mean()) if n else NAN
+    if n < 2:
+        return Difference(Estimate(m, NAN, NAN), NAN, NAN, NAN, n, True, NAN, NAN)
+    sd = float(d.std(ddof=1))
+    r = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else NAN
+    if sd == 0:
+        return Difference(Estimate(m, m, m), float("inf") if m else NAN, 0.0 if m else 1.0, n - 1, n, True, r, sd)
+    se = sd / np.sqrt(n)
+    t = m / se
+    half = st.t.ppf(0.5 + level / 2, n - 1) * se
+    return Difference(Estimate(m, m - half, m + half), float(t), float(2 * st.t.sf(abs(t), n - 1)), n - 1, n,
+                      True, r, sd)
 
 
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
-    """Difference of means with Welch's unequal-variance t-test and its Welch-Satterthwaite interval."""
+    """Difference of means with Welch's unequal-variance t-test and its Welch-Satterthwaite interval
+    (for unpaired runs only)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    d = float(a.mean() - b.mean())
+    d = float(a.mean() - b.mean()) if len(a) and len(b) else NAN
+    if len(a) < 2 or len(b) < 2:
+        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, NAN)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    pooled_sd = float(np.sqrt((a.var(ddof=1) * (len(a) - 1) + b.var(ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2)))
     se = np.sqrt(va + vb)
     if se == 0:
-        return Difference(Estimate(d, d, d), float("inf") if d else float("nan"), 0.0 if d else 1.0)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+        return Difference(Estimate(d, d, d), float("inf") if d else NAN, 0.0 if d else 1.0, NAN, len(a) + len(b),
+                          False, NAN, pooled_sd)
+    df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
     t = d / se
     half = st.t.ppf(0.5 + level / 2, df) * se
-    return Difference(Estimate(d, d - half, d + half), float(t), float(2 * st.t.sf(abs(t), df)))
+    return Difference(Estimate(d, d - half, d + half), float(t), float(2 * st.t.sf(abs(t), df)), df,
+                      len(a) + len(b), False, NAN, pooled_sd)
 
 
-def epochs_to_reach(epochs: np.ndarray, mean_acc: np.ndarray, target: float) -> float:
-    """Epochs at which a variant's accuracy curve first reaches ``target``, by linear interpolation
-    between grid points; NaN when it never does within the grid (or starts above it)."""
-    order = np.argsort(epochs)
-    e, a = np.asarray(epochs, float)[order], np.asarray(mean_acc, float)[order]
-    if a[0] >= target:
-        return float(e[0]) if a[0] == target else float("nan")
-    for i in range(1, len(e)):
-        if a[i] >= target:
-            return float(e[i - 1] + (target - a[i - 1]) * (e[i] - e[i - 1]) / (a[i] - a[i - 1]))
-    return float("nan")
+@dataclass(frozen=True)
+class VarianceComparison:
+    """Ratio of standard deviations sd(a)/sd(b) of paired data, with the Pitman-Morgan test."""
+
+    ratio: float
+    r_sum_diff: float       # correlation of (a+b) with (a-b): zero iff the variances are equal
+    p: float
+    n: int
+
+
+def pitman_morgan(a: np.ndarray, b: np.ndarray) -> VarianceComparison:
+    """Pitman-Morgan test of equal variances for paired samples (e.g. two TTA levels of the same
+    runs): Var(a) = Var(b) iff corr(a+b, a-b) = 0, tested with t = r√(n-2)/√(1-r²), df n-2."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    if n < 3 or a.std() == 0 or b.std() == 0:
+        return VarianceComparison(NAN, NAN, NAN, n)
+    s, d = a + b, a - b
+    r = float(np.corrcoef(s, d)[0, 1]) if s.std() > 0 and d.std() > 0 else 0.0
+    t = r * np.sqrt(n - 2) / np.sqrt(max(1 - r**2, 1e-300))
+    return VarianceComparison(float(a.std(ddof=1) / b.std(ddof=1)), r, float(2 * st.t.sf(abs(t), n - 2)), n)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control); NaNs stay NaN and are not
+    counted in the family."""
+    p = np.asarray(p, float)
+    out = np.full(p.shape, NAN)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if not m:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+# ----------------------------------------------------------------------------- precision and power
+
+def t_test_power(difference: float, sd: float, n: int, *, paired: bool = True, alpha: float = 0.05) -> float:
+    """Power of the two-sided t-test at ``alpha`` for a true difference, from the noncentral t.
+
+    paired: n pairs whose differences have sd ``sd`` (df n-1). Unpaired: n runs per variant, each
+    with sd ``sd`` (df 2n-2)."""
+    if n < 2 or not sd > 0:
+        return NAN
+    df = n - 1 if paired else 2 * n - 2
+    se = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
+    crit = st.t.ppf(1 - alpha / 2, df)
+    nc = abs(difference) / se
+    value = st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc)
+    return float(value) if np.isfinite(value) else 1.0
+
+
+def minimum_detectable_difference(sd: float, n: int, *, paired: bool = True, alpha: float = 0.05,
+                                  power: float = 0.8) -> float:
+    """Smallest true difference a two-sided t-test at ``alpha`` detects with probability ``power``
+    (see t_test_power for ``sd`` and ``n``); NaN when n < 2 or sd is not positive."""
+    if n < 2 or not sd > 0:
+        return NAN
+    se = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
+    gap = lambda d: t_test_power(d, sd, n, paired=paired, alpha=alpha) - power   # noqa: E731
+    high = 4 * se
+    while gap(high) < 0:
+        high *= 2
+    return float(optimize.brentq(gap, 0.0, high, xtol=1e-10 * se))
+
+
+def runs_to_exclude_zero(estimate: float, standard_error: float, runs: int, *, alpha: float = 0.05,
+                         power: float | None = None) -> float:
+    """Runs needed for a positive estimate to exclude 0, if its standard error shrinks as 1/√R from
+    ``standard_error`` at ``runs``: at the observed value (power None), or with that power.
+    Inf when the estimate is not positive; NaN without a standard error."""
+    if not (np.isfinite(estimate) and np.isfinite(standard_error)):
+        return NAN
+    if not (estimate > 0 and standard_error > 0):
+        return float("inf")
+    z = _z(1 - alpha) + (st.norm.ppf(power) if power else 0.0)
+    return float(np.ceil(runs * (z * standard_error / estimate) ** 2))
+
+
+# ----------------------------------------------------------------------------- equivalent epochs
+
+def isotonic_rows(y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Non-decreasing least-squares fit of each row of ``y`` (B x E), by the max-min formula
+    f_i = max_{j<=i} min_{k>=i} mean(y_j..y_k); exact, vectorised over rows, fine for small E."""
+    y = np.atleast_2d(np.asarray(y, float))
+    e = y.shape[1]
+    w = np.ones(e) if weights is None else np.asarray(weights, float)
+    cw = np.concatenate([[0.0], np.cumsum(w)])
+    cy = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * w, 1)], 1)
+    j, k = np.triu_indices(e)                               # every window j <= k
+    avg = np.full((y.shape[0], e, e), np.nan)
+    avg[:, j, k] = (cy[:, k + 1] - cy[:, j]) / (cw[k + 1] - cw[j])
+    out = np.empty_like(y)
+    for i in range(e):
+        out[:, i] = np.nanmax(np.nanmin(avg[:, : i + 1, i:], axis=2), axis=1)
+    return out
+
+
+def epochs_to_reach(epochs: np.ndarray, mean_acc: np.ndarray, target: np.ndarray | float,
+                    weights: np.ndarray | None = None) -> np.ndarray | float:
+    """Epochs at which a variant's accuracy curve first reaches ``target``: the curve is made
+    monotone (isotonic fit) and interpolated linearly in log-epochs. -inf: reached before the grid's
+    first point; +inf: not reached by its last. Rows of ``mean_acc`` (B x E) are vectorised."""
+    e = np.log(np.asarray(epochs, float))
+    scalar = np.ndim(mean_acc) == 1
+    f = isotonic_rows(mean_acc, weights)
+    t = np.broadcast_to(np.asarray(target, float), (f.shape[0],))
+    above = f >= t[:, None]
+    first = np.where(above.any(1), above.argmax(1), f.shape[1])
+    out = np.full(f.shape[0], np.inf)
+    out[first == 0] = -np.inf
+    mid = (first > 0) & (first < f.shape[1])
+    i = first[mid]
+    rows = np.flatnonzero(mid)
+    lo, hi = f[rows, i - 1], f[rows, i]
+    frac = (t[mid] - lo) / (hi - lo)
+    out[mid] = np.exp(e[i - 1] + frac * (e[i] - e[i - 1]))
+    return float(out[0]) if scalar else out
+
+
+@dataclass(frozen=True)
+class EquivalentEpochs:
+    """Epochs the weaker variant needs to match a target; bounds may be -inf ("before the grid") or
+    inf ("beyond the grid"): then the interval is one-sided."""
+
+    epochs: Estimate
+    grid: tuple[float, ...]
+
+    def speedup(self, reference_epochs: float) -> Estimate:
+        return self.epochs.scaled(1 / reference_epochs)
 
 
 def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, level: float = 0.95,
-                      resamples: int = 1000, seed: int = 0) -> Estimate:
-    """Epochs the weaker variant needs to match the mean of ``target_runs``; bootstrap over runs.
+                      resamples: int = 1000, seed: int = 0, curve_seeds: dict[float, np.ndarray] | None = None,
+                      target_seeds: np.ndarray | None = None) -> EquivalentEpochs:
+    """Epochs the weaker variant needs to match the mean of ``target_runs``; bootstrap over seeds.
 
-    ``curve`` maps each epoch count of the weaker variant to its runs' accuracies.
-    """
+    ``curve`` maps each epoch count of the weaker variant to its runs' accuracies. With seeds given,
+    the bootstrap resamples seeds jointly across cells (runs with one seed share their random
+    streams); otherwise each cell is resampled on its own. Draws that leave the grid are kept (as
+    ±inf), so a bound beyond the grid is reported as one-sided rather than understated."""
     epochs = np.array(sorted(curve))
-    point = epochs_to_reach(epochs, np.array([np.mean(curve[e]) for e in epochs]), float(np.mean(target_runs)))
+    cells = [np.asarray(curve[e], float) for e in epochs] + [np.asarray(target_runs, float)]
+    sizes = np.array([len(x) for x in cells[:-1]], float)
+    point = epochs_to_reach(epochs, np.array([x.mean() for x in cells[:-1]]), float(cells[-1].mean()), sizes)
     rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        means = np.array([rng.choice(curve[e], len(curve[e])).mean() for e in epochs])
-        draws.append(epochs_to_reach(epochs, means, rng.choice(target_runs, len(target_runs)).mean()))
-    draws = np.array(draws)
-    if np.isnan(draws).mean() > 1 - level:     # too often out of the grid for a bounded interval
-        return Estimate(point, float("nan"), float("nan"))
-    lo, hi = np.nanquantile(draws, [0.5 - level / 2, 0.5 + level / 2])
-    return Estimate(point, float(lo), float(hi))
+    if curve_seeds is not None and target_seeds is not None:
+        seed_lists = [np.asarray(curve_seeds[e]) for e in epochs] + [np.asarray(target_seeds)]
+        universe = np.unique(np.concatenate(seed_lists))
+        idx = rng.integers(0, len(universe), (resamples, len(universe)))     # seeds drawn jointly for all cells
+        means = []
+        for x, s in zip(cells, seed_lists):
+            if len(s) == len(universe):
+                means.append(x[np.argsort(s)][idx].mean(1))
+                continue
+            full = np.zeros(len(universe))
+            have = np.zeros(len(universe))
+            pos = np.searchsorted(universe, s)
+            full[pos], have[pos] = x, 1.0
+            total = have[idx].sum(1)
+            means.append(np.where(total > 0, full[idx].sum(1) / np.maximum(total, 1), x.mean()))
+    else:
+        means = [x[rng.integers(0, len(x), (resamples, len(x)))].mean(1) for x in cells]
+    if min(len(x) for x in cells) < MIN_BOOTSTRAP_RUNS:
+        return EquivalentEpochs(Estimate(float(point), NAN, NAN), tuple(float(e) for e in epochs))
+    draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
+    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
+    lo, hi = min(lo, epochs[-1]), max(hi, epochs[0])     # all beyond the grid: (last, inf); all before: (-inf, first)
+    return EquivalentEpochs(Estimate(float(point), float(lo), float(hi)), tuple(float(e) for e in epochs))
 
+
+# ----------------------------------------------------------------------------- variance across runs
 
 def test_set_variance(accuracy: np.ndarray) -> float:
     """Variance over runs of test-set accuracy (ddof=1)."""
@@ -116,109 +336,354 @@ def test_set_variance(accuracy: np.ndarray) -> float:
 
 
 def independent_errors_variance(correct: np.ndarray) -> float:
-    """What the test-set variance would be if examples erred independently: (1/n^2) sum eps_i(1-eps_i)."""
-    eps = 1 - np.asarray(correct, float).mean(0)
-    return float((eps * (1 - eps)).sum() / eps.size**2)
+    """Test-set variance if examples erred independently, unbiased: (1/n²) Σ ε_i(1-ε_i) · R/(R-1)."""
+    correct = np.asarray(correct)
+    return independent_errors_from_counts(correct.sum(0, dtype=np.int64), correct.shape[0])
 
 
-def distribution_variance(correct: np.ndarray, level: float = 0.95, resamples: int = 500,
-                          seed: int = 0) -> Estimate:
-    """Paper B, Eq. 3: n/(n-1) [Var_runs(test error) - (1/n^2) sum_i Var_runs(error_i)], both ddof=1.
+def independent_errors_from_counts(correct_counts: np.ndarray, runs: int) -> float:
+    """As independent_errors_variance, from the number of runs right on each example."""
+    eps = 1 - np.asarray(correct_counts, float) / runs
+    if runs < 2:
+        return NAN
+    return float((eps * (1 - eps)).sum() / eps.size**2 * runs / (runs - 1))
 
-    Unbiased, so it can be negative from noise: reported as is, with a bootstrap-over-runs interval.
-    """
-    err = 1 - np.asarray(correct, dtype=np.float32)          # R x n
-    r, n = err.shape
-    if r < 3:
-        return Estimate(float("nan"), float("nan"), float("nan"))
 
-    def estimate(weights: np.ndarray) -> np.ndarray:
-        """Estimator for each row of resampling counts (B x R), vectorised."""
-        m = weights @ err / r                                   # B x n: resampled mean error per example
-        run_err = err.mean(1)                                   # R
-        mean_e = weights @ run_err / r
-        var_e = (weights @ run_err**2 / r - mean_e**2) * r / (r - 1)
-        per_example = (m * (1 - m)).sum(1) * r / (r - 1)        # errors are 0/1: E[x^2] = E[x]
-        return n / (n - 1) * (var_e - per_example / n**2)
+def run_groups(runs: int, max_groups: int) -> np.ndarray:
+    """Group index of each run: runs are exchangeable, so consecutive blocks are as good as random;
+    one run per group (the plain bootstrap over runs) when runs <= max_groups."""
+    g = min(runs, max_groups)
+    return np.repeat(np.arange(g), np.diff(np.linspace(0, runs, g + 1).round().astype(int)))
 
-    point = float(estimate(np.ones((1, r), np.float32))[0])
-    rng = np.random.default_rng(seed)
-    draws = []
-    for start in range(0, resamples, 100):
-        b = min(100, resamples - start)
-        draws.append(estimate(rng.multinomial(r, np.full(r, 1 / r), size=b).astype(np.float32)))
-    lo, hi = np.quantile(np.concatenate(draws), [0.5 - level / 2, 0.5 + level / 2])
-    return Estimate(point, float(lo), float(hi))
+
+@dataclass(frozen=True)
+class ErrorCounts:
+    """Sufficient statistics of a correct/incorrect matrix, per group of runs: enough for the
+    distribution-wise variance and its bootstrap without holding an (R, n) float matrix."""
+
+    sizes: np.ndarray          # (G,) runs per group
+    run_err_sum: np.ndarray    # (G,) Σ over the group's runs of the run's error rate
+    run_err_sq: np.ndarray     # (G,) Σ of squared run error rates
+    example_errors: np.ndarray  # (G, n) errors per example within the group
+    n: int
+
+    @property
+    def runs(self) -> int:
+        return int(self.sizes.sum())
+
+
+def error_counts(wrong_rows, n: int, groups: np.ndarray) -> ErrorCounts:
+    """Build ErrorCounts from an iterable of (row indices, bool wrong matrix) chunks; ``groups``
+    gives each run's group (see run_groups)."""
+    g = int(groups.max()) + 1 if len(groups) else 0
+    example = np.zeros((g, n), np.int64)
+    sums, sq = np.zeros(g), np.zeros(g)
+    for rows, wrong in wrong_rows:
+        rate = np.count_nonzero(wrong, 1) / n
+        gid = groups[rows]
+        np.add.at(sums, gid, rate)
+        np.add.at(sq, gid, rate**2)
+        order = np.argsort(gid, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(gid[order]) != 0])
+        example[gid[order][starts]] += np.add.reduceat(wrong[order], starts, axis=0, dtype=np.int32)
+    return ErrorCounts(np.bincount(groups, minlength=g), sums, sq, example, n)
+
+
+def _distribution_variance(c: ErrorCounts, w: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Eq. 3 for each row of group multiplicities ``w`` (B x G); ``gram``: the groups' example-error
+    Gram matrix (G x G), so Σ_i m_i² needs no (B, n) array."""
+    n = c.n
+    r = w @ c.sizes
+    mean_e = w @ c.run_err_sum / r
+    var_e = (w @ c.run_err_sq - r * mean_e**2) / (r - 1)
+    sum_m = n * mean_e                                      # Σ_i m_i
+    sum_m2 = ((w @ gram) * w).sum(1) / r**2                 # Σ_i m_i²
+    per_example = (sum_m - sum_m2) * r / (r - 1)             # Σ_i Var_runs(err_i), errors 0/1
+    return n / (n - 1) * (var_e - per_example / n**2)
+
+
+@dataclass(frozen=True)
+class DistributionVariance:
+    variance: Estimate              # σ̂² (can be negative from noise)
+    standard_error: float           # bootstrap sd of σ̂²
+    runs: int
+
+    def runs_to_exclude_zero(self, power: float | None = None) -> float:
+        return runs_to_exclude_zero(self.variance.value, self.standard_error, self.runs, power=power)
+
+
+def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resamples: int = 1000,
+                                      seed: int = 0) -> DistributionVariance:
+    """Paper B, Eq. 3: σ̂² = n/(n-1) [Var_runs(test error) - (1/n²) Σ_i Var_runs(error_i)], both
+    ddof=1. Unbiased, so it can be negative from noise: reported as is, with a percentile bootstrap
+    over runs (over groups of runs when there are many)."""
+    if c.runs < 3:
+        return DistributionVariance(Estimate(NAN, NAN, NAN), NAN, c.runs)
+    h = c.example_errors.astype(np.float64)
+    gram = h @ h.T
+    point = float(_distribution_variance(c, np.ones((1, len(c.sizes))), gram)[0])
+    if c.runs < MIN_BOOTSTRAP_RUNS:
+        return DistributionVariance(Estimate(point, NAN, NAN), NAN, c.runs)
+    w = resample_counts(np.random.default_rng(seed), len(c.sizes), resamples).astype(float)
+    draws = _distribution_variance(c, w, gram)
+    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+    return DistributionVariance(Estimate(point, float(lo), float(hi)), float(draws.std(ddof=1)), c.runs)
+
+
+def distribution_variance(correct: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0,
+                          max_groups: int = 100) -> DistributionVariance:
+    """Eq. 3 from a boolean correct matrix (R x n); see distribution_variance_from_counts."""
+    correct = np.asarray(correct, bool)
+    groups = run_groups(correct.shape[0], max_groups)
+    counts = error_counts([(np.arange(correct.shape[0]), ~correct)], correct.shape[1], groups)
+    return distribution_variance_from_counts(counts, level, resamples, seed)
+
+
+def split_half_correlation(correct: np.ndarray, level: float = 0.95) -> Estimate:
+    """Correlation across runs of accuracy on even- vs odd-indexed test examples, with a Fisher-z
+    interval: near 0 when runs differ only by per-example noise, positive when whole runs are
+    better or worse."""
+    correct = np.asarray(correct)
+    even, odd = correct[:, 0::2].mean(1), correct[:, 1::2].mean(1)
+    return correlation_ci(even, odd, level)
+
+
+def correlation_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> Estimate:
+    """Pearson r with the Fisher-z interval tanh(atanh r ± z/√(n-3))."""
+    n = len(x)
+    if n < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return Estimate(NAN, NAN, NAN)
+    r = float(np.corrcoef(x, y)[0, 1])
+    if n < 4:
+        return Estimate(r, NAN, NAN)
+    z, half = np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15)), _z(level) / np.sqrt(n - 3)
+    return Estimate(r, float(np.tanh(z - half)), float(np.tanh(z + half)))
+
+
+def signed_sqrt(v: float) -> float:
+    """A variance estimate shown as a std, keeping the sign of a negative (noise-driven) estimate."""
+    return float(np.sign(v) * np.sqrt(abs(v)))
+
+
+def calibrated_variance_prediction(mean_error: float, n: int) -> float:
+    """Paper B, Theorem 3: under class-wise calibration the test-set variance is about err/(2n)
+    (exact for two classes, where E[ε(1-ε)] = E[ε]/2)."""
+    return mean_error / (2 * n)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+def class_counts(predictions: np.ndarray, classes: int = 10) -> np.ndarray:
+    """k[x, c]: number of runs predicting class c on example x (n x classes), from (R, n) uint8."""
+    predictions = np.asarray(predictions)
+    n = predictions.shape[1]
+    flat = (predictions.astype(np.int64) + classes * np.arange(n)[None, :]).ravel()
+    return np.bincount(flat, minlength=n * classes).reshape(n, classes)
 
 
 def class_frequencies(predictions: np.ndarray, classes: int = 10) -> np.ndarray:
     """q[x, c]: fraction of runs predicting class c on example x (n x classes)."""
-    predictions = np.asarray(predictions)
-    counts = np.zeros((predictions.shape[1], classes))
-    for c in range(classes):
-        counts[:, c] = (predictions == c).sum(0)
-    return counts / predictions.shape[0]
+    return class_counts(predictions, classes) / np.asarray(predictions).shape[0]
 
 
-@dataclass(frozen=True)
-class Calibration:
-    table: list[dict]       # per bin: low, high, pairs, mean_q, fraction
-    cace: float
+QUANTILE_STEPS = 200     # bin edges at the quantiles 0, 0.005, ..., 1
 
 
-def classwise_calibration(predictions: np.ndarray, labels: np.ndarray, bins: int = 10,
-                          classes: int = 10) -> Calibration:
-    """Reliability of the ensemble's class frequencies: bin (x, c) pairs by q_c(x), compare mean q
-    with the fraction whose label is c; CACE = sum_bins |fraction - mean q| * pairs / n."""
-    q = class_frequencies(predictions, classes)
-    hit = np.asarray(labels)[:, None] == np.arange(classes)[None, :]
-    which = np.minimum((q * bins).astype(int), bins - 1).ravel()
-    q, hit = q.ravel(), hit.ravel()
-    n = len(labels)
-    table, cace = [], 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            mean_q, fraction = float(q[m].mean()), float(hit[m].mean())
-            cace += abs(fraction - mean_q) * m.sum() / n
-            table.append(dict(low=b / bins, high=(b + 1) / bins, pairs=int(m.sum()), mean_q=mean_q, fraction=fraction))
-    return Calibration(table, float(cace))
+def value_histograms(counts: np.ndarray, labels: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of class counts (..., n, K) (one row per ensemble): per class c and count k in
+    0..width-1, how many examples have k runs predicting c (hist), and how many of those are
+    labelled c (hits); shape (..., K, width). Every calibration statistic needs only these."""
+    counts = np.asarray(counts)
+    lead, (n, classes) = counts.shape[:-2], counts.shape[-2:]
+    rows = int(np.prod(lead)) if lead else 1
+    counts = counts.reshape(rows, n, classes)
+    offset = (np.arange(rows)[:, None, None] * classes + np.arange(classes)[None, None, :]) * width
+    hist = np.bincount((counts + offset).ravel(), minlength=rows * classes * width)
+    labels = np.asarray(labels)
+    labelled = counts[:, np.arange(n), labels] + offset[:, 0, labels]
+    hits = np.bincount(labelled.ravel(), minlength=rows * classes * width)
+    shape = (*lead, classes, width)
+    return hist.reshape(shape), hits.reshape(shape)
+
+
+def quantile_bins(hist: np.ndarray) -> np.ndarray:
+    """The author's binning of ensemble frequencies q = k/runs, from histograms of k (rows (M, V)):
+    edges at the unique quantiles of all q at steps of 0.005 (inverted-CDF quantiles, so edges are
+    observed values), q = 0 in a bin of its own, then bins (e_{j-1}, e_j]. A count k is an edge when
+    some quantile level p = j/200 first reaches the CDF there (exact integer arithmetic); a value's
+    bin is the number of edges below it. Returns each k's bin, (M, V)."""
+    hist = np.atleast_2d(hist)
+    cum = np.cumsum(hist, 1)
+    levels = (QUANTILE_STEPS * cum) // np.maximum(cum[:, -1:], 1) + 1      # quantile levels at or below the CDF
+    is_edge = levels > np.concatenate([np.zeros((len(hist), 1), levels.dtype), levels[:, :-1]], 1)
+    return np.concatenate([np.zeros((len(hist), 1), np.int64), np.cumsum(is_edge, 1)[:, :-1]], 1)
+
+
+def binned_errors(hist: np.ndarray, hits: np.ndarray, runs: np.ndarray, normaliser: int,
+                  with_table: bool = False) -> tuple[np.ndarray, dict | None]:
+    """Σ_bins |fraction - mean q| · pairs / normaliser for each row of value histograms (M, V), i.e.
+    Σ_bins |hits - Σ q| / normaliser; ``runs`` (M,) turns counts into q. With ``with_table``, the
+    first row's bins (pairs, mean_q, fraction) for a reliability diagram."""
+    hist, hits = np.atleast_2d(hist), np.atleast_2d(hits)
+    m, v = hist.shape
+    b = quantile_bins(hist) + np.arange(m)[:, None] * v
+    q = np.arange(v)[None, :] / np.asarray(runs, float).reshape(-1, 1)
+    pairs = np.bincount(b.ravel(), weights=hist.ravel(), minlength=m * v).reshape(m, v)
+    qsum = np.bincount(b.ravel(), weights=(hist * q).ravel(), minlength=m * v).reshape(m, v)
+    hit = np.bincount(b.ravel(), weights=hits.ravel(), minlength=m * v).reshape(m, v)
+    errors = np.abs(hit - qsum).sum(1) / normaliser
+    table = None
+    if with_table:
+        ok = pairs[0] > 0
+        table = {"pairs": pairs[0, ok].astype(np.int64), "mean_q": qsum[0, ok] / pairs[0, ok],
+                 "fraction": hit[0, ok] / pairs[0, ok]}
+    return errors, table
+
+
+def cace(counts: np.ndarray, labels: np.ndarray, runs: int) -> tuple[float, dict]:
+    """Class-aggregated calibration error of the ensemble (author's estimator; see quantile_bins):
+    Σ_bins |fraction - mean q| · pairs / n over all (x, c) pairs; a number in [0, K]."""
+    hist, hits = value_histograms(np.asarray(counts, np.int64), labels, runs + 1)
+    errors, table = binned_errors(hist.sum(0), hits.sum(0), np.array([runs]), len(labels), with_table=True)
+    return float(errors[0]), table
+
+
+def classwise_errors(counts: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray:
+    """Paper B, Definition 2, per class c: the same binned comparison over the pairs (x, c) of that
+    class alone, Σ_bins |fraction - mean q_c| · pairs / n; each in [0, 1]."""
+    hist, hits = value_histograms(np.asarray(counts, np.int64), labels, runs + 1)
+    return binned_errors(hist, hits, np.full(len(hist), runs), len(labels))[0]
+
+
+def calibration_errors(counts: np.ndarray, labels: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CACE (B,) and class-wise errors (B, K) for a batch of ensembles' class counts (B, n, K) with
+    ``runs`` (B,) runs each, vectorised."""
+    runs = np.asarray(runs, np.int64)
+    hist, hits = value_histograms(counts, labels, int(runs.max()) + 1)          # (B, K, V)
+    b, k, v = hist.shape
+    aggregated = binned_errors(hist.sum(1), hits.sum(1), runs, counts.shape[1])[0]
+    per_class = binned_errors(hist.reshape(b * k, v), hits.reshape(b * k, v), np.repeat(runs, k), counts.shape[1])[0]
+    return aggregated, per_class.reshape(b, k)
 
 
 def mean_pairwise_disagreement(predictions: np.ndarray, classes: int = 10) -> float:
     """Fraction of test examples on which two distinct runs disagree, averaged over all pairs."""
     predictions = np.asarray(predictions)
     r = predictions.shape[0]
-    counts = class_frequencies(predictions, classes) * r
-    agree_pairs = (counts * (counts - 1)).sum(1) / (r * (r - 1))
-    return float(1 - agree_pairs.mean())
+    counts = class_counts(predictions, classes).astype(float)
+    return float(1 - ((counts * (counts - 1)).sum(1) / (r * (r - 1))).mean())
 
 
 def mean_error(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(predictions) != np.asarray(labels)[None, :]).mean())
 
 
-def split_half_correlation(correct: np.ndarray) -> float:
-    """Correlation across runs of accuracy on even- vs odd-indexed test examples: near 0 when runs
-    differ only by independent per-example noise, positive when whole runs are better or worse."""
-    correct = np.asarray(correct, float)
-    even, odd = correct[:, 0::2].mean(1), correct[:, 1::2].mean(1)
-    if even.std() == 0 or odd.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(even, odd)[0, 1])
+@dataclass(frozen=True)
+class GroupedPredictions:
+    """Per group of runs: class counts per example (G, n, K) and runs per group. Enough for every
+    calibration statistic and its bootstrap over runs, without an (R, n, K) array."""
+
+    counts: np.ndarray      # int32 (G, n, K)
+    sizes: np.ndarray       # (G,)
+    labels: np.ndarray      # (n,)
+
+    @property
+    def runs(self) -> int:
+        return int(self.sizes.sum())
 
 
-def std_ci(x: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0) -> Estimate:
-    """Standard deviation across runs (ddof=1) with a percentile bootstrap-over-runs interval."""
-    x = np.asarray(x, float)
-    if len(x) < 3:
-        return Estimate(float(x.std(ddof=1)) if len(x) == 2 else float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    draws = rng.choice(x, (resamples, len(x))).std(1, ddof=1)
-    lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
-    return Estimate(float(x.std(ddof=1)), float(lo), float(hi))
+def group_predictions(chunks, labels: np.ndarray, groups: np.ndarray, classes: int = 10) -> GroupedPredictions:
+    """From (row indices, uint8 predictions (rows, n)) chunks; counts only the wrong predictions
+    one by one (right ones are a compare and a sum), since most predictions are right."""
+    n = len(labels)
+    g = int(groups.max()) + 1
+    counts = np.zeros((g, n, classes), np.int32)
+    for rows, preds in chunks:
+        gid = groups[rows]
+        for k in np.unique(gid):
+            part = preds[gid == k]
+            right = part == labels[None, :]
+            counts[k, np.arange(n), labels] += right.sum(0, dtype=np.int32)
+            r, x = np.nonzero(~right)
+            counts[k] += np.bincount(x * classes + part[r, x], minlength=n * classes).reshape(n, classes).astype(np.int32)
+    return GroupedPredictions(counts, np.bincount(groups, minlength=g), np.asarray(labels))
 
 
-def signed_sqrt(v: float) -> float:
-    """A variance estimate shown as a std, keeping the sign of a negative (noise-driven) estimate."""
-    return float(np.sign(v) * np.sqrt(abs(v)))
+def basic_interval(point, draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Basic (bias-correcting) bootstrap interval [2θ̂ - q_hi, 2θ̂ - q_lo], floored at 0: for
+    calibration errors, whose bootstrap draws inherit (and enlarge) the upward finite-ensemble bias,
+    so a percentile interval would sit above the estimate."""
+    q_lo, q_hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], axis=0)
+    return np.maximum(2 * np.asarray(point) - q_hi, 0.0), np.maximum(2 * np.asarray(point) - q_lo, 0.0)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    cace: Estimate                  # class-aggregated, a fraction in [0, K]
+    cace_half: float                # the same at R/2 runs (finite-ensemble bias shows here)
+    classwise: list[Estimate]       # Paper B Definition 2, per class, each in [0, 1]
+    classwise_half: np.ndarray
+    bins: dict                      # reliability diagram: pairs, mean_q, fraction per bin
+    disagreement: float
+    error: float
+    gap: Estimate                   # disagreement - error
+    runs: int
+
+
+def _disagreement_and_error(gp: GroupedPredictions, w: np.ndarray, gram: np.ndarray,
+                            group_errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of multiplicities: mean disagreement between pairs of distinct original runs,
+    and mean error. Pairs of a run with its own bootstrap copies are left out, as in the U-statistic."""
+    n = len(gp.labels)
+    r = w @ gp.sizes
+    same_run = (w**2) @ gp.sizes                                  # ordered pairs of copies of one run
+    agree = (((w @ gram) * w).sum(1) - n * same_run) / (n * (r**2 - same_run))
+    return 1 - agree, w @ group_errors / (r * n)
+
+
+def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0,
+                batch: int = 20) -> CalibrationResult:
+    """CACE, class-wise errors, disagreement vs error, each with a bootstrap over runs (over groups
+    of runs when there are many): basic intervals for the calibration errors (see basic_interval),
+    percentile for the disagreement-error gap; the values at R/2 from the first half of the groups."""
+    g, n, k_classes = gp.counts.shape
+    runs, labels = gp.runs, gp.labels
+    total = gp.counts.sum(0)
+    point, bins = cace(total, labels, runs)
+    point_cw = classwise_errors(total, labels, runs)
+    half = max(1, g // 2)
+    half_runs = int(gp.sizes[:half].sum())
+    if g >= 2 and half_runs >= 2:
+        cace_half, cw_half = calibration_errors(gp.counts[:half].sum(0)[None], labels, np.array([half_runs]))
+        cace_half, cw_half = float(cace_half[0]), cw_half[0]
+    else:
+        cace_half, cw_half = NAN, np.full(k_classes, NAN)
+    flat = gp.counts.reshape(g, n * k_classes).astype(np.float32)
+    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32) \
+        if g >= 2 and runs >= MIN_BOOTSTRAP_RUNS else np.ones((0, g), np.float32)
+    draws, cw_draws = [], []
+    for start in range(0, len(w), batch):
+        part = w[start:start + batch]
+        counts = (part @ flat).astype(np.int32).reshape(len(part), n, k_classes)   # exact: integers < 2^24
+        c, cw = calibration_errors(counts, labels, np.rint(part @ gp.sizes).astype(np.int64))
+        draws.append(c)
+        cw_draws.append(cw)
+    group_errors = gp.sizes * n - gp.counts[:, np.arange(n), labels].sum(1)
+    flat64 = flat.astype(np.float64)
+    gram = flat64 @ flat64.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dis, err = (float(x[0]) for x in _disagreement_and_error(gp, np.ones((1, g)), gram, group_errors))
+    q = [0.5 - level / 2, 0.5 + level / 2]
+    if draws:
+        lo, hi = basic_interval(point, np.concatenate(draws), level)
+        cw_lo, cw_hi = basic_interval(point_cw, np.concatenate(cw_draws), level)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d_dis, d_err = _disagreement_and_error(gp, w.astype(float), gram, group_errors)
+        gap_lo, gap_hi = np.nanquantile(d_dis - d_err, q)
+    else:
+        lo = hi = gap_lo = gap_hi = NAN
+        cw_lo = cw_hi = np.full(k_classes, NAN)
+    return CalibrationResult(Estimate(point, float(lo), float(hi)), float(cace_half),
+                             [Estimate(float(v), float(a), float(b)) for v, a, b in zip(point_cw, cw_lo, cw_hi)],
+                             np.asarray(cw_half), bins, float(dis), float(err),
+                             Estimate(float(dis - err), float(gap_lo), float(gap_hi)), runs)

@@ -15,6 +15,7 @@ from . import campaign, store
 from .backends import BackendError, LocalBackend, RayBackend
 from .cli import Parser, UserError, fail, positive_float, positive_int
 from .grid import PRESET_NAMES
+from .studies_registry import all_studies
 
 
 def build_parser() -> Parser:
@@ -67,7 +68,7 @@ def check_out(out: Path, study: str, preset: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from studies import STUDIES
+    STUDIES = all_studies()
     args = build_parser().parse_args(argv)
     if args.list:
         for name, s in STUDIES.items():
