@@ -24,6 +24,7 @@ migrate`` moves it into a store under current keys.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -146,6 +147,19 @@ def corrupt(path: Path, why: str) -> StoreError:
     return StoreError(f"{path}: corrupt Parquet file ({why}); move it away to retrain the runs it holds")
 
 
+def guarded(read):
+    """Whatever goes wrong reading a file (a flipped bit can surface as any error) names the file."""
+    @functools.wraps(read)
+    def wrapper(path: Path, *args):
+        try:
+            return read(path, *args)
+        except (FileNotFoundError, StoreError):
+            raise
+        except Exception as exc:
+            raise corrupt(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    return wrapper
+
+
 def run_files(root: Path) -> list[Path]:
     """Compacted packs first, then single runs: where a key is in both, the pack's copy is read."""
     root = Path(root)
@@ -170,6 +184,7 @@ def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
         raise corrupt(path, type(exc).__name__) from None
 
 
+@guarded
 def verify(path: Path, table: pa.Table) -> None:
     """Check each row's record and predictions checksums (where the file has them)."""
     if RECORD_CRC in table.column_names:
@@ -189,13 +204,28 @@ def fixed_rows(column) -> np.ndarray:
     """A fixed-size binary column of predictions as uint8 (rows, 3, n), without a copy per row."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     width = column.type.byte_width
+    if width % 3:
+        raise ValueError(f"predictions of {width} bytes are not 3 TTA levels")
     flat = np.frombuffer(column.buffers()[1], np.uint8, len(column) * width, column.offset * width)
     return flat.reshape(len(column), 3, width // 3)
 
 
+def check_layout(names: list[str]) -> None:
+    """A current file has its payload and both checksums; an old one its three prediction columns.
+    Anything in between is a damaged schema (a flipped bit in a column name)."""
+    current = {PRED_COLUMN, PRED_CRC, RECORD_CRC}
+    if current & set(names):
+        if not current <= set(names):
+            raise ValueError(f"missing {', '.join(sorted(current - set(names)))}")
+    elif not set(LEGACY_PRED_COLUMNS) <= set(names):
+        raise ValueError("no predictions column")
+
+
+@guarded
 def _records(path: Path) -> pa.Table:
     """A file's record columns (no payload), each row's record checksum verified."""
     names = _open(path).schema_arrow.names
+    check_layout(names)
     table = _read(path, [c for c in names if c not in (PRED_COLUMN, *LEGACY_PRED_COLUMNS, LOGITS_COLUMN)])
     if "key" not in table.column_names:
         raise corrupt(path, "no key column")
@@ -203,6 +233,7 @@ def _records(path: Path) -> pa.Table:
     return table.drop_columns([c for c in (PRED_CRC, RECORD_CRC) if c in table.column_names])
 
 
+@guarded
 def _predictions(path: Path) -> np.ndarray:
     """A file's predictions as uint8 (rows, 3, n), each row's checksum verified."""
     names = _open(path).schema_arrow.names
@@ -216,6 +247,7 @@ def _predictions(path: Path) -> np.ndarray:
     return np.stack(levels, axis=1)
 
 
+@guarded
 def _logits(path: Path, n: int) -> np.ndarray:
     names = _open(path).schema_arrow.names
     rows = _open(path).metadata.num_rows
@@ -227,6 +259,7 @@ def _logits(path: Path, n: int) -> np.ndarray:
     return out
 
 
+@guarded
 def keys_in(path: Path) -> list[str]:
     """The run keys a file holds: a pack's key column, or a single run's file name."""
     if path.parent.name == "runs":
