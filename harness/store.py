@@ -143,6 +143,11 @@ def write_failure(root: Path, record: dict, error: str) -> Path:
 
 # -- reading ---------------------------------------------------------------------------------------
 
+def reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 def corrupt(path: Path, why: str) -> StoreError:
     return StoreError(f"{path}: corrupt Parquet file ({why}); move it away to retrain the runs it holds")
 
@@ -156,7 +161,7 @@ def guarded(read):
         except (FileNotFoundError, StoreError):
             raise
         except Exception as exc:
-            raise corrupt(path, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+            raise corrupt(path, reason(exc)) from None
     return wrapper
 
 
@@ -172,7 +177,7 @@ def _open(path: Path) -> pq.ParquetFile:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise corrupt(path, type(exc).__name__) from None
+        raise corrupt(path, reason(exc)) from None
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -181,7 +186,7 @@ def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
     except (FileNotFoundError, StoreError):
         raise
     except Exception as exc:
-        raise corrupt(path, type(exc).__name__) from None
+        raise corrupt(path, reason(exc)) from None
 
 
 @guarded
