@@ -108,7 +108,7 @@ def test_no_single_bit_flip_loads_changed_values(tmp_path, packed):
             silent.append(bit)
     path.write_bytes(original)
     assert not silent, f"{len(silent)} flips loaded changed values (bits {silent[:10]})"
-    assert loud > len(original)       # most flips are caught, not harmless
+    assert loud > 0.5 * len(range(0, 8 * len(original), 11))      # most flips are caught, not harmless
 
 
 def test_a_changed_prediction_fails_its_checksum_by_name(tmp_path):
