@@ -147,7 +147,7 @@ def locked(out: Path, root: Path) -> ExitStack:
 
 def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries: int = 2,
         progress: bool = True, on_outcome=None, store_root: Path | None = None,
-        allow_mixed_versions: bool = False, compact_at_end: bool = True) -> Summary:
+        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True) -> Summary:
     """Train every run of the grid the store lacks; each finished run is in the store before the next
     is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
 
@@ -155,10 +155,11 @@ def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries
     the workers load it themselves. Ctrl-C stops cleanly: finished runs stay, the rest can resume.
     Raises LockHeld when another driver holds the folder or store, MixedStoreError when the store
     holds runs of other data or another method version; both before anything is trained.
+    ``take_locks=False`` when the caller already holds both locks (see ``locked``).
     """
     out = Path(out)
     root = Path(store_root) if store_root is not None else out
-    with locked(out, root):
+    with locked(out, root) if take_locks else ExitStack():
         try:
             return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
                                allow_mixed_versions, compact_at_end)

@@ -403,7 +403,7 @@ def _load(src: Source, with_logits: bool):
         if with_logits:
             logits[rows[mask]] = _logits(files[i], n)[mask]
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(2) as pool:
         list(pool.map(fill, used))
     frame = _overlay(frame, src)
     return (frame, preds, logits) if with_logits else (frame, preds)

@@ -12,7 +12,7 @@ from pathlib import Path
 from airbench_core import DataError, load_cifar10
 
 from . import campaign, store
-from .backends import BackendError, LocalBackend, RayBackend
+from .backends import BackendError, LocalBackend, RayBackend, check_address
 from .cli import Parser, UserError, fail, positive_float, positive_int
 from .grid import PRESET_NAMES
 from .identity import method_version
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in STUDIES.items():
             print(f"{name:<22} {s.description}")
         return 0
-    backend = None
     try:
         if not args.name:
             raise UserError("name a study (see --list)")
@@ -106,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--seeds {args.seeds} is above the bound of {campaign.MAX_SEEDS:,} runs per cell")
         if args.retries < 0:
             raise UserError("--retries must be 0 or more")
+        if args.address and args.backend == "ray":
+            check_address(args.address)        # seconds, not Ray's minutes of retries
         study = STUDIES[args.name]
         out, root = args.out or Path("results") / args.name, args.store
         check_out(out, root, study.name, args.preset)
@@ -117,24 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if root.exists():
             campaign.check_identity(root, method_version(), data.fingerprint, args.allow_mixed_versions)
-        if plan.todo:
-            backend = make_backend(args, data.source)
-            if args.device == "cuda" and not backend.has_gpu():
-                raise UserError(f"--device cuda, but no CUDA device in reach of the {backend.name} backend")
-            if args.preset == "full" and args.device != "cpu" and not backend.has_gpu():
-                raise UserError("no GPU in reach for the full preset: use --preset smoke to run small "
-                                "configurations on the CPU, or --address to join a cluster with GPUs")
-            print(f"{study.name} ({args.preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
-                  f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}", file=sys.stderr)
-            summary = campaign.run(study, args.preset, args.seeds, out, data, backend, retries=args.retries,
-                                   store_root=root, allow_mixed_versions=args.allow_mixed_versions)
-            backend = None
-            print(summary.line(), file=sys.stderr)
-        else:
-            summary = record_only(study, args, out, root, data, plan)
+        summary = train(study, args, out, root, data, plan)
     except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
-        if backend is not None:
-            backend.stop()
         return fail(str(exc))
     if summary.interrupted:
         print("stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
@@ -147,6 +132,38 @@ def main(argv: list[str] | None = None) -> int:
         except store.StoreError as exc:
             return fail(str(exc))
     return 1 if summary.failed else 0
+
+
+def train(study, args, out: Path, root: Path, data, plan) -> campaign.Summary:
+    """Under the study folder's and the store's locks: start the backend, check it can do what was
+    asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
+    created = [p for p in (out, root) if not p.exists()]
+    try:
+        with campaign.locked(out, root):
+            if not plan.todo:
+                return record_only(study, args, out, root, data, plan)
+            backend = make_backend(args, data.source)
+            try:
+                if args.device == "cuda" and not backend.has_gpu():
+                    raise UserError(f"--device cuda, but no CUDA device in reach of the {backend.name} backend")
+                if args.preset == "full" and args.device != "cpu" and not backend.has_gpu():
+                    raise UserError("no GPU in reach for the full preset: use --preset smoke to run small "
+                                    "configurations on the CPU, or --address to join a cluster with GPUs")
+            except UserError:
+                backend.stop()
+                raise
+            print(f"{study.name} ({args.preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
+                  f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}", file=sys.stderr)
+            summary = campaign.run(study, args.preset, args.seeds, out, data, backend, retries=args.retries,
+                                   store_root=root, allow_mixed_versions=args.allow_mixed_versions, take_locks=False)
+            print(summary.line(), file=sys.stderr)
+            return summary
+    except (UserError, BackendError):
+        for folder in created:
+            if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
+                (folder / ".lock").unlink()
+                folder.rmdir()
+        raise
 
 
 class _NoBackend:
@@ -169,7 +186,7 @@ def record_only(study, args, out: Path, root: Path, data, plan) -> campaign.Summ
     print(f"{study.name} ({args.preset}): all {len(plan.specs)} runs already in {root}; nothing to train",
           file=sys.stderr)
     return campaign.run(study, args.preset, args.seeds, out, data, _NoBackend(), progress=False, store_root=root,
-                        allow_mixed_versions=args.allow_mixed_versions, compact_at_end=False)
+                        allow_mixed_versions=args.allow_mixed_versions, compact_at_end=False, take_locks=False)
 
 
 def make_backend(args, data_source: str):
