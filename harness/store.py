@@ -334,7 +334,8 @@ def read_study_keys(out: Path) -> pd.DataFrame:
         entries = json.loads(path.read_text())["keys"] if path.exists() else []
     except (json.JSONDecodeError, KeyError, OSError) as exc:
         raise StoreError(f"{path}: unreadable key list ({type(exc).__name__})") from None
-    frame = pd.DataFrame([{"key": e["key"], "cell": e["cell"], "seed": e["seed"], **e.get("factors", {})}
+    # as in a record, a factor never replaces the key, cell label or seed
+    frame = pd.DataFrame([{**e.get("factors", {}), "key": e["key"], "cell": e["cell"], "seed": e["seed"]}
                           for e in entries])
     return frame if len(frame) else pd.DataFrame(columns=["key", "cell", "seed"])
 
