@@ -297,3 +297,28 @@ def test_an_old_layout_folder_loads_as_is_and_migrates_into_a_store(tmp_path, da
     assert sorted(frame["key"]) == sorted(cfg.key(s) for s in (0, 1))
     assert set(frame["method_version"]) == {"legacy-abc"} and np.array_equal(loaded[list(frame["seed"]).index(1)], preds[1])
     assert not list((old / "runs").glob("*.parquet")) and store.read_identity(root)["method_versions"] == ["legacy-abc"]
+
+
+def store_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.store", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+def test_store_command_compacts_checks_and_refuses_a_locked_store(tmp_path):
+    from harness.lock import hold
+    fill(tmp_path, 3)
+    with hold(tmp_path, "store"):
+        r = store_cli("compact", str(tmp_path))
+        assert r.returncode == 2 and f"in use by pid {os.getpid()}" in r.stderr
+    r = store_cli("compact", str(tmp_path))
+    assert r.returncode == 0 and "compacted 3 runs into 1 pack(s)" in r.stderr, r.stderr
+    r = store_cli("check", str(tmp_path))
+    assert r.returncode == 0 and "3 runs, every checksum verified" in r.stdout
+    pack = store.run_files(tmp_path)[0]
+    meta = pq.ParquetFile(pack)
+    chunk = meta.metadata.row_group(0).column(meta.schema_arrow.names.index(store.PRED_COLUMN))
+    raw = bytearray(pack.read_bytes())
+    raw[chunk.data_page_offset + chunk.total_compressed_size - 3] ^= 0x40     # in the predictions' page
+    pack.write_bytes(bytes(raw))
+    r = store_cli("check", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {pack}: corrupt Parquet file"), r.stderr
