@@ -218,5 +218,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
         summary.wall_seconds = time.perf_counter() - t0
     if compact_at_end and not summary.interrupted:
         backend.stop()           # free the workers before the (single-threaded) compaction
-        compact(root)
+        try:
+            compact(root)        # safe to interrupt: every run stays in at least one file
+        except KeyboardInterrupt:
+            summary.interrupted = True
     return summary
