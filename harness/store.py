@@ -295,10 +295,6 @@ class Source:
     study_name: str | None = None
 
 
-def is_study_folder(folder: Path) -> bool:
-    return "store" in _manifest_or_empty(folder)
-
-
 def _manifest_or_empty(folder: Path) -> dict:
     path = Path(folder) / "manifest.json"
     return read_manifest(folder) if path.exists() else {}
@@ -320,12 +316,10 @@ def source(folder: str | os.PathLike) -> Source:
 
 
 def write_study_keys(out: Path, entries: list[dict]) -> None:
-    """The runs a study counts: [{key, cell, seed, factors}], merged with what the file held."""
-    path = Path(out) / "keys.json"
-    merged = {e["key"]: e for e in (json.loads(path.read_text())["keys"] if path.exists() else [])}
-    merged.update({e["key"]: e for e in entries})
-    text = json.dumps({"keys": list(merged.values())}, default=str)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    """The runs a study counts, [{key, cell, seed, factors}]: exactly its grid's keys, replacing what
+    the file held, so a key scheme or grid that changed never leaves a (cell, seed) counted twice."""
+    text = json.dumps({"keys": entries}, default=str)
+    atomic_write(Path(out) / "keys.json", lambda tmp: tmp.write_text(text))
 
 
 def read_study_keys(out: Path) -> pd.DataFrame:
