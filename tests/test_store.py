@@ -259,6 +259,11 @@ def test_each_cell_and_seed_counts_once_even_when_the_store_holds_an_older_key_f
                                                   {"key": "k001", "cell": "c", "seed": 1, "factors": {}}])
     frame, _ = store.load(out)
     assert len(frame) == 2 and not frame.duplicated(["cell", "seed"]).any()
+    # the grid's keys change (a new key scheme, a changed config): the study counts only the new ones
+    store.write_study_keys(out, [{"key": "k002", "cell": "c", "seed": 0, "factors": {}},
+                                 {"key": "k003", "cell": "c", "seed": 1, "factors": {}}])
+    frame, _ = store.load(out)
+    assert list(frame["key"]) == ["k002", "k003"] and not frame.duplicated(["cell", "seed"]).any()
 
 
 def test_an_empty_store_or_study_loads_as_a_well_formed_empty_frame(tmp_path):
