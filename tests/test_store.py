@@ -200,8 +200,9 @@ import os, signal, sys
 from pathlib import Path
 from harness import compact, store
 where = sys.argv[2]
-if where == "before-remove":
-    store.remove_durably = lambda paths: os.kill(os.getpid(), signal.SIGKILL)
+if where == "before-remove":        # every pack written, none of the files it replaces removed yet
+    real_remove = store.remove_durably
+    store.remove_durably = lambda paths: os.kill(os.getpid(), signal.SIGKILL) if paths else real_remove(paths)
 else:
     real, count = store.atomic_write, [0]
     def die_on_second_pack(path, write):
@@ -221,6 +222,8 @@ def test_a_killed_compaction_then_rerun_keeps_every_run_exactly_once(tmp_path, w
     frame0, preds0 = store.load(tmp_path)
     r = run_python(KILL_DURING_COMPACTION, str(tmp_path), where)
     assert r.returncode == -signal.SIGKILL, r.stderr
+    if where == "before-remove":
+        assert len(list((tmp_path / "packs").glob("*.parquet"))) == 3 and len(list((tmp_path / "runs").glob("*"))) == 25
     frame, loaded = store.load(tmp_path)              # right after the kill: each run once
     assert frame.equals(frame0) and np.array_equal(loaded, preds0)
     compact(tmp_path, pack_rows=10)                   # the rerun
