@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -85,9 +86,46 @@ class TrainConfig:
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items()})
 
     def key(self, seed: int) -> str:
-        """Stable run key: hash of the resolved config and the seed."""
-        blob = json.dumps({"config": self.to_dict(), "seed": int(seed)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+        """Stable run key: hash of the method name, the fields that differ from the key baseline,
+        and the seed. Fields at their baseline value are left out, so a field added later whose
+        default reproduces the old behaviour leaves every existing key unchanged."""
+        return hashlib.sha256(_key_prefix(self) + b"%d}" % int(seed)).hexdigest()[:20]
+
+
+METHOD_NAME = "airbench"
+# The values keys were first defined against, frozen on purpose: changing a default in the class
+# above must change the key of the configs it affects, so keys compare against this, not the class.
+KEY_BASELINE: dict = {
+    "epochs": 9.9, "batch_size": 1024, "lr": 11.5, "momentum": 0.85, "weight_decay": 0.0153,
+    "bias_scaler": 64.0, "label_smoothing": 0.2, "widths": [64, 256, 256], "convs_per_block": 2,
+    "bn_momentum": 0.6, "logit_scale": 1 / 9, "flip": "alternating", "translate": 2, "cutout": 0,
+    "whiten": True, "whiten_bias_epochs": 3, "whiten_eps": 5e-4, "whiten_samples": 5000,
+    "identity_init": True, "lookahead": True, "lookahead_every": 5, "tta_level": 2,
+    "lr_warmup_frac": 0.23, "lr_start": 0.2, "lr_end": 0.07, "n_train": None, "n_test": None,
+    "init_seed": None, "order_seed": None, "aug_seed": None,
+}
+
+
+def _canonical(value, like):
+    """One spelling per value: ints where the baseline holds a float become floats, tuples lists."""
+    if isinstance(value, tuple):
+        return [_canonical(v, None) for v in value]
+    if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_prefix(config: TrainConfig) -> bytes:
+    """Everything hashed for a key but the seed (computed once per config: keys for 10^5 seeds are cheap)."""
+    defining = {}
+    for f in dataclasses.fields(config):
+        default = KEY_BASELINE[f.name] if f.name in KEY_BASELINE else _canonical(f.default, f.default)
+        value = _canonical(getattr(config, f.name), default)
+        if value != default or type(value) is not type(default):
+            defining[f.name] = value
+    blob = json.dumps({"method": METHOD_NAME, "config": defining}, sort_keys=True, separators=(",", ":"))
+    return (blob[:-1] + ',"seed":').encode()
 
 
 PRESETS: dict[str, TrainConfig] = {

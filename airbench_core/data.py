@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,17 @@ class Cifar10:
     test_labels: np.ndarray
     source: str
     description: str
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the decoded arrays themselves (not of the path): two sources that decode to the
+        same images and labels share it, and any changed pixel or label changes it."""
+        h = hashlib.blake2b(digest_size=8)
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            a = np.ascontiguousarray(array)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(memoryview(a).cast("B"))
+        return h.hexdigest()
 
 
 def default_cache_dir() -> Path:

@@ -3,6 +3,7 @@
     python -m harness.bench analysis [--runs 2400] [--examples 10000] [--through-store]
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
     python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
+    python -m harness.bench store [--runs 60000] [--examples 10000]
 """
 from __future__ import annotations
 
@@ -173,7 +174,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
     g.add_argument("--out", type=Path, default=Path("results/acceptance.json"),
                    help="where the JSON goes (default results/acceptance.json)")
+    s = sub.add_parser("store", help="load time and peak memory of a large run store (harness.bench_store)")
+    s.add_argument("--runs", type=positive_int, default=60000, help="simulated runs (default 60000)")
+    s.add_argument("--examples", type=positive_int, default=10000, help="test examples per run (default 10000)")
+    s.add_argument("--tmp", help="folder for the temporary store (default: the system's)")
     args = p.parse_args(argv)
+    if args.what == "store":
+        from .bench_store import bench_store
+        bench_store(args.runs, args.examples, folder=args.tmp)
+        return 0
     if args.what == "analysis":
         bench_analysis(args.runs, args.examples, args.through_store)
         return 0

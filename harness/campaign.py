@@ -1,10 +1,12 @@
 """A campaign: study grid x seeds -> skip finished keys -> train the rest -> store each on arrival."""
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,8 +16,17 @@ from tqdm import tqdm
 from airbench_core.train import subset_indices
 
 from . import store
+from .compact import compact
 from .grid import RunSpec, Study, expand
+from .identity import method_version
+from .lock import hold
 from .record import base_record, code_version, run_record
+
+MAX_SEEDS = 100_000     # per cell; a grid beyond this is a typo, not a campaign
+
+
+class MixedStoreError(store.StoreError):
+    """The store holds runs of other data or another method version; one line naming both."""
 
 
 @dataclass
@@ -50,6 +61,8 @@ class Summary:
     skipped: int
     trained: int = 0
     failed: int = 0
+    retries: int = 0             # failed attempts that were put back in the queue
+    recovered: int = 0           # runs stored after at least one failed attempt
     interrupted: bool = False
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -64,6 +77,7 @@ class Summary:
         rate = 60 * self.trained / self.wall_seconds if self.wall_seconds else 0.0
         state = "interrupted" if self.interrupted else "finished"
         return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed, "
+                f"{self.retries} retries ({self.recovered} runs recovered), "
                 f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
                 f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)")
 
@@ -76,40 +90,97 @@ def test_size(specs: list[RunSpec]) -> int | None:
     return sizes.pop() if sizes else None
 
 
-def plan(study: Study, preset: str, seeds: int, out: Path) -> Plan:
+def plan(study: Study, preset: str, seeds: int, root: Path) -> Plan:
+    """The grid x seeds against what the store ``root`` already holds."""
+    if seeds > MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds} is above the bound of {MAX_SEEDS:,} per cell")
     specs = expand(study.cells(preset), seeds)
-    return Plan(specs, store.done_keys(out) if out.exists() else set(),
-                store.failed_keys(out) if out.exists() else set())
+    root = Path(root)
+    return Plan(specs, store.done_keys(root) if root.exists() else set(),
+                store.failed_keys(root) if root.exists() else set())
 
 
-def manifest(study: Study, preset: str, seeds: int, data, backend_name: str, old: dict | None) -> dict:
+def check_identity(root: Path, version: str, fingerprint: str, allow_mixed_versions: bool = False) -> None:
+    """Stop before training when the store holds runs on other data, or (unless allowed) of another
+    method version: pooling them would be silent."""
+    ident = store.read_identity(root)
+    other_data = sorted(set(ident["data_fingerprints"]) - {fingerprint})
+    if other_data:
+        raise MixedStoreError(f"store {root} holds runs on data {', '.join(other_data)}, but this campaign's data "
+                              f"is {fingerprint}; use another --store for this data")
+    other_versions = sorted(set(ident["method_versions"]) - {version})
+    if other_versions and not allow_mixed_versions:
+        raise MixedStoreError(f"store {root} holds runs of method version {', '.join(other_versions)}, but "
+                              f"airbench_core here is {version}; use another --store, or pass "
+                              f"--allow-mixed-versions to add runs of this version (reports split by version)")
+
+
+def study_keys(specs: list[RunSpec]) -> list[dict]:
+    return [{"key": s.key, "cell": s.cell.label, "seed": s.seed, "factors": s.cell.factors} for s in specs]
+
+
+def manifest(study: Study, preset: str, seeds: int, data, backend_name: str, old: dict | None,
+             out: Path, root: Path) -> dict:
     import torch
     cells = study.cells(preset)
     return {
         "study": study.name, "description": study.description, "preset": preset,
         "seeds": max(seeds, (old or {}).get("seeds", 0)),
         "grid": [{"label": c.label, "factors": c.factors, "config": c.config.to_dict()} for c in cells],
-        "data_source": data.source, "data_description": data.description,
-        "backend": backend_name, "code_version": code_version(), "python": platform.python_version(),
-        "torch": torch.__version__,
+        "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
+        "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
+        "backend": backend_name, "code_version": code_version(), "method_version": method_version(),
+        "python": platform.python_version(), "torch": torch.__version__,
         "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }
 
 
+def locked(out: Path, root: Path) -> ExitStack:
+    """The study folder's lock and the store's writer lock (one lock when they are one folder)."""
+    stack = ExitStack()
+    stack.enter_context(hold(out, "study folder"))
+    if Path(root).resolve() != Path(out).resolve():
+        stack.enter_context(hold(root, "store"))
+    return stack
+
+
 def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries: int = 2,
-        progress: bool = True, on_outcome=None) -> Summary:
-    """Train every missing run of the grid; each finished run is in the store before the next is read.
+        progress: bool = True, on_outcome=None, store_root: Path | None = None,
+        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True) -> Summary:
+    """Train every run of the grid the store lacks; each finished run is in the store before the next
+    is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
 
     ``data`` is the loaded Cifar10 (the driver validates the source and writes the test labels);
     the workers load it themselves. Ctrl-C stops cleanly: finished runs stay, the rest can resume.
+    Raises LockHeld when another driver holds the folder or store, MixedStoreError when the store
+    holds runs of other data or another method version; both before anything is trained.
+    ``take_locks=False`` when the caller already holds both locks (see ``locked``).
     """
-    p = plan(study, preset, seeds, out)
+    out = Path(out)
+    root = Path(store_root) if store_root is not None else out
+    with locked(out, root) if take_locks else ExitStack():
+        try:
+            return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
+                               allow_mixed_versions, compact_at_end)
+        finally:
+            backend.stop()
+
+
+def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
+                allow_mixed_versions, compact_at_end) -> Summary:
+    version = method_version()
+    check_identity(root, version, data.fingerprint, allow_mixed_versions)
+    p = plan(study, preset, seeds, root)
     old = store.read_manifest(out) if (out / "manifest.json").exists() else None
-    store.write_manifest(out, manifest(study, preset, seeds, data, backend.name, old))
+    m = manifest(study, preset, seeds, data, backend.name, old, out, root)
+    store.note_identity(root, version, data.fingerprint)
+    store.write_manifest(out, m)
+    store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds"])))
     store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
     context = {"study": study.name, "preset": preset, "data_source": data.source,
-               "data_description": data.description}
+               "data_description": data.description, "method_version": version,
+               "data_fingerprint": data.fingerprint}
     summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
     queue, attempts = deque(p.todo), {}
     bar = tqdm(total=len(queue), desc=study.name, unit="run", disable=not progress, file=sys.stderr,
@@ -119,16 +190,20 @@ def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries
         for outcome in backend.run(queue):
             key = outcome.spec.key
             if outcome.result is not None:
-                store.write_run(out, run_record(outcome.spec, outcome.result, outcome.worker, context),
+                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context),
                                 outcome.result.predictions, outcome.result.logits)
                 summary.trained += 1
+                summary.recovered += key in attempts
                 summary.train_seconds += outcome.result.train_seconds
             else:
                 attempts[key] = attempts.get(key, 0) + 1
                 if attempts[key] <= retries:
+                    summary.retries += 1
                     queue.append(outcome.spec)
+                    if on_outcome:
+                        on_outcome(outcome)
                     continue
-                store.write_failure(out, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
+                store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
                 summary.failed += 1
                 bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
             bar.update(1)
@@ -141,5 +216,10 @@ def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries
     finally:
         bar.close()
         summary.wall_seconds = time.perf_counter() - t0
-        backend.stop()
+    if compact_at_end and not summary.interrupted:
+        backend.stop()           # free the workers before the (single-threaded) compaction
+        try:
+            compact(root)        # safe to interrupt: every run stays in at least one file
+        except KeyboardInterrupt:
+            summary.interrupted = True
     return summary

@@ -26,10 +26,11 @@ class Cell:
 class RunSpec:
     cell: Cell
     seed: int
+    key: str = field(default="", compare=False)     # computed once: a plan may hold millions
 
-    @property
-    def key(self) -> str:
-        return self.cell.config.key(self.seed)
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.cell.config.key(self.seed))
 
 
 @dataclass(frozen=True)
@@ -52,5 +53,7 @@ def expand(cells: list[Cell], seeds: int) -> list[RunSpec]:
     specs: dict[str, RunSpec] = {}
     for seed in range(seeds):
         for cell in cells:
-            specs.setdefault(cell.config.key(seed), RunSpec(cell, seed))
+            key = cell.config.key(seed)
+            if key not in specs:
+                specs[key] = RunSpec(cell, seed, key)
     return list(specs.values())

@@ -51,5 +51,5 @@ def run_record(spec: RunSpec, result: RunResult, worker: dict, context: dict) ->
                epochs_trained=result.epochs, steps=result.steps, n_test=int(result.predictions.shape[1]),
                code_version=code_version())
     row.update(result.env)
-    row.update(worker)
+    row.update(worker)           # the worker's own method_version and data_fingerprint win over the driver's
     return row

@@ -9,6 +9,7 @@ import os
 import socket
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -17,12 +18,20 @@ from airbench_core.net import NetPool
 from airbench_core.train import train_many
 
 from .grid import RunSpec
+from .identity import method_version
 
 
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def exception_text(exc: BaseException) -> str:
+    """The root cause, complete: 'Type: message' (every line of it), then where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 @dataclass
@@ -44,6 +53,8 @@ class RunWorker:
                 raise RuntimeError("--device cuda, but this worker sees no CUDA device")
             torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
         self.data = load_cifar10(data_source, cache_dir)
+        # what the records keep of this worker's code and data (the driver checks the store against its own)
+        self.identity = dict(method_version=method_version(), data_fingerprint=self.data.fingerprint)
         self.on_device: dict[tuple, DeviceData] = {}
         self.compile = compile
         self.pool = NetPool()     # networks (and their compiled forms) live as long as the worker
@@ -60,7 +71,8 @@ class RunWorker:
                 gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
         except ImportError:
             pass
-        return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu)
+        return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu,
+                    **self.identity)
 
     def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
         """Train runs that share one config together (packed); a Python error comes back as
@@ -75,6 +87,4 @@ class RunWorker:
                                  save_logits, self.compile, self.pool)
             return [Outcome(s, r, None, self.info()) for s, r in zip(specs, results)]
         except Exception as exc:
-            last = traceback.format_exc(limit=-3).strip().splitlines()
-            error = f"{type(exc).__name__}: {exc} | " + " / ".join(line.strip() for line in last[-3:])
-            return [Outcome(s, None, error, self.info()) for s in specs]
+            return [Outcome(s, None, exception_text(exc), self.info()) for s in specs]

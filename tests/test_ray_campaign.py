@@ -1,4 +1,4 @@
-"""Ray scheduling on the CPU machine, with two logical GPUs (one Ray instance for the module)."""
+"""Ray scheduling on the CPU machine, with two logical GPUs (one private Ray instance for the module)."""
 import os
 import signal
 from pathlib import Path
@@ -8,21 +8,23 @@ import ray
 
 from harness import campaign, store
 from harness.backends import RayBackend
+from harness.grid import Cell, Study
 from studies import STUDIES
+from studies.base import base_config
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
     yield
     ray.shutdown()
 
 
-def run_smoke(cifar, out: Path, seeds: int, on_outcome=None):
-    backend = RayBackend(cifar.source, None, "auto", False)
+def run_smoke(cifar, out: Path, seeds: int, on_outcome=None, study=STUDIES["tta_variance"], **backend_options):
+    backend = RayBackend(cifar.source, None, "auto", False, **backend_options)
     assert backend.has_gpu() and backend.slots() == 2
-    return campaign.run(STUDIES["tta_variance"], "smoke", seeds, out, cifar, backend, progress=False,
-                        on_outcome=on_outcome)
+    return campaign.run(study, "smoke", seeds, out, cifar, backend, progress=False, on_outcome=on_outcome)
 
 
 def test_two_logical_gpus_both_used_and_rerun_trains_nothing(cluster, cifar, tmp_path):
@@ -35,16 +37,46 @@ def test_two_logical_gpus_both_used_and_rerun_trains_nothing(cluster, cifar, tmp
     assert (again.trained, again.skipped) == (0, 4)
 
 
-def test_killed_actor_is_restarted_and_every_run_recorded_once(cluster, cifar, tmp_path):
-    killed = []
-
-    def kill_first_worker(outcome):
-        if not killed:
+def kill_first_worker(killed: list):
+    def on_outcome(outcome):
+        if not killed and outcome.result is not None:
             killed.append(outcome.worker["worker_pid"])
             os.kill(outcome.worker["worker_pid"], signal.SIGKILL)
+    return on_outcome
 
-    summary = run_smoke(cifar, tmp_path, 6, on_outcome=kill_first_worker)
+
+def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, cifar, tmp_path):
+    killed = []
+    summary = run_smoke(cifar, tmp_path, 6, on_outcome=kill_first_worker(killed))
     frame, _ = store.load(tmp_path)
     assert summary.failed == 0 and len(frame) == 6 and frame["key"].is_unique
     assert sorted(frame["seed"]) == list(range(6))
     assert killed and len(set(frame["worker_pid"])) >= 3, "a new actor process took over from the killed one"
+
+
+def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retried(cluster, cifar, tmp_path):
+    """The backend's own dead-actor branch: with Ray's restarts and task retries off, the next call on
+    the killed actor raises; the backend replaces the actor and the campaign retries the run."""
+    killed, outcomes = [], []
+    on_outcome = kill_first_worker(killed)
+    summary = run_smoke(cifar, tmp_path, 4, on_outcome=lambda o: (outcomes.append(o), on_outcome(o)),
+                        max_restarts=0)
+    died = [o for o in outcomes if o.result is None]
+    assert died and all(o.error.startswith("worker died: ") for o in died)
+    assert "(raylet)" not in died[0].error
+    assert (summary.trained, summary.failed, summary.retries, summary.recovered) == (4, 0, len(died), len(died))
+    frame, _ = store.load(tmp_path)
+    assert len(frame) == 4 and frame["key"].is_unique
+    assert list(frame["worker_pid"]).count(killed[0]) == 1, "the killed actor trained nothing after its first run"
+
+
+def test_a_failing_run_keeps_its_root_cause_through_ray(cluster, cifar, tmp_path):
+    """Defect 11: the worker's exception comes back complete and first, not behind Ray's wrapper."""
+    bad = base_config("smoke", epochs=1.0, batch_size=5000)
+    study = Study("tta_variance", "a cell that cannot train", lambda preset: [Cell({"cell": "bad"}, bad)])
+    backend = RayBackend(cifar.source, None, "auto", False)
+    summary = campaign.run(study, "smoke", 1, tmp_path, cifar, backend, retries=0, progress=False)
+    assert summary.failed == 1
+    error = store.load_failures(tmp_path)["error"].iloc[0]
+    assert error.startswith("ValueError: 2000 training images cannot fill one batch of 5000")
+    assert "Ray" not in error and error.endswith(")")

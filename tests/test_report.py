@@ -103,7 +103,7 @@ def check_flip_differences(report: str, runs: pd.DataFrame) -> None:
 def smoke_campaign(tmp_path_factory, data_source):
     out = tmp_path_factory.mktemp("flip") / "out"
     r = study_cli("flip_vs_alternating", "--seeds", "2", "--preset", "smoke", "--backend", "local",
-                  "--out", str(out), "--data", data_source, timeout=600)
+                  "--out", str(out), "--store", str(out.parent / "store"), "--data", data_source, timeout=600)
     assert r.returncode == 0, r.stderr
     return out
 
