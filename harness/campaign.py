@@ -6,6 +6,7 @@ import platform
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -90,10 +91,14 @@ def test_size(specs: list[RunSpec]) -> int | None:
     return sizes.pop() if sizes else None
 
 
-def plan(study: Study, preset: str, seeds: int, root: Path) -> Plan:
-    """The grid x seeds against what the store ``root`` already holds."""
-    if seeds > MAX_SEEDS:
-        raise ValueError(f"--seeds {seeds} is above the bound of {MAX_SEEDS:,} per cell")
+def most_seeds(seeds: int | Mapping[str, int]) -> int:
+    return max(seeds.values(), default=0) if isinstance(seeds, Mapping) else seeds
+
+
+def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) -> Plan:
+    """The grid x seeds (or seeds per cell label) against what the store ``root`` already holds."""
+    if most_seeds(seeds) > MAX_SEEDS:
+        raise ValueError(f"--seeds {most_seeds(seeds)} is above the bound of {MAX_SEEDS:,} per cell")
     specs = expand(study.cells(preset), seeds)
     root = Path(root)
     return Plan(specs, store.done_keys(root) if root.exists() else set(),
@@ -119,13 +124,15 @@ def study_keys(specs: list[RunSpec]) -> list[dict]:
     return [{"key": s.key, "cell": s.cell.label, "seed": s.seed, "factors": s.cell.factors} for s in specs]
 
 
-def manifest(study: Study, preset: str, seeds: int, data, backend_name: str, old: dict | None,
-             out: Path, root: Path) -> dict:
+def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, backend_name: str, old: dict | None,
+             out: Path, root: Path, extra: dict | None = None) -> dict:
     import torch
     cells = study.cells(preset)
+    per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
     return {
-        "study": study.name, "description": study.description, "preset": preset,
-        "seeds": max(seeds, (old or {}).get("seeds", 0)),
+        "study": study.name, "description": study.description, "preset": preset, "base": study.base.describe(),
+        "seeds": most_seeds(seeds) if per_cell else max(seeds, (old or {}).get("seeds", 0)),
+        "seeds_per_cell": per_cell, **(extra or {}),
         "grid": [{"label": c.label, "factors": c.factors, "config": c.config.to_dict()} for c in cells],
         "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
@@ -145,9 +152,10 @@ def locked(out: Path, root: Path) -> ExitStack:
     return stack
 
 
-def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries: int = 2,
+def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, data, backend, retries: int = 2,
         progress: bool = True, on_outcome=None, store_root: Path | None = None,
-        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True) -> Summary:
+        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True,
+        stop_backend: bool = True, manifest_extra: dict | None = None) -> Summary:
     """Train every run of the grid the store lacks; each finished run is in the store before the next
     is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
 
@@ -156,27 +164,30 @@ def run(study: Study, preset: str, seeds: int, out: Path, data, backend, retries
     Raises LockHeld when another driver holds the folder or store, MixedStoreError when the store
     holds runs of other data or another method version; both before anything is trained.
     ``take_locks=False`` when the caller already holds both locks (see ``locked``).
+    ``seeds`` per cell label (a mapping) trains exactly those seeds of each cell, as an adaptive
+    campaign's rounds do; ``stop_backend=False`` keeps the workers for the next round.
     """
     out = Path(out)
     root = Path(store_root) if store_root is not None else out
     with locked(out, root) if take_locks else ExitStack():
         try:
             return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                               allow_mixed_versions, compact_at_end)
+                               allow_mixed_versions, compact_at_end, stop_backend, manifest_extra)
         finally:
-            backend.stop()
+            if stop_backend:
+                backend.stop()
 
 
 def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                allow_mixed_versions, compact_at_end) -> Summary:
+                allow_mixed_versions, compact_at_end, stop_backend, manifest_extra) -> Summary:
     version = method_version()
     check_identity(root, version, data.fingerprint, allow_mixed_versions)
     p = plan(study, preset, seeds, root)
     old = store.read_manifest(out) if (out / "manifest.json").exists() else None
-    m = manifest(study, preset, seeds, data, backend.name, old, out, root)
+    m = manifest(study, preset, seeds, data, backend.name, old, out, root, manifest_extra)
     store.note_identity(root, version, data.fingerprint)
     store.write_manifest(out, m)
-    store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds"])))
+    store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
     store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
     context = {"study": study.name, "preset": preset, "data_source": data.source,
                "data_description": data.description, "method_version": version,
@@ -217,7 +228,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
         bar.close()
         summary.wall_seconds = time.perf_counter() - t0
     if compact_at_end and not summary.interrupted:
-        backend.stop()           # free the workers before the (single-threaded) compaction
+        if stop_backend:
+            backend.stop()       # free the workers before the (single-threaded) compaction
         try:
             compact(root)        # safe to interrupt: every run stays in at least one file
         except KeyboardInterrupt:

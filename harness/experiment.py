@@ -19,6 +19,7 @@ from .report import LoadedCampaign
 from .sections import compare, comparison_table
 
 LEVEL = 2          # comparisons and decisions use TTA-2 accuracy, the method's headline number
+FILE_PRESET = "file"   # a study file sets its own sizes: --preset applies to built-in studies
 
 
 def comparison_name(cell: Cell, baseline: Cell) -> str:
@@ -27,7 +28,8 @@ def comparison_name(cell: Cell, baseline: Cell) -> str:
 
 def as_study(sf: studyfile.StudyFile) -> Study:
     cells = list(sf.cells)
-    return Study(sf.name, sf.description, grid=lambda preset: cells, report=partial(report, sf))
+    return Study(sf.name, sf.description, grid=lambda preset, base: cells, report=partial(report, sf),
+                 presets=(FILE_PRESET,))
 
 
 def manifest_entry(sf: studyfile.StudyFile, text: str, overrides: dict, method: str | None) -> dict:

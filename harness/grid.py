@@ -1,13 +1,31 @@
 """Studies as data: a study is a list of cells (factors + config); a campaign is cells x seeds."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airbench_core import TrainConfig
+from airbench_core import TrainConfig, preset as method_preset
 
 PRESET_NAMES = ("full", "smoke")
+# smoke: 2,000 training / 1,000 test images, narrow, two epochs: a whole study in minutes on a CPU
+SMOKE_SIZING = dict(n_train=2000, n_test=1000, widths=(16, 32, 32), batch_size=100, whiten_samples=2000, epochs=2.0)
+
+
+@dataclass(frozen=True)
+class Base:
+    """What every cell of a built-in study starts from: a method (airbench94/95/96) and the user's
+    ``--set`` overrides. The study's own factors are applied last, so they always keep their values."""
+
+    method: str = "airbench94"
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def config(self, preset_name: str, **study_values) -> TrainConfig:
+        sizing = SMOKE_SIZING if preset_name == "smoke" else {}
+        return method_preset(self.method, **{**sizing, **dict(self.overrides), **study_values})
+
+    def describe(self) -> dict:
+        return {"method": self.method, "set": {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}}
 
 
 @dataclass(frozen=True)
@@ -39,20 +57,26 @@ class Study:
 
     name: str
     description: str
-    grid: Callable[[str], list[Cell]]          # preset name ('full' or 'smoke') -> cells
+    grid: Callable[[str, Base], list[Cell]]    # (preset name, base) -> cells
     report: Callable[..., list] = field(default=lambda campaign: [])
+    base: Base = Base()
+    presets: tuple[str, ...] = PRESET_NAMES
 
     def cells(self, preset: str) -> list[Cell]:
-        if preset not in PRESET_NAMES:
-            raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESET_NAMES)})")
-        return self.grid(preset)
+        if preset not in self.presets:
+            raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(self.presets)})")
+        return self.grid(preset, self.base)
 
 
-def expand(cells: list[Cell], seeds: int) -> list[RunSpec]:
-    """Every cell x seeds 0..N-1, without duplicate keys (cells may share a config)."""
+def expand(cells: list[Cell], seeds: int | Mapping[str, int]) -> list[RunSpec]:
+    """Every cell x seeds 0..N-1, without duplicate keys (cells may share a config). ``seeds`` may
+    give each cell (by label) its own N, as an adaptive campaign does; a cell not named gets none."""
+    per_cell = seeds if isinstance(seeds, Mapping) else dict.fromkeys((c.label for c in cells), seeds)
     specs: dict[str, RunSpec] = {}
-    for seed in range(seeds):
+    for seed in range(max(per_cell.values(), default=0)):
         for cell in cells:
+            if seed >= per_cell.get(cell.label, 0):
+                continue
             key = cell.config.key(seed)
             if key not in specs:
                 specs[key] = RunSpec(cell, seed, key)

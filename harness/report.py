@@ -256,7 +256,8 @@ def write_report(out: str | Path, study=None) -> Path:
     """Rebuild report.md (and its figures) from the store; written under a temporary name."""
     c = load_campaign(out)
     if study is None:
-        study = find_study(c.manifest.get("study"))
+        from .experiment import from_manifest      # experiment builds on this module: imported when needed
+        study = find_study(c.manifest.get("study")) or from_manifest(c.manifest)
         if study is None:
             raise store.StoreError(f"{out}: manifest names unknown study {c.manifest.get('study')!r}")
     text = render_report(c, study)

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .stats import t_test_power
+
 BETTER, WORSE, EQUAL, UNDECIDED, RUNNING = "better", "worse", "equal", "undecided", "running"
 OUTCOMES = (RUNNING, BETTER, WORSE, EQUAL, UNDECIDED)   # index = outcome code in vectorised results
 
@@ -337,15 +339,6 @@ def expected_seeds(delta: float, sd: float, rule: Rule, workers: int = 2, campai
     return simulate(delta, sd, rule, workers, campaigns, seed).expected_seeds
 
 
-def fixed_power(n: int, delta: float, sd: float, alpha: float = 0.05) -> float:
-    """Power of a two-sided paired t-test with n pairs (noncentral t)."""
-    from scipy import stats
-    df = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    ncp = delta / sd * math.sqrt(n)
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-
-
 def fixed_seeds(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05) -> int:
     """Smallest n for which a two-sided paired t-test at alpha has the given power."""
     if delta == 0 or not 0 < power < 1:
@@ -353,7 +346,7 @@ def fixed_seeds(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05
     from scipy import stats
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     n = max(2, math.floor((z * sd / delta) ** 2))       # the normal approximation never overshoots
-    while fixed_power(n, delta, sd, alpha) < power:
+    while t_test_power(delta, sd, n, alpha=alpha) < power:
         n += 1
     return n
 
@@ -398,17 +391,6 @@ def benchmark(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: 
     equal = fixed_seeds(delta, sd, matched, rule.alpha) if matched > rule.alpha else 2
     return Benchmark(delta, sd, rule, workers, campaigns, sim.expected_seeds, power,
                      fixed_seeds(delta, sd, 0.8, rule.alpha), equal)
-
-
-def minimum_detectable_difference(n: int, sd: float, power: float = 0.8, alpha: float = 0.05) -> float:
-    """Smallest true difference a fixed-n paired t-test with n pairs detects with the given power."""
-    lo, hi = 0.0, sd
-    while fixed_power(n, hi, sd, alpha) < power:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if fixed_power(n, mid, sd, alpha) < power else (lo, mid)
-    return hi
 
 
 # --------------------------------------------------------------------------- report text

@@ -356,16 +356,24 @@ def load(out: str | os.PathLike, with_logits: bool = False) -> tuple[pd.DataFram
     shape (runs, 3 TTA levels, test examples), row-aligned with the frame. ``out`` is a study folder
     (its runs, labelled with its cells) or a store (all runs). With ``with_logits`` also float16
     logits (runs, 3, examples, 10), NaN where not saved."""
-    src = source(out)
+    return _retrying(source(out), with_logits, True)
+
+
+def load_records(out: str | os.PathLike) -> pd.DataFrame:
+    """Only the records (no predictions): what cost estimates and adaptive decisions need, cheaply."""
+    return _retrying(source(out), False, False)
+
+
+def _retrying(src: Source, with_logits: bool, with_predictions: bool):
     for attempt in range(3):       # a compaction may move a run from runs/ into a pack meanwhile
         try:
-            return _load(src, with_logits)
+            return _load(src, with_logits, with_predictions)
         except FileNotFoundError:
             if attempt == 2:
                 raise StoreError(f"{src.root}: files keep vanishing while reading; is a compaction running?") from None
 
 
-def _load(src: Source, with_logits: bool):
+def _load(src: Source, with_logits: bool, with_predictions: bool = True):
     files = run_files(src.root)
     wanted = None if src.study is None else set(src.study["key"])
     with ThreadPoolExecutor(4) as pool:
@@ -379,13 +387,14 @@ def _load(src: Source, with_logits: bool):
     order = np.argsort(kept_keys, kind="stable")
     dest = np.full(len(keys), -1, dtype=np.int64)
     dest[np.flatnonzero(keep)[order]] = np.arange(len(order))
-    if not len(order):
-        frame = _overlay(empty_frame(), src)
-        shape = (0, 3, 0)
-        return (frame, np.zeros(shape, np.uint8)) + ((np.zeros((0, 3, 0, 10), np.float16),) if with_logits else ())
     starts = np.cumsum([0] + [len(t) for t in records])
     frame = _frame([t.filter(pa.array(keep[a:b])).append_column(_DEST, pa.array(dest[a:b][keep[a:b]]))
-                    for t, a, b in zip(records, starts[:-1], starts[1:])])
+                    for t, a, b in zip(records, starts[:-1], starts[1:])]) if len(order) else empty_frame()
+    if not with_predictions:
+        return _overlay(frame, src)
+    if not len(order):
+        return (_overlay(frame, src), np.zeros((0, 3, 0), np.uint8)) + \
+            ((np.zeros((0, 3, 0, 10), np.float16),) if with_logits else ())
     used = [i for i in range(len(files)) if keep[starts[i]:starts[i + 1]].any()]
     n = _test_size(src.root, [files[i] for i in used])
     preds = np.empty((len(order), 3, n), np.uint8)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import figures, stats
-from harness.grid import Cell, Study
+from harness.grid import Base, Cell, Study
 from harness.page import Block, figure_block, markdown_table, pct
 from harness.report import LoadedCampaign
 from harness.sections import compare, comparison_table, differences_frame, epochs_text
 
-from .base import SMOKE_EPOCHS, base_config
+from .base import SMOKE_EPOCHS
 
 TARGET_EPOCHS = 9.9            # the target: the baseline's mean TTA-2 accuracy at airbench94's length
 DEFAULT_EPOCHS = (8.0, 9.9, 12.0, 16.0, 20.0)
@@ -27,10 +27,10 @@ VARIANTS = {
 NO_TTA = "no TTA"
 
 
-def grid(preset: str) -> list[Cell]:
+def grid(preset: str, base: Base) -> list[Cell]:
     def epochs(name: str) -> tuple[float, ...]:
         return EPOCHS.get(name, DEFAULT_EPOCHS) if preset == "full" else SMOKE_EPOCHS
-    return [Cell({"variant": name, "epochs": e}, base_config(preset, epochs=e, **changes))
+    return [Cell({"variant": name, "epochs": e}, base.config(preset, epochs=e, **changes))
             for name, changes in VARIANTS.items() for e in epochs(name)]
 
 

@@ -5,16 +5,15 @@ import numpy as np
 import pandas as pd
 
 from harness import figures, stats
-from harness.grid import Cell, Study
+from harness.grid import Base, Cell, Study
 from harness.page import Block, figure_block, fraction_ci, markdown_table, n_text, pct
 from harness.report import LEVELS, LoadedCampaign, cell_order
 from harness.sections import calibration_stats
 
-from .base import base_config
 
 
-def grid(preset: str) -> list[Cell]:
-    return [Cell({"flip": flip}, base_config(preset, flip=flip)) for flip in ("random", "alternating")]
+def grid(preset: str, base: Base) -> list[Cell]:
+    return [Cell({"flip": flip}, base.config(preset, flip=flip)) for flip in ("random", "alternating")]
 
 
 def report(c: LoadedCampaign) -> list[Block]:

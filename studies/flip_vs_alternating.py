@@ -5,21 +5,21 @@ import itertools
 
 
 from harness import figures, stats
-from harness.grid import Cell, Study
+from harness.grid import Base, Cell, Study
 from harness.page import Block, figure_block, markdown_table
 from harness.report import LoadedCampaign
 from harness.sections import compare, comparison_table, curve_frame, differences_frame, epochs_text
 
-from .base import SMOKE_EPOCHS, base_config
+from .base import SMOKE_EPOCHS
 
 EPOCHS = (4.0, 6.0, 8.0, 9.9, 12.0, 16.0)
 MODES = ("alternating", "random", "none")
 PRIMARY_EPOCHS = 9.9          # the primary comparison: alternating - random at TTA 2, airbench94's length
 
 
-def grid(preset: str) -> list[Cell]:
+def grid(preset: str, base: Base) -> list[Cell]:
     epochs = EPOCHS if preset == "full" else SMOKE_EPOCHS
-    return [Cell({"flip": flip, "epochs": e}, base_config(preset, flip=flip, epochs=e))
+    return [Cell({"flip": flip, "epochs": e}, base.config(preset, flip=flip, epochs=e))
             for flip in ("none", "random", "alternating") for e in epochs]
 
 

@@ -6,17 +6,16 @@ import itertools
 import numpy as np
 
 from harness import figures, stats
-from harness.grid import Cell, Study
+from harness.grid import Base, Cell, Study
 from harness.page import Block, figure_block, markdown_table, n_text, p_text
 from harness.report import LEVELS, LoadedCampaign, cell_order
 from harness.sections import (VARIANCE_NOTE, compare, comparison_table, differences_frame, variance_frame,
                               variance_precision, variance_row, variance_stats)
 
-from .base import base_config
 
 
-def grid(preset: str) -> list[Cell]:
-    return [Cell({"epochs": base_config(preset).epochs}, base_config(preset))]
+def grid(preset: str, base: Base) -> list[Cell]:
+    return [Cell({"epochs": base.config(preset).epochs}, base.config(preset))]
 
 
 def std_comparisons(c: LoadedCampaign, mask: np.ndarray, cell: str) -> list[dict]:

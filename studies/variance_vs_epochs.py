@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 from harness import figures
-from harness.grid import Cell, Study
+from harness.grid import Base, Cell, Study
 from harness.page import Block, figure_block, markdown_table
 from harness.report import LoadedCampaign
 from harness.sections import VARIANCE_NOTE, variance_frame, variance_precision, variance_row, variance_stats
 
-from .base import SMOKE_EPOCHS, base_config
+from .base import SMOKE_EPOCHS
 
 EPOCHS = (2.0, 4.0, 6.0, 9.9, 16.0)
 
 
-def grid(preset: str) -> list[Cell]:
+def grid(preset: str, base: Base) -> list[Cell]:
     epochs = EPOCHS if preset == "full" else SMOKE_EPOCHS
-    return [Cell({"epochs": e}, base_config(preset, epochs=e)) for e in epochs]
+    return [Cell({"epochs": e}, base.config(preset, epochs=e)) for e in epochs]
 
 
 def report(c: LoadedCampaign) -> list[Block]:

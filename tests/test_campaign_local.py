@@ -10,20 +10,20 @@ from harness.backends import LocalBackend
 from harness.grid import Cell, Study
 from harness.report import write_report
 from harness.worker import Outcome
-from studies.base import base_config
+from harness.grid import Base
 
 
 def broken_study() -> Study:
-    good = base_config("smoke", epochs=1.0)
-    bad = base_config("smoke", epochs=1.0, batch_size=5000)       # more than the 2,000 training images
+    good = Base().config("smoke", epochs=1.0)
+    bad = Base().config("smoke", epochs=1.0, batch_size=5000)       # more than the 2,000 training images
     return Study("tta_variance", "one good cell, one that cannot train",
-                 lambda preset: [Cell({"cell": "good"}, good), Cell({"cell": "bad"}, bad)],
+                 lambda preset, base: [Cell({"cell": "good"}, good), Cell({"cell": "bad"}, bad)],
                  lambda c: [])
 
 
 def one_cell_study(name: str, factors: dict, **overrides) -> Study:
-    cfg = base_config("smoke", epochs=1.0, **overrides)
-    return Study(name, "one cell", lambda preset: [Cell(factors, cfg)], lambda c: [])
+    cfg = Base().config("smoke", epochs=1.0, **overrides)
+    return Study(name, "one cell", lambda preset, base: [Cell(factors, cfg)], lambda c: [])
 
 
 def test_a_run_that_keeps_failing_is_recorded_and_the_campaign_goes_on(cifar, tmp_path):

@@ -10,7 +10,7 @@ from harness import campaign, store
 from harness.backends import RayBackend
 from harness.grid import Cell, Study
 from studies import STUDIES
-from studies.base import base_config
+from harness.grid import Base
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retr
 
 def test_a_failing_run_keeps_its_root_cause_through_ray(cluster, cifar, tmp_path):
     """Defect 11: the worker's exception comes back complete and first, not behind Ray's wrapper."""
-    bad = base_config("smoke", epochs=1.0, batch_size=5000)
-    study = Study("tta_variance", "a cell that cannot train", lambda preset: [Cell({"cell": "bad"}, bad)])
+    bad = Base().config("smoke", epochs=1.0, batch_size=5000)
+    study = Study("tta_variance", "a cell that cannot train", lambda preset, base: [Cell({"cell": "bad"}, bad)])
     backend = RayBackend(cifar.source, None, "auto", False)
     summary = campaign.run(study, "smoke", 1, tmp_path, cifar, backend, retries=0, progress=False)
     assert summary.failed == 1
