@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from airbench_core.cli import USAGE_ERROR, Parser  # noqa: F401  (re-exported for the harness's commands)
+from airbench_core.cli import USAGE_ERROR, Parser
+
+__all__ = ["USAGE_ERROR", "Parser", "UserError", "fail", "positive_float", "positive_int"]
 
 
 class UserError(Exception):

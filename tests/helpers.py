@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,3 +21,14 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under a folder with its size and modification time, to prove nothing changed."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stored_runs(root: Path) -> int:
+    return len(list((root / "runs").glob("*.parquet")))
+
+
+def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
+    """Block until the campaign has stored n runs: the deterministic point to signal it at."""
+    while stored_runs(root) < n:
+        assert proc.poll() is None, "the campaign ended before storing enough runs"
+        time.sleep(0.05)

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from harness import store
 from harness.lock import hold
-from helpers import ROOT, snapshot, study_cli
+from helpers import ROOT, snapshot, study_cli, wait_until_stored
 
 SMOKE = ["--preset", "smoke"]
 
@@ -199,17 +198,6 @@ def test_list_and_help():
                  "--backend", "--dry-run", "--save-logits", "--list", "--store", "--allow-mixed-versions",
                  "--verbose", "100,000"):
         assert flag in h.stdout
-
-
-def stored_runs(root: Path) -> int:
-    return len(list((root / "runs").glob("*.parquet")))
-
-
-def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
-    """Block until the campaign has stored n runs: the deterministic point to signal it at."""
-    while stored_runs(root) < n:
-        assert proc.poll() is None, "the campaign ended before storing enough runs"
-        time.sleep(0.05)
 
 
 def campaign_cmd(c: Campaign, seeds: int, data_source: str) -> list[str]:

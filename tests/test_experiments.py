@@ -1,0 +1,167 @@
+"""A researcher's own experiments through the CLI: study files, --method/--set on built-in studies,
+adaptive seeds decided from the store (and resumed after a killed driver), planning without data,
+and comparing two campaigns."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airbench_core import preset
+from harness import store
+from harness.grid import SMOKE_SIZING
+from harness.studies_registry import all_studies
+from harness.study import build_parser, resolve
+from helpers import ROOT, study_cli, wait_until_stored
+
+SMOKE_FILE = ROOT / "studies" / "examples" / "smoke_half_epochs.toml"
+
+
+def adaptive_cmd(out: Path, root: Path, data_source: str) -> list[str]:
+    return [str(SMOKE_FILE), "--until", "decided", "--out", str(out), "--store", str(root), "--backend", "local",
+            "--device", "cpu", "--data", data_source]
+
+
+def decision(out: Path) -> tuple[str, ...]:
+    """The outcome row of the report's adaptive table: comparison, outcome, seeds used, trained, mean, CS."""
+    text = (out / "report.md").read_text()
+    section = text[text.index("## Adaptive seeds"):]
+    row = next(line for line in section.splitlines() if line.startswith("| variant=half_epochs"))
+    return tuple(cell.strip() for cell in row.strip("|").split("|"))
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory, data_source) -> Path:
+    """The smoke study file run to its decision, uninterrupted."""
+    tmp = tmp_path_factory.mktemp("adaptive")
+    r = study_cli(*adaptive_cmd(tmp / "out", tmp / "store", data_source))
+    assert r.returncode == 0, r.stderr
+    return tmp / "out"
+
+
+@pytest.mark.slow
+def test_half_the_epochs_is_decided_worse_before_max_seeds(decided):
+    name, outcome, used, trained, mean, sequence = decision(decided)
+    manifest = json.loads((decided / "manifest.json").read_text())
+    assert outcome == "worse" and int(used) < manifest["adaptive"]["max_seeds"] == 20
+    low, high = map(float, re.findall(r"-?\d+\.\d+", sequence))
+    assert low < float(mean) < high < 0
+    frame, _ = store.load(decided)
+    half = frame[frame["cell"] == "variant=half_epochs"].sort_values("seed")
+    base = frame[frame["cell"] == "variant=baseline"].sort_values("seed")
+    d = 100 * (half["acc_tta2"].to_numpy()[: int(used)] - base["acc_tta2"].to_numpy()[: int(used)])
+    assert float(mean) == pytest.approx(d.mean(), abs=1e-3)          # the decision is the store's numbers
+    assert set(half["epochs"]) == {1.0} and set(base["epochs"]) == {2.0}
+    assert "Rule (points)" in (decided / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_killed_adaptive_driver_resumes_to_the_same_decision(decided, tmp_path, data_source):
+    out, root = tmp_path / "out", tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.study", *adaptive_cmd(out, root, data_source)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_until_stored(proc, root, 3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_with = len(store.load_records(root))
+    assert 3 <= killed_with < 8, "killed mid-round"
+    r = study_cli(*adaptive_cmd(out, root, data_source))
+    assert r.returncode == 0, r.stderr
+    assert decision(out) == decision(decided)
+
+
+def test_dry_run_plans_without_loading_data(tmp_path):
+    r = study_cli(str(SMOKE_FILE), "--until", "decided", "--dry-run", "--data", str(tmp_path / "no-such-data"),
+                  "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"))
+    assert r.returncode == 0, r.stderr
+    assert "variant=half_epochs" in r.stdout and "GPU-hours" in r.stdout
+    assert "expected seeds per comparison" in r.stdout and "default 0.27 s per airbench94 epoch" in r.stdout
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()
+    fixed = study_cli("flip_vs_alternating", "--seeds", "30", "--dry-run", "--data", str(tmp_path / "none"),
+                      "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"))
+    assert fixed.returncode == 0, fixed.stderr
+    # 30 seeds at the default 0.15-point sd: the t-interval half-width and the paired 80%-power difference
+    assert "±0.056 points" in fixed.stdout and "detected with 80% power" in fixed.stdout
+
+
+def test_method_and_set_change_every_cells_base_but_not_the_studys_factors():
+    args = build_parser().parse_args(["flip_vs_alternating", "--seeds", "2", "--method", "airbench95",
+                                      "--set", "lr=13", "--set", "flip=none", "--preset", "smoke"])
+    cells = resolve(args, all_studies()).study.cells("smoke")
+    assert {c.config.lr for c in cells} == {13.0}
+    assert {c.config.widths for c in cells} == {SMOKE_SIZING["widths"]}       # smoke sizing still applies
+    assert {c.factors["flip"] for c in cells} == {c.config.flip for c in cells} == {"none", "random", "alternating"}
+    full = resolve(build_parser().parse_args(["tta_variance", "--seeds", "2", "--method", "airbench95"]),
+                   all_studies()).study.cells("full")
+    assert full[0].config == preset("airbench95")
+
+
+@pytest.mark.slow
+def test_a_study_file_shares_runs_with_a_built_in_study_through_the_store(tmp_path, data_source):
+    """The file's baseline is the tta_variance smoke cell: its runs are found in the store, not retrained."""
+    root = tmp_path / "store"
+    built_in = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--device",
+                         "cpu", "--data", data_source, "--store", str(root), "--out", str(tmp_path / "tta"),
+                         "--no-report")
+    assert built_in.returncode == 0, built_in.stderr
+    sizing = {k: list(v) if isinstance(v, tuple) else v for k, v in SMOKE_SIZING.items()}
+    base = "\n".join(f"{k} = {json.dumps(v)}" for k, v in sizing.items())
+    study_file = tmp_path / "shared.toml"
+    study_file.write_text(f'method = "airbench94"\n\n[base]\n{base}\n\n[variants.no_lookahead]\nlookahead = false\n')
+    r = study_cli(str(study_file), "--seeds", "2", "--backend", "local", "--device", "cpu", "--data", data_source,
+                  "--store", str(root), "--out", str(tmp_path / "file"))
+    assert r.returncode == 0, r.stderr
+    assert "2 trained, 2 already done" in r.stderr
+    frame, _ = store.load(tmp_path / "file")
+    assert len(frame) == 4 and sorted(frame["cell"].unique()) == ["variant=baseline", "variant=no_lookahead"]
+    compared = subprocess.run([sys.executable, "-m", "harness.compare", str(tmp_path / "tta"), str(tmp_path / "file"),
+                               "--out", str(tmp_path / "cmp")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=120)
+    assert compared.returncode == 0, compared.stderr
+    assert "No cell has at least two runs on both sides" in compared.stdout      # their cell labels differ
+
+
+@pytest.mark.parametrize("args, message", [
+    (["flip_vs_alternating", "--seeds", "2", "--set", "lr=fast"], "--set lr: expected a number"),
+    (["flip_vs_alternating", "--seeds", "2", "--set", "nosuch=1"], "--set nosuch: unknown TrainConfig field"),
+    (["flip_vs_alternating", "--until", "decided", "--precision", "0.1", "--max-seeds", "10"],
+     "--until decided needs a study file"),
+    ([str(SMOKE_FILE), "--seeds", "3", "--until", "decided"], "drop --seeds"),
+    ([str(SMOKE_FILE), "--seeds", "3", "--preset", "smoke"], "--preset applies to built-in studies"),
+    ([str(SMOKE_FILE), "--seeds", "3", "--precision", "0.1"], "go with --until decided"),
+    (["missing.toml", "--seeds", "3"], "missing.toml: cannot read"),
+])
+def test_experiment_mistakes_are_one_line(tmp_path, args, message):
+    r = study_cli(*args, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store"), "--dry-run")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "store").exists()
+
+
+def test_compare_two_method_versions_in_one_store(tmp_path):
+    """A store that mixes versions holds each (config, seed) once, so the versions' seeds are disjoint:
+    the comparison falls back to Welch's test, and its difference is the one planted."""
+    from harness.simulate import simulated_runs
+    from harness.studies_registry import find_study
+    manifest, runs, preds, labels = simulated_runs(find_study("tta_variance"), 12, preset="smoke", n=200)
+    folder = tmp_path / "mixed"
+    store.write_labels(folder, labels)
+    store.write_manifest(folder, manifest)
+    for record, p in zip(runs.to_dict("records"), preds):
+        newer = record["seed"] >= 6
+        record.update(method_version="v2" if newer else "v1", acc_tta2=record["acc_tta2"] + (0.02 if newer else 0))
+        store.write_run(folder, record, p)
+    r = subprocess.run([sys.executable, "-m", "harness.compare", str(folder), "--versions", "v1", "v2",
+                        "--out", str(tmp_path / "cmp")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    acc = runs["acc_tta2"].to_numpy()
+    planted = 100 * (acc[runs["seed"] >= 6].mean() + 0.02 - acc[runs["seed"] < 6].mean())
+    assert "Welch, 12 runs" in r.stdout and f"{planted:.3f} [" in r.stdout
+    assert (tmp_path / "cmp" / "report.md").read_text() in r.stdout
