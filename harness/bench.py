@@ -4,6 +4,7 @@
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
     python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
     python -m harness.bench store [--runs 60000] [--examples 10000]
+    python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from .cli import Parser, fail, positive_int
+from .cli import Parser, fail, positive_float, positive_int
 
 
 def peak_rss_gb() -> float:
@@ -143,6 +144,24 @@ def bench_throughput(source: str | None, cache_dir: str | None, runs: int, modes
     return rows
 
 
+def bench_adaptive(args) -> int:
+    """Simulated adaptive campaigns: seeds spent, against a fixed-n paired t-test of equal power."""
+    import math
+
+    from .sequential import BETTER, EQUAL, WORSE, Rule, benchmark, simulate
+    if args.min_seeds > args.max_seeds:
+        return fail(f"--min-seeds {args.min_seeds} is above --max-seeds {args.max_seeds}")
+    rule = Rule(args.precision, args.max_seeds, min_seeds=args.min_seeds)
+    sd = args.run_sd * math.sqrt(2)
+    print(rule.describe())
+    print(benchmark(args.delta, sd, rule, args.workers, args.campaigns).describe())
+    null = simulate(0.0, sd, rule, args.workers, args.campaigns, seed=1)
+    print(f"true difference 0: decided better or worse in {100 * (null.share(BETTER) + null.share(WORSE)):.1f}% "
+          f"(level {100 * rule.alpha:g}%), equal in {100 * null.share(EQUAL):.1f}%, "
+          f"{null.expected_seeds:.1f} seeds on average")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m harness.bench", description="Benchmarks: analysis speed and training throughput.")
     sub = p.add_subparsers(dest="what", required=True, parser_class=Parser)
@@ -178,7 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--runs", type=positive_int, default=60000, help="simulated runs (default 60000)")
     s.add_argument("--examples", type=positive_int, default=10000, help="test examples per run (default 10000)")
     s.add_argument("--tmp", help="folder for the temporary store (default: the system's)")
+    d = sub.add_parser("adaptive", help="seeds an adaptive campaign spends against the fixed-n design of equal "
+                       "power, by simulation (no training)")
+    d.add_argument("--delta", type=float, default=0.1, help="true difference, points (default 0.1)")
+    d.add_argument("--run-sd", type=positive_float, default=0.15,
+                   help="sd of one run's accuracy, points; paired differences of independent runs have sd·√2 "
+                        "(default 0.15)")
+    d.add_argument("--precision", type=positive_float, default=0.05, help="P, points (default 0.05)")
+    d.add_argument("--max-seeds", type=positive_int, default=100, help="M (default 100)")
+    d.add_argument("--min-seeds", type=positive_int, default=10, help="default 10")
+    d.add_argument("--workers", type=positive_int, default=2, help="default 2")
+    d.add_argument("--campaigns", type=positive_int, default=4000, help="simulated campaigns (default 4000)")
     args = p.parse_args(argv)
+    if args.what == "adaptive":
+        return bench_adaptive(args)
     if args.what == "store":
         from .bench_store import bench_store
         bench_store(args.runs, args.examples, folder=args.tmp)

@@ -437,33 +437,3 @@ def render(history: Sequence[Mapping[str, ComparisonState]], rule: Rule, unit: s
             lines.append(f"| {r} | {s.seeds_used} | {_fmt(s.mean)} | {_fmt(s.lower)} | {_fmt(s.upper)} | "
                          f"{s.upper - s.lower:.3f} | {s.outcome} |")
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the simulated benchmark: ``python -m harness.sequential [--delta D --run-sd S ...]``."""
-    from .cli import Parser, positive_float, positive_int
-    p = Parser(prog="python -m harness.sequential",
-               description="Simulated adaptive-seed campaigns against the fixed-n design of equal power.")
-    p.add_argument("--delta", type=float, default=0.1, help="true difference, points (default 0.1)")
-    p.add_argument("--run-sd", type=positive_float, default=0.15,
-                   help="sd of one run's accuracy, points; paired differences of independent runs have "
-                        "sd·√2 (default 0.15)")
-    p.add_argument("--precision", type=positive_float, default=0.05, help="P, points (default 0.05)")
-    p.add_argument("--max-seeds", type=positive_int, default=100, help="M (default 100)")
-    p.add_argument("--min-seeds", type=positive_int, default=10, help="default 10")
-    p.add_argument("--workers", type=positive_int, default=2, help="default 2")
-    p.add_argument("--campaigns", type=positive_int, default=4000, help="default 4000")
-    args = p.parse_args(argv)
-    rule = Rule(args.precision, args.max_seeds, min_seeds=args.min_seeds)
-    sd = args.run_sd * math.sqrt(2)
-    print(rule.describe())
-    print(benchmark(args.delta, sd, rule, args.workers, args.campaigns).describe())
-    null = simulate(0.0, sd, rule, args.workers, args.campaigns, seed=1)
-    print(f"true difference 0: decided better or worse in {100 * (null.share(BETTER) + null.share(WORSE)):.1f}% "
-          f"(level {100 * rule.alpha:g}%), equal in {100 * null.share(EQUAL):.1f}%, "
-          f"{null.expected_seeds:.1f} seeds on average")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
