@@ -25,13 +25,21 @@ def separate(data):
     return [train(CFG, seed, data, save_logits=True) for seed in (4, 5, 6)]
 
 
+# Same run up to float summation order: grouped or compiled kernels add in another order. Measured on
+# this tiny config (20 steps), packed and separate runs' saved fp16 logits differ by at most 1e-3 (one
+# fp16 step at |logit| ~ 2) and a near-tie flips about one prediction in 1,500. The bounds leave 10x
+# room for that and reject a different run (another init, order or augmentation), which disagrees on
+# far more than 1% of the predictions.
+LOGIT_TOL = 0.01
+PREDICTION_AGREEMENT = 0.99
+ACCURACY_TOL = 0.005
+
+
 def assert_same_run(reference, other):
-    """Same run up to float summation order: grouped or compiled kernels add in another order, and
-    a tiny difference can flip a near-tie, so a few predictions may differ, never the picture."""
     assert reference.seed == other.seed
-    assert (reference.predictions == other.predictions).mean() > 0.98
-    assert np.abs(reference.logits.astype(float) - other.logits.astype(float)).max() < 0.1
-    assert np.allclose(reference.accuracy, other.accuracy, atol=0.01)
+    assert (reference.predictions == other.predictions).mean() >= PREDICTION_AGREEMENT
+    assert np.abs(reference.logits.astype(float) - other.logits.astype(float)).max() <= LOGIT_TOL
+    assert np.allclose(reference.accuracy, other.accuracy, rtol=0, atol=ACCURACY_TOL)
 
 
 def test_packed_runs_equal_separate_runs(data, separate):
@@ -66,7 +74,8 @@ def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
     rows = bench_throughput(data_source, None, 2, ["eager", "pack2"], "cpu", "tiny")
     assert [r["mode"] for r in rows] == ["eager", "pack2"]
     assert all(r["runs"] == 2 and r["runs_per_hour"] > 0 for r in rows)
-    assert rows[0]["tta2"].value == rows[1]["tta2"].value
+    # the same seeds eager and packed: the same runs up to summation order, not bit for bit
+    assert rows[0]["tta2"].value == pytest.approx(rows[1]["tta2"].value, abs=ACCURACY_TOL)
     assert "runs/h" in capsys.readouterr().out
     assert parse_mode("compile+pack4") == (True, 4)
     with pytest.raises(ValueError):
