@@ -16,6 +16,17 @@ SOURCES = ("'download', a cifar-10-batches-py folder, an image tree train/<class
            "or a .tar.gz of one (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
 
 
+# Modules that are end to end as a whole (a smoke campaign, CLI subprocesses, Ray clusters): every
+# test in them is slow. Slow tests elsewhere carry @pytest.mark.slow themselves.
+SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_campaign.py", "test_acceptance.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def cifar():
     """CIFAR-10 loaded (and validated) by airbench_core.data, exactly as ``--data`` would load it."""

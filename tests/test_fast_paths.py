@@ -50,6 +50,7 @@ def test_packed_runs_equal_separate_runs(data, separate):
     assert len({r.accuracy for r in packed}) > 1, "the packed runs are distinct runs"
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_compiles_once(data, separate):
     from torch._dynamo.utils import counters
     pool = NetPool()
@@ -70,6 +71,7 @@ def test_take_pack_groups_runs_of_one_config():
     assert [(s.cell.factors["x"], s.seed) for s in queue] == [(2, 0), (2, 1), (1, 2), (2, 2)]
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
     rows = bench_throughput(data_source, None, 2, ["eager", "pack2"], "cpu", "tiny")
     assert [r["mode"] for r in rows] == ["eager", "pack2"]
@@ -82,6 +84,7 @@ def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
         parse_mode("turbo")
 
 
+@pytest.mark.slow
 def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
     from harness import campaign, store
     from harness.backends import LocalBackend
