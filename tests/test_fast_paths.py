@@ -25,12 +25,13 @@ def separate(data):
     return [train(CFG, seed, data, save_logits=True) for seed in (4, 5, 6)]
 
 
-# Same run up to float summation order: grouped or compiled kernels add in another order. Measured on
-# this tiny config (20 steps), packed and separate runs' saved fp16 logits differ by at most 1e-3 (one
-# fp16 step at |logit| ~ 2) and a near-tie flips about one prediction in 1,500. The bounds leave 10x
-# room for that and reject a different run (another init, order or augmentation), which disagrees on
-# far more than 1% of the predictions.
-LOGIT_TOL = 0.01
+# Same run up to float summation order: grouped or compiled kernels add in another order, and 20
+# training steps amplify the first step's rounding differences. Measured on this tiny config (torch
+# 2.14, CPU): saved fp16 logits (|logit| up to ~2.6) of packed vs separate runs differ by at most 1e-3
+# (one fp16 step), compiled vs eager by at most 0.015; a near-tie flips about one prediction in 1,500.
+# The bounds leave about 3x room over the worst and reject a different run (another init, order or
+# augmentation), whose logits differ by O(1) and whose predictions disagree on far more than 1%.
+LOGIT_TOL = 0.05
 PREDICTION_AGREEMENT = 0.99
 ACCURACY_TOL = 0.005
 
