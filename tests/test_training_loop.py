@@ -84,7 +84,7 @@ def norm_hooks(record: Record, norm: BatchNorm) -> None:
             biased = x.var((0, 2, 3), unbiased=False)
             for eps_name, eps in (("error", 1e-12), ("error_eps_1e-5", 1e-5)):
                 expected = (x - seen["mean"][None, :, None, None]) / torch.sqrt(biased + eps)[None, :, None, None]
-                expected = expected + module.bias.double()[None, :, None, None]
+                expected = expected + module.bias.detach().double()[None, :, None, None]
                 seen[eps_name] = float((out.detach().double() - expected).abs().max())
             seen["new_running_mean"] = module.running_mean.double().clone()
             seen["new_running_var"] = module.running_var.double().clone()
