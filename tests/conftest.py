@@ -16,14 +16,17 @@ SOURCES = ("'download', a cifar-10-batches-py folder, an image tree train/<class
            "or a .tar.gz of one (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
 
 
-# Modules that are end to end as a whole (a smoke campaign, CLI subprocesses, Ray clusters): every
-# test in them is slow. Slow tests elsewhere carry @pytest.mark.slow themselves.
-SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_campaign.py", "test_acceptance.py")
+# End-to-end tests (campaigns, CLI subprocesses, Ray clusters, long-lived workers), marked slow here so
+# that their modules need no edit: whole modules, and single tests by module and function name. Slow
+# tests in the core's test files carry @pytest.mark.slow themselves.
+SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_campaign.py", "test_acceptance.py",
+                "test_campaign_local.py")
+SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a_fresh_workers"),)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in SLOW_MODULES:
+        if item.path.name in SLOW_MODULES or (item.path.name, getattr(item, "originalname", item.name)) in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
 

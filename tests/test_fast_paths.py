@@ -43,6 +43,7 @@ def assert_same_run(reference, other):
     assert np.allclose(reference.accuracy, other.accuracy, rtol=0, atol=ACCURACY_TOL)
 
 
+@pytest.mark.slow
 def test_packed_runs_equal_separate_runs(data, separate):
     packed = train_many(CFG, [4, 5, 6], data, save_logits=True)
     for one, many in zip(separate, packed):

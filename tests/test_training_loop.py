@@ -72,7 +72,7 @@ def norm_hooks(record: Record, norm: BatchNorm) -> None:
     largest gap between its output and (x - batch mean) / sqrt(batch var + 1e-12) + bias."""
     def pre(module, args):
         if module.training:
-            x = args[0].double()
+            x = args[0].detach().double()
             record.norms.append(dict(
                 mean=x.mean((0, 2, 3)), var=x.var((0, 2, 3), unbiased=True), input=x,
                 running_mean=module.running_mean.double().clone(), running_var=module.running_var.double().clone()))
