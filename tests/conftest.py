@@ -1,4 +1,5 @@
-"""Shared fixtures. The real-image tests read the JPEG copy named by $AIRBENCH_DATA."""
+"""Shared fixtures. The real-image tests read the CIFAR-10 source named by $AIRBENCH_DATA: any source
+that ``--data`` takes ('download', a cifar-10-batches-py folder, an image tree, a .tar/.tar.gz)."""
 from __future__ import annotations
 
 import os
@@ -6,22 +7,46 @@ import os
 import pytest
 import torch
 
-from airbench_core import TrainConfig, load_cifar10, preset
+from airbench_core import DataError, TrainConfig, load_cifar10, preset
+from airbench_core.data import DATA_ENV
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+SOURCES = ("'download', a cifar-10-batches-py folder, an image tree train/<class>/... test/<class>/... "
+           "or a .tar.gz of one (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
+
+
+# End-to-end tests (campaigns, CLI subprocesses, Ray clusters, long-lived workers), marked slow here so
+# that their modules need no edit: whole modules, and single tests by module and function name. Slow
+# tests in the core's test files carry @pytest.mark.slow themselves.
+SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_campaign.py", "test_acceptance.py",
+                "test_campaign_local.py")
+SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a_fresh_workers"),)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES or (item.path.name, getattr(item, "originalname", item.name)) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
-def data_source() -> str:
-    source = os.environ.get("AIRBENCH_DATA")
-    if not source or not os.path.exists(source):
-        pytest.fail("set AIRBENCH_DATA to the CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz)")
-    return source
+def cifar():
+    """CIFAR-10 loaded (and validated) by airbench_core.data, exactly as ``--data`` would load it."""
+    source = os.environ.get(DATA_ENV)
+    if not source:
+        pytest.fail(f"set {DATA_ENV} to a CIFAR-10 source: {SOURCES}", pytrace=False)
+    try:
+        return load_cifar10(source)
+    except DataError as exc:
+        pytest.fail(f"{DATA_ENV}={source}: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def cifar(data_source):
-    return load_cifar10(data_source)
+def data_source(cifar) -> str:
+    """The local path the data was loaded from (for 'download': the downloaded folder), so that
+    workers and CLI runs started by a test read the same files without downloading again."""
+    return cifar.source
 
 
 def tiny_config(**overrides) -> TrainConfig:

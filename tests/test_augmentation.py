@@ -69,11 +69,17 @@ def test_translation_shifts_each_image_within_two_pixels_and_varies_by_epoch():
     assert not torch.equal(out, again)
 
 
-def test_cutout_zeroes_one_square_per_image():
-    images = torch.ones(50, 3, 32, 32)
+def test_cutout_zeroes_one_square_per_image_fully_inside_it():
+    images = distinct_images(400)
     out = cutout(images, 12, torch.Generator().manual_seed(0))
-    zeros = (out == 0).all(1).flatten(1).sum(1)
-    assert bool((zeros == 144).all())
+    zero = (out == 0).all(1)                                      # n, 32, 32
+    rows, cols = zero.any(2), zero.any(1)
+    assert bool((zero.flatten(1).sum(1) == 144).all())
+    assert torch.equal(zero, rows[:, :, None] & cols[:, None, :]), "one 12x12 square"
+    keep = ~zero[:, None].expand_as(out)
+    assert torch.equal(out[keep], images[keep]), "nothing else changes"
+    top, left = rows.float().argmax(1), cols.float().argmax(1)
+    assert top.min() == left.min() == 0 and top.max() == left.max() == 20, "anywhere inside the image"
 
 
 def test_loader_drops_last_partial_batch_and_covers_each_image_once_per_epoch():

@@ -25,15 +25,25 @@ def separate(data):
     return [train(CFG, seed, data, save_logits=True) for seed in (4, 5, 6)]
 
 
+# Same run up to float summation order: grouped or compiled kernels add in another order, and 20
+# training steps amplify the first step's rounding differences. Measured on this tiny config (torch
+# 2.14, CPU): saved fp16 logits (|logit| up to ~2.6) of packed vs separate runs differ by at most 1e-3
+# (one fp16 step), compiled vs eager by at most 0.015; a near-tie flips about one prediction in 1,500.
+# The bounds leave about 3x room over the worst and reject a different run (another init, order or
+# augmentation), whose logits differ by O(1) and whose predictions disagree on far more than 1%.
+LOGIT_TOL = 0.05
+PREDICTION_AGREEMENT = 0.99
+ACCURACY_TOL = 0.005
+
+
 def assert_same_run(reference, other):
-    """Same run up to float summation order: grouped or compiled kernels add in another order, and
-    a tiny difference can flip a near-tie, so a few predictions may differ, never the picture."""
     assert reference.seed == other.seed
-    assert (reference.predictions == other.predictions).mean() > 0.98
-    assert np.abs(reference.logits.astype(float) - other.logits.astype(float)).max() < 0.1
-    assert np.allclose(reference.accuracy, other.accuracy, atol=0.01)
+    assert (reference.predictions == other.predictions).mean() >= PREDICTION_AGREEMENT
+    assert np.abs(reference.logits.astype(float) - other.logits.astype(float)).max() <= LOGIT_TOL
+    assert np.allclose(reference.accuracy, other.accuracy, rtol=0, atol=ACCURACY_TOL)
 
 
+@pytest.mark.slow
 def test_packed_runs_equal_separate_runs(data, separate):
     packed = train_many(CFG, [4, 5, 6], data, save_logits=True)
     for one, many in zip(separate, packed):
@@ -42,6 +52,7 @@ def test_packed_runs_equal_separate_runs(data, separate):
     assert len({r.accuracy for r in packed}) > 1, "the packed runs are distinct runs"
 
 
+@pytest.mark.slow
 def test_compiled_training_matches_eager_and_compiles_once(data, separate):
     from torch._dynamo.utils import counters
     pool = NetPool()
@@ -62,17 +73,20 @@ def test_take_pack_groups_runs_of_one_config():
     assert [(s.cell.factors["x"], s.seed) for s in queue] == [(2, 0), (2, 1), (1, 2), (2, 2)]
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
     rows = bench_throughput(data_source, None, 2, ["eager", "pack2"], "cpu", "tiny")
     assert [r["mode"] for r in rows] == ["eager", "pack2"]
     assert all(r["runs"] == 2 and r["runs_per_hour"] > 0 for r in rows)
-    assert rows[0]["tta2"].value == rows[1]["tta2"].value
+    # the same seeds eager and packed: the same runs up to summation order, not bit for bit
+    assert rows[0]["tta2"].value == pytest.approx(rows[1]["tta2"].value, abs=ACCURACY_TOL)
     assert "runs/h" in capsys.readouterr().out
     assert parse_mode("compile+pack4") == (True, 4)
     with pytest.raises(ValueError):
         parse_mode("turbo")
 
 
+@pytest.mark.slow
 def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
     from harness import campaign, store
     from harness.backends import LocalBackend

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from airbench_core import DeviceData, train
@@ -31,6 +32,7 @@ def test_pinning_one_random_source_varies_only_the_others(cifar):
     assert np.array_equal(train(fixed, 1, data).predictions, train(fixed, 2, data).predictions)
 
 
+@pytest.mark.slow
 def test_tiny_configuration_learns_real_images_in_few_steps(cifar):
     """Learning is bounded in steps, not seconds: 80 steps of a narrow network get well past chance."""
     cfg = tiny_config(n_train=5000, n_test=1000, widths=(32, 64, 64), batch_size=250, epochs=4.0,
@@ -44,6 +46,7 @@ def test_tiny_configuration_learns_real_images_in_few_steps(cifar):
     assert result.env["device_name"] == "cpu" and result.env["torch_version"]
 
 
+@pytest.mark.slow
 def test_gpu_check_command_rejects_bad_input(tmp_path):
     import subprocess
     import sys
