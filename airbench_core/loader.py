@@ -52,7 +52,7 @@ def translate(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Ten
 
 
 def cutout(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Zero a random ``size``x``size`` square per image (centre anywhere inside the image)."""
+    """Zero a random ``size``x``size`` square per image, placed fully inside the image."""
     if size == 0:
         return images
     n, h = len(images), images.shape[-1]
