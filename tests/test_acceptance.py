@@ -11,32 +11,33 @@ from harness.bench import main as bench_main
 def test_acceptance_writes_paired_differences_and_intervals_recomputable_from_its_runs(data_source, tmp_path,
                                                                                       capsys):
     out = tmp_path / "acceptance.json"
-    assert bench_main(["acceptance", "--data", data_source, "--runs", "3", "--device", "cpu",
-                       "--mode", "eager", "pack2", "--throughput-runs", "2", "--out", str(out)]) == 0
+    assert bench_main(["acceptance", "--data", data_source, "--runs", "2", "--device", "cpu",
+                       "--mode", "pack2", "--throughput-runs", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert sum(line.startswith("run ") for line in printed.splitlines()) == 6      # a line per run, as it goes
+    assert sum(line.startswith("run ") for line in printed.splitlines()) == 4      # a line per run, as it goes
     result = json.loads(out.read_text())
     runs = result["runs"]
-    assert [(r["seed"], r["flip"]) for r in runs] == [(s, f) for s in range(3) for f in ("alternating", "random")]
+    assert [(r["seed"], r["flip"]) for r in runs] == [(s, f) for s in range(2) for f in ("alternating", "random")]
     for level in range(3):
         alt = np.array([r[f"tta{level}"] for r in runs if r["flip"] == "alternating"])
         rnd = np.array([r[f"tta{level}"] for r in runs if r["flip"] == "random"])
         summary = result["accuracy"]["alternating"][f"tta{level}"]
-        half = st.t.ppf(0.975, 2) * alt.std(ddof=1) / np.sqrt(3)
+        half = st.t.ppf(0.975, 1) * alt.std(ddof=1) / np.sqrt(2)
         assert np.isclose(summary["mean"], 100 * alt.mean()) and np.isclose(summary["high"], 100 * (alt.mean() + half))
         assert np.isclose(summary["std"], 100 * alt.std(ddof=1))
         d = alt - rnd                                 # paired by seed, not Welch
         diff = result["alternating_minus_random"][f"tta{level}"]
-        half = st.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+        half = st.t.ppf(0.975, 1) * d.std(ddof=1) / np.sqrt(2)
         assert np.isclose(diff["mean"], 100 * d.mean()) and np.isclose(diff["low"], 100 * (d.mean() - half))
     for key in ("train_s", "eval_s", "wall_s"):
         assert np.isclose(result["seconds_per_run"][key], np.mean([r[key] for r in runs]))
     assert all(r["train_s"] + r["eval_s"] <= r["wall_s"] for r in runs)
-    assert [t["mode"] for t in result["throughput"]] == ["eager (the runs above)", "eager", "pack2"]
+    assert [t["mode"] for t in result["throughput"]] == ["eager (the runs above)", "pack2"]
     alt = np.array([r["tta2"] for r in runs if r["flip"] == "alternating"])
     assert np.isclose(result["throughput"][0]["tta2"]["value"], 100 * alt.mean())
     assert np.isclose(result["throughput"][0]["runs_per_hour"], result["eager_runs_per_gpu_hour"])
-    assert abs(result["throughput"][1]["tta2"]["value"] - result["throughput"][2]["tta2"]["value"]) <= 0.5
+    # pack2 trains the same seeds of the same (alternating) config: equal up to summation order
+    assert abs(result["throughput"][0]["tta2"]["value"] - result["throughput"][1]["tta2"]["value"]) <= 0.5
     assert all(c["passed"] for c in result["checks"])
 
 

@@ -206,8 +206,9 @@ def campaign_cmd(c: Campaign, seeds: int, data_source: str) -> list[str]:
 
 
 def test_sigkill_driver_then_rerun_trains_only_missing_runs(tmp_path, data_source):
+    SEEDS = 6
     c = Campaign(tmp_path / "out", tmp_path / "store")
-    proc = subprocess.Popen(campaign_cmd(c, 8, data_source), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = subprocess.Popen(campaign_cmd(c, SEEDS, data_source), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until_stored(proc, c.store, 2)
@@ -217,12 +218,12 @@ def test_sigkill_driver_then_rerun_trains_only_missing_runs(tmp_path, data_sourc
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)       # its Ray processes
     first, _ = store.load(c.store)
-    assert 2 <= len(first) < 8, "killed mid-campaign"
-    rerun = study_cli(*campaign_cmd(c, 8, data_source)[3:])
+    assert 2 <= len(first) < SEEDS, "killed mid-campaign"
+    rerun = study_cli(*campaign_cmd(c, SEEDS, data_source)[3:])
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{8 - len(first)} trained, {len(first)} already done" in rerun.stderr
+    assert f"{SEEDS - len(first)} trained, {len(first)} already done" in rerun.stderr
     frame, _ = store.load(c.out)
-    assert len(frame) == 8 and frame["key"].is_unique
+    assert len(frame) == SEEDS and frame["key"].is_unique
     again = frame.set_index("key").loc[first["key"], first.columns.drop("key")]
     assert again.reset_index(drop=True).equals(first.drop(columns="key")), "finished runs were not retrained"
 
