@@ -108,9 +108,9 @@ def smoke_campaign(tmp_path_factory, data_source):
     return out
 
 
-def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign):
+def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     report = (smoke_campaign / "report.md").read_text()
-    assert "SMOKE preset" in report and "CIFAR-10 (JPEG copy)" in report and "**Device:** cpu" in report
+    assert "SMOKE preset" in report and f"**Data:** {cifar.description} (" in report and "**Device:** cpu" in report
     assert "12 finished, 0 failed" in report and "**Method versions:**" in report
     runs = stored_runs(smoke_campaign)
     check_accuracy_table(report, runs)
