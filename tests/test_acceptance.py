@@ -6,6 +6,7 @@ import numpy as np
 from scipy import stats as st
 
 from harness.bench import main as bench_main
+import pytest
 
 
 def test_acceptance_writes_paired_differences_and_intervals_recomputable_from_its_runs(data_source, tmp_path,
@@ -47,3 +48,27 @@ def test_acceptance_refuses_cuda_where_there_is_none(tmp_path, capsys):
         return
     assert bench_main(["acceptance", "--device", "cuda", "--out", str(tmp_path / "a.json")]) == 2
     assert "no CUDA" in capsys.readouterr().err and not (tmp_path / "a.json").exists()
+
+
+def test_every_record_is_the_run_of_its_own_flip_and_seed(data_source, tmp_path, monkeypatch):
+    """A spy in place of train(): each record must come from a run trained with the flip and the seed it is
+    labelled with, so the paired difference is alternating − random of the same seed. Instant: no training."""
+    import importlib
+    train_module = importlib.import_module("airbench_core.train")   # the package exports a function of that name
+    from harness.acceptance import run_acceptance
+    trained = []
+
+    def fake_train(config, seed, *args, **kwargs):
+        trained.append((config.flip, seed))
+        acc = 0.5 + 0.01 * (seed % 7) + (0.03 if config.flip == "random" else 0.0) + 0.001 * (seed % 7) ** 2
+        return train_module.RunResult(config, seed, (acc, acc, acc), 1.0, 0.5, 2.0, config.epochs, 10,
+                                      np.zeros((3, 1), np.uint8))
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    result = run_acceptance(data_source, None, 3, "cpu", "tiny", [], 0, tmp_path / "a.json")
+    assert trained[1:] == [(f, s) for s in range(3) for f in ("alternating", "random")]   # [0] is the warm-up
+    assert [(r["seed"], r["flip"]) for r in result["runs"]] == [(s, f) for f, s in trained[1:]]
+    diff = result["alternating_minus_random"]["tta2"]
+    assert diff["mean"] == pytest.approx(-3.0) and diff["low"] == pytest.approx(-3.0)   # same seed: d is exact
+    assert json.loads((tmp_path / "a.json").read_text())["accuracy"]["random"]["tta2"]["mean"] == \
+        pytest.approx(100 * np.mean([0.53 + 0.01 * s + 0.001 * s * s for s in range(3)]))

@@ -249,3 +249,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path, data_source):
     frame, _ = store.load(c.out)
     assert 2 <= len(frame) < 12 and frame["key"].is_unique
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name], "no half-written record"
+
+
+def test_an_unreachable_address_is_refused_before_the_data_is_read(tmp_path):
+    """The address is checked first (seconds), not after loading the data: here there is no data at all."""
+    r = study_cli("tta_variance", "--seeds", "3", "--preset", "smoke", "--address", f"127.0.0.1:{free_port()}",
+                  "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s"), "--data", str(tmp_path / "none.tar.gz"))
+    assert "no Ray head answers there" in one_error_line(r)
+    assert not list(tmp_path.iterdir())
+
+
+def test_negative_retries_are_one_line(tmp_path):
+    r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--retries", "-1", "--dry-run",
+                  "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s"))
+    assert "--retries must be 0 or more" in one_error_line(r)
+    assert not list(tmp_path.iterdir())

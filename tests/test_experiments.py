@@ -19,6 +19,14 @@ from harness.grid import SMOKE_SIZING
 from harness.studies_registry import all_studies
 from harness.study import build_parser, resolve
 from helpers import ROOT, study_cli, wait_until_stored
+import math
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+from conftest import tiny_config
+from harness.grid import Cell, RunSpec
+from harness.planning import DEFAULT_RUN_SD, DEFAULT_SECONDS_PER_EPOCH, adaptive_lines, cost_line
+from harness.sequential import Rule, expected_seeds
 
 SMOKE_FILE = ROOT / "studies" / "examples" / "smoke_half_epochs.toml"
 
@@ -163,5 +171,75 @@ def test_compare_two_method_versions_in_one_store(tmp_path):
     assert r.returncode == 0, r.stderr
     acc = runs["acc_tta2"].to_numpy()
     planted = 100 * (acc[runs["seed"] >= 6].mean() + 0.02 - acc[runs["seed"] < 6].mean())
-    assert "Welch, 12 runs" in r.stdout and f"{planted:.3f} [" in r.stdout
+    assert planted > 0 and "Welch, 12 runs" in r.stdout and f"| {planted:.3f} [" in r.stdout
     assert (tmp_path / "cmp" / "report.md").read_text() in r.stdout
+
+
+def specs(epochs: float, n: int) -> list[RunSpec]:
+    return [RunSpec(Cell({"epochs": epochs}, tiny_config(epochs=epochs)), s) for s in range(n)]
+
+
+def test_cost_line_sums_run_seconds_and_divides_the_wall_time_by_the_slots():
+    plan = specs(1000.0, 3) + specs(3000.0, 3)
+    # no runs stored: 12,000 epochs at the default 0.27 s = 3,240 s = 0.90 GPU-hours, 0.30 h on 3 slots
+    assert 12000 * DEFAULT_SECONDS_PER_EPOCH == pytest.approx(3240)
+    assert cost_line(plan, store.empty_frame(), 3, "--workers").startswith(
+        "cost: 0.90 GPU-hours, about 0.30 h wall on 3 slot(s) (--workers)")
+    # stored: config A twice (3,600 s and 5,400 s over 1,000 epochs), another config once (1,200 s over 100 epochs)
+    key = lambda e: json.dumps(tiny_config(epochs=e).to_dict(), sort_keys=True)
+    records = pd.DataFrame({"config_json": [key(1000.0), key(1000.0), key(100.0)],
+                            "wall_seconds": [3600.0, 5400.0, 1200.0], "epochs_trained": [1000.0, 1000.0, 100.0]})
+    # A's runs take their mean, 4,500 s; the 3,000-epoch runs the store's mean 7 s per epoch: 21,000 s
+    total = 3 * 4500 + 3 * 21000
+    line = cost_line(plan, records, 3, "--workers")
+    assert line.startswith(f"cost: {total / 3600:.2f} GPU-hours, about {total / 3 / 3600:.2f} h wall on 3 slot(s)")
+    assert "3 of 6 runs from runs of the same config, the rest at its mean 7.000 s per epoch" in line
+
+
+def test_adaptive_lines_simulate_the_rule_at_the_sd_of_a_paired_difference():
+    rule = Rule(precision=0.05, max_seeds=40, min_seeds=10)
+    text = adaptive_lines(rule, None, workers=2, campaigns=400)
+    sd_diff = 100 * DEFAULT_RUN_SD * math.sqrt(2)           # two independent runs' difference, in points
+    for delta in (0.0, 0.05, 0.1, 0.2):
+        assert f"true difference {delta:g} points: {expected_seeds(delta, sd_diff, rule, 2, 400):.1f} seeds" in text
+    # with runs in the store: their within-cell sd, pooled (two cells, sd 0.25 exactly)
+    runs = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3, "acc_tta2": [0.5, 0.75, 1.0, 0.25, 0.5, 0.75]})
+    wide = Rule(precision=20.0, max_seeds=40, min_seeds=10)
+    text = adaptive_lines(wide, runs, workers=2, campaigns=400)
+    assert "run sd 25.000 points, pooled over 6 runs in this store" in text
+    assert f"true difference 40 points: {expected_seeds(40.0, 25 * math.sqrt(2), wide, 2, 400):.1f} seeds" in text
+
+
+def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
+    """Two study folders holding the same cells and seeds: B − A paired by seed, its t-interval by hand."""
+    from harness.compare import main as compare_main
+    from harness.simulate import simulated_runs
+    from harness.studies_registry import find_study
+    manifest, runs, preds, labels = simulated_runs(find_study("tta_variance"), 8, preset="smoke", n=200)
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        store.write_labels(folder, labels)
+        store.write_manifest(folder, manifest)
+        for record, p in zip(runs.to_dict("records"), preds):
+            if name == "b":
+                record["acc_tta2"] += 0.01 + 0.002 * record["seed"] ** 2
+            store.write_run(folder, record, p)
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    d = 100 * (0.01 + 0.002 * np.arange(8) ** 2)
+    half = st.t.ppf(0.975, 7) * d.std(ddof=1) / math.sqrt(8)
+    assert "| paired, 8" in out and "Welch, 16" not in out
+    assert f"{d.mean():.3f} [{d.mean() - half:.3f}, {d.mean() + half:.3f}]" in out
+
+
+def test_adaptive_rounds_add_up_in_the_campaign_summary():
+    from harness.adaptive import add
+    from harness.campaign import Summary
+    total = Summary(planned=0, skipped=0, slots=2)
+    add(total, Summary(planned=8, skipped=1, trained=7, failed=0, retries=1, recovered=1, wall_seconds=10.0,
+                       train_seconds=8.0, slots=2))
+    add(total, Summary(planned=4, skipped=0, trained=3, failed=1, retries=2, recovered=0, wall_seconds=5.0,
+                       train_seconds=4.0, slots=2, interrupted=True))
+    assert (total.planned, total.skipped, total.trained, total.failed, total.retries, total.recovered) == \
+        (12, 1, 10, 1, 3, 1)
+    assert (total.wall_seconds, total.train_seconds, total.interrupted, total.slots) == (15.0, 12.0, True, 2)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from airbench_core import DeviceData, preset, train
-from airbench_core.net import ConvBlock, NetPool
+from airbench_core.net import ConvBlock, NetPool, make_net
 from airbench_core.optim import Lookahead
 from harness.grid import Cell, RunSpec
 from harness.worker import RunWorker
@@ -174,3 +174,22 @@ def test_airbench94_lookahead_starts_with_the_run_and_copies_back_only_at_the_en
     train(LONG, 0, data)
     # 40 steps: the start, an update every 5 steps, one final copy and no epoch-end copies
     assert events == ["start"] + ["update"] * 8 + ["copy_back"]
+
+
+LONG = tiny_config(epochs=4.0)
+
+
+def test_a_pooled_network_is_reset_to_exactly_a_fresh_ones_state(cifar):
+    """After a run, the pool's network holds what a freshly built one holds: every weight and buffer
+    (BatchNorm running statistics and counters), requires_grad flags, no gradients, train mode."""
+    pool = NetPool()
+    train(LONG, 1, DeviceData.build(cifar, "cpu", LONG.n_train, LONG.n_test), pool=pool)
+    pooled, _ = make_net(LONG, [7], torch.device("cpu"), half=False, pool=pool)
+    fresh, _ = make_net(LONG, [7], torch.device("cpu"), half=False)
+    a, b = pooled.state_dict(), fresh.state_dict()
+    assert list(a) == list(b)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert [(n, p.requires_grad, p.grad) for n, p in pooled.named_parameters()] == \
+        [(n, p.requires_grad, None) for n, p in fresh.named_parameters()]
+    assert all(m.training for m in pooled.modules())

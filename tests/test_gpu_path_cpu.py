@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 
 import numpy as np
-import pytest
 import torch
 
 from airbench_core import DeviceData, train

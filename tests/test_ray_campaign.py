@@ -50,6 +50,7 @@ def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, c
     summary = run_smoke(cifar, tmp_path, 6, on_outcome=kill_first_worker(killed))
     frame, _ = store.load(tmp_path)
     assert summary.failed == 0 and len(frame) == 6 and frame["key"].is_unique
+    assert summary.retries == 0, "Ray restarted the actor and retried its task: no attempt failed"
     assert sorted(frame["seed"]) == list(range(6))
     assert killed and len(set(frame["worker_pid"])) >= 3, "a new actor process took over from the killed one"
 
@@ -80,3 +81,19 @@ def test_a_failing_run_keeps_its_root_cause_through_ray(cluster, cifar, tmp_path
     error = store.load_failures(tmp_path)["error"].iloc[0]
     assert error.startswith("ValueError: 2000 training images cannot fill one batch of 5000")
     assert "Ray" not in error and error.endswith(")")
+
+
+def backend(device: str, gpus: float, cpus: float, gpus_per_run: float = 1.0, workers=None) -> RayBackend:
+    """The scheduling arithmetic of a RayBackend, without starting Ray."""
+    b = RayBackend.__new__(RayBackend)
+    b.device, b.total_gpus, b.total_cpus, b.gpus_per_run, b.workers = device, gpus, cpus, gpus_per_run, workers
+    return b
+
+
+def test_slots_are_gpus_over_gpus_per_run_else_workers_or_cpus():
+    assert backend("auto", 2.0, 8.0).slots() == 2
+    assert backend("auto", 2.0, 8.0, gpus_per_run=0.5).slots() == 4
+    assert backend("auto", 3.0, 8.0, gpus_per_run=0.3).slots() == 10
+    assert backend("auto", 1.0, 8.0, gpus_per_run=2.0).slots() == 1
+    assert backend("cpu", 2.0, 8.0, gpus_per_run=0.5).slots() == 8
+    assert backend("cpu", 2.0, 8.0, workers=3).slots() == 3

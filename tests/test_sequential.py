@@ -239,3 +239,13 @@ def test_replay_rebuilds_the_rounds_from_stored_differences():
     text = render(history, rule)
     assert "Waudby-Smith" in text and "| a | better |" in text and "| b | undecided | 40 |" in text
     assert "### b: sequence over rounds" in text and text.count("\n| ") > 8
+
+
+def test_equal_fires_when_the_sequence_is_narrower_than_2p_and_not_otherwise():
+    rule = Rule(precision=0.05, max_seeds=30, min_seeds=5)
+    d = np.array([1.0, -1.0, 0.5, -0.5, 0.0])             # mean 0: the sequence never excludes 0
+    _, lower, upper = confidence_sequence(d, rule.rho2)
+    width = upper[-1] - lower[-1]                          # scales with the differences
+    for ratio, outcome in ((1.5, EQUAL), (1.98, EQUAL), (2.02, RUNNING), (3.0, RUNNING)):
+        state = decide("x", d * ratio * rule.precision / width, rule)
+        assert (state.outcome, state.seeds_used) == (outcome, 5), ratio

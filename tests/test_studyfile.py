@@ -192,3 +192,26 @@ def test_bad_set_values(item, expected):
     with pytest.raises(StudyFileError) as caught:
         parse_set([item])
     assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('method = "airbench94"\n[variants.B]\nbatch_size = true\n', "variants.B.batch_size: expected a whole number, got true"),
+    ('method = "airbench94"\n[variants.B]\nlr = true\n', "variants.B.lr: expected a number, got true"),
+    ('method = "airbench94"\n[grid]\nepochs = [1.0, false]\n', "grid.epochs: expected a list of numbers, got false"),
+])
+def test_a_boolean_is_not_a_number(tmp_path, text, expected):
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    with pytest.raises(StudyFileError) as caught:
+        load(path)
+    assert str(caught.value) == f"{path}: {expected}"
+    with pytest.raises(StudyFileError, match="--set batch_size: expected a whole number, got true"):
+        parse_set(["batch_size=true"])
+
+
+def test_the_primary_comparison_comes_first(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text('method = "airbench94"\nprimary = {lr = 14.0}\n[grid]\nlr = [8.0, 11.5, 10.0, 14.0]\n')
+    study = load(path)
+    assert [c.factors["lr"] for c, base in study.comparisons] == [14.0, 8.0, 10.0]
+    assert all(base is study.baseline for _, base in study.comparisons)
