@@ -23,10 +23,6 @@ def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
     return per_cell
 
 
-def states_now(sf: StudyFile, rule: sequential.Rule, runs) -> dict[str, sequential.ComparisonState]:
-    return sequential.decide_all(experiment.differences(sf, runs), rule)
-
-
 def add(total: Summary, part: Summary) -> None:
     """Fold one round's summary into the campaign's."""
     for f in fields(Summary):

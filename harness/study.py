@@ -8,6 +8,7 @@ finishes; then writes the study's report. Rerunning the same command resumes. Wi
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,6 @@ def planned_slots(args) -> tuple[int, str]:
         return 1, "the local backend"
     if args.workers:
         return args.workers, "--workers"
-    import os
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = len([d for d in visible.split(",") if d.strip()]) if visible else planning.local_gpus()
     return max(1, int(gpus / args.gpus_per_run)) if gpus else 1, \
