@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 from dataclasses import dataclass
+
+from .method import run_key
 
 FLIP_MODES = ("none", "random", "alternating")
 
@@ -89,7 +88,7 @@ class TrainConfig:
         """Stable run key: hash of the method name, the fields that differ from the key baseline,
         and the seed. Fields at their baseline value are left out, so a field added later whose
         default reproduces the old behaviour leaves every existing key unchanged."""
-        return hashlib.sha256(_key_prefix(self) + b"%d}" % int(seed)).hexdigest()[:20]
+        return run_key(METHOD_NAME, self, seed, _BASELINE_ITEMS)
 
 
 METHOD_NAME = "airbench"
@@ -104,28 +103,7 @@ KEY_BASELINE: dict = {
     "lr_warmup_frac": 0.23, "lr_start": 0.2, "lr_end": 0.07, "n_train": None, "n_test": None,
     "init_seed": None, "order_seed": None, "aug_seed": None,
 }
-
-
-def _canonical(value, like):
-    """One spelling per value: ints where the baseline holds a float become floats, tuples lists."""
-    if isinstance(value, tuple):
-        return [_canonical(v, None) for v in value]
-    if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-@functools.lru_cache(maxsize=4096)
-def _key_prefix(config: TrainConfig) -> bytes:
-    """Everything hashed for a key but the seed (computed once per config: keys for 10^5 seeds are cheap)."""
-    defining = {}
-    for f in dataclasses.fields(config):
-        default = KEY_BASELINE[f.name] if f.name in KEY_BASELINE else _canonical(f.default, f.default)
-        value = _canonical(getattr(config, f.name), default)
-        if value != default or type(value) is not type(default):
-            defining[f.name] = value
-    blob = json.dumps({"method": METHOD_NAME, "config": defining}, sort_keys=True, separators=(",", ":"))
-    return (blob[:-1] + ',"seed":').encode()
+_BASELINE_ITEMS = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in KEY_BASELINE.items())
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -1,0 +1,81 @@
+"""What makes a training method runnable by a harness: a name, a config dataclass, and ``train``.
+
+A method is plain data. The harness finds one by name (the built-ins), by ``package.module:NAME``
+or by ``path/to/file.py:NAME``; built-ins and a researcher's own code register the same way. This
+module imports no torch, so listing methods and checking a study's fields stay instant.
+
+Contract for ``train(config, seed, data, device, save_logits=False) -> RunResult``:
+- ``config`` is an instance of ``config_type`` (a frozen dataclass whose fields have types and
+  defaults); ``defaults`` is the instance the method starts from;
+- the three random streams (init, data order, augmentation) come from
+  ``airbench_core.train.derive_seed(seed, "init" | "order" | "aug")`` (or the config's
+  ``init_seed``/``order_seed``/``aug_seed`` when pinned), so a seed pairs across variants;
+- ``data`` is a :class:`~airbench_core.data.Cifar10` or a ``DeviceData`` resident on ``device``.
+``train_many`` is an optional fast path with the signature of ``airbench_core.train.train_many``
+(packed runs, a network pool, torch.compile); a method without one trains run by run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    defaults: Any                                  # an instance of the config dataclass
+    train: Callable[..., Any]                      # train(config, seed, data, device, save_logits=False)
+    summary: str = ""                              # one line for --list-methods
+    field_help: Mapping[str, str] = field(default_factory=dict)   # one line per config field
+    sources: tuple[str, ...] = ()                  # files (paths) whose code defines the method
+    train_many: Callable[..., list] | None = None  # optional packed/pooled/compiled fast path
+    reference_seconds_per_epoch: float | None = None   # one H200, uncompiled: for plans with no runs yet
+
+    @property
+    def config_type(self) -> type:
+        return type(self.defaults)
+
+    def config(self, **overrides) -> Any:
+        """The method's config with some fields changed (unknown names raise ValueError)."""
+        return replace_fields(self.defaults, overrides)
+
+
+def replace_fields(config: Any, changes: Mapping[str, Any]) -> Any:
+    unknown = set(changes) - {f.name for f in dataclasses.fields(config)}
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+    return dataclasses.replace(config, **changes)
+
+
+def canonical(value: Any, like: Any) -> Any:
+    """One spelling per value: ints where the baseline holds a float become floats, tuples lists."""
+    if isinstance(value, tuple):
+        return [canonical(v, None) for v in value]
+    if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def key_prefix(method_name: str, config: Any, baseline_items: tuple | None = None) -> bytes:
+    """Everything hashed for a run key but the seed: the method name and the fields whose values
+    differ from the baseline (the config class's defaults, or a frozen ``baseline_items``), so a
+    field added later whose default reproduces the old behaviour leaves every existing key alone."""
+    baseline = {k: canonical(v, None) for k, v in (baseline_items or ())}
+    defining = {}
+    for f in dataclasses.fields(config):
+        default = baseline[f.name] if f.name in baseline else canonical(f.default, f.default)
+        value = canonical(getattr(config, f.name), default)
+        if value != default or type(value) is not type(default):
+            defining[f.name] = value
+    blob = json.dumps({"method": method_name, "config": defining}, sort_keys=True, separators=(",", ":"))
+    return (blob[:-1] + ',"seed":').encode()
+
+
+def run_key(method_name: str, config: Any, seed: int, baseline_items: tuple | None = None) -> str:
+    """Stable run key: 20 hex digits of the hash of method, defining fields and seed."""
+    return hashlib.sha256(key_prefix(method_name, config, baseline_items) + b"%d}" % int(seed)).hexdigest()[:20]
