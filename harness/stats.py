@@ -56,7 +56,7 @@ def mean_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
     """Mean with the Student-t interval m ± t_{n-1} s/√n."""
     x = np.asarray(x, dtype=float)
     m = float(x.mean()) if len(x) else NAN
-    if len(x) < 2:
+    if len(x) < 2 or np.ptp(x) == 0:      # runs that all tie say nothing about the spread: no interval
         return Estimate(m, NAN, NAN)
     half = st.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return Estimate(m, float(m - half), float(m + half))

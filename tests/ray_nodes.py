@@ -3,12 +3,14 @@ group, ended by signalling that group. (``ray stop`` would stop every Ray on the
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -26,11 +28,18 @@ def _stop(proc: subprocess.Popen) -> None:
         time.sleep(2)
 
 
+def ray_command() -> str:
+    """The ``ray`` script installed beside this interpreter (a venv's bin/ need not be on PATH)."""
+    beside = Path(sys.executable).parent / "ray"
+    found = str(beside) if beside.exists() else shutil.which("ray")
+    assert found, f"the ray command comes with the ray package: not beside {sys.executable} nor on PATH"
+    return found
+
+
 @contextmanager
 def ray_node(*args: str, env: dict | None = None, ready: str = "This command will now block forever"):
     """A ``ray start ... --block`` node for the ``with`` block; yields its process."""
-    ray = shutil.which("ray")
-    assert ray, "the ray command comes with the ray package"
+    ray = ray_command()
     proc = subprocess.Popen([ray, "start", *args, "--block", "--disable-usage-stats"], env=env or os.environ,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

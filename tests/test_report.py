@@ -44,6 +44,8 @@ def interval(x: np.ndarray, digits: int = 2) -> str:
     """Mean and Student-t 95% interval in points, computed with scipy."""
     m = x.mean()
     lo, hi = st.t.interval(0.95, len(x) - 1, loc=m, scale=st.sem(x))
+    if np.isnan(lo):                           # runs that tie: scipy gives no interval, nor does the report
+        return f"{100 * m:.{digits}f}"
     return f"{100 * m:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
 
