@@ -5,6 +5,6 @@ ORDER = ("flip_vs_alternating", "tta_variance", "calibration", "ablation", "vari
 def __getattr__(name: str):
     """``studies.STUDIES``: every study by name (kept for callers of the old registry)."""
     if name == "STUDIES":
-        from harness.studies_registry import all_studies
+        from harness.spec.studies import all_studies
         return all_studies()
     raise AttributeError(name)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import figures, stats
-from harness.grid import Base, Cell, Study
-from harness.page import Block, figure_block, markdown_table, pct
-from harness.report import LoadedCampaign
-from harness.sections import compare, comparison_table, differences_frame, epochs_text
+from harness.report import figures
+
+from harness import stats
+from harness.spec.grid import Base, Cell, Study
+from harness.report.page import Block, figure_block, markdown_table, pct
+from harness.report.campaign import LoadedCampaign
+from harness.report.sections import compare, comparison_table, differences_frame, epochs_text
 
 from .base import SMOKE_EPOCHS
 

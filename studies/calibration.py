@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness import figures, stats
-from harness.grid import Base, Cell, Study
-from harness.page import Block, figure_block, fraction_ci, markdown_table, n_text, pct
-from harness.report import LEVELS, LoadedCampaign, cell_order
-from harness.sections import calibration_stats
+from harness.report import figures
+
+from harness import stats
+from harness.spec.grid import Base, Cell, Study
+from harness.report.page import Block, figure_block, fraction_ci, markdown_table, n_text, pct
+from harness.report.campaign import LEVELS, LoadedCampaign, cell_order
+from harness.report.sections import calibration_stats
 
 
 

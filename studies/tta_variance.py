@@ -5,11 +5,13 @@ import itertools
 
 import numpy as np
 
-from harness import figures, stats
-from harness.grid import Base, Cell, Study
-from harness.page import Block, figure_block, markdown_table, n_text, p_text
-from harness.report import LEVELS, LoadedCampaign, cell_order
-from harness.sections import (VARIANCE_NOTE, compare, comparison_table, differences_frame, variance_frame,
+from harness.report import figures
+
+from harness import stats
+from harness.spec.grid import Base, Cell, Study
+from harness.report.page import Block, figure_block, markdown_table, n_text, p_text
+from harness.report.campaign import LEVELS, LoadedCampaign, cell_order
+from harness.report.sections import (VARIANCE_NOTE, compare, comparison_table, differences_frame, variance_frame,
                               variance_precision, variance_row, variance_stats)
 
 

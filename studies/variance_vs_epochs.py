@@ -1,11 +1,11 @@
 """Test-set and distribution-wise variance of airbench94 as training gets longer."""
 from __future__ import annotations
 
-from harness import figures
-from harness.grid import Base, Cell, Study
-from harness.page import Block, figure_block, markdown_table
-from harness.report import LoadedCampaign
-from harness.sections import VARIANCE_NOTE, variance_frame, variance_precision, variance_row, variance_stats
+from harness.report import figures
+from harness.spec.grid import Base, Cell, Study
+from harness.report.page import Block, figure_block, markdown_table
+from harness.report.campaign import LoadedCampaign
+from harness.report.sections import VARIANCE_NOTE, variance_frame, variance_precision, variance_row, variance_stats
 
 from .base import SMOKE_EPOCHS
 

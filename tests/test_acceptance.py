@@ -55,7 +55,7 @@ def test_every_record_is_the_run_of_its_own_flip_and_seed(data_source, tmp_path,
     labelled with, so the paired difference is alternating − random of the same seed. Instant: no training."""
     import importlib
     train_module = importlib.import_module("airbench_core.train")   # the package exports a function of that name
-    from harness.acceptance import run_acceptance
+    from harness.bench.acceptance import run_acceptance
     trained = []
 
     def fake_train(config, seed, *args, **kwargs):

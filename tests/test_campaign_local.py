@@ -5,12 +5,14 @@ import sys
 import numpy as np
 import pytest
 
-from harness import campaign, store
-from harness.backends import LocalBackend
-from harness.grid import Cell, Study
-from harness.report import write_report
-from harness.worker import Outcome
-from harness.grid import Base
+from harness.run import campaign
+
+from harness import store
+from harness.run.backends import LocalBackend
+from harness.spec.grid import Cell, Study
+from harness.report.writer import write_report
+from harness.run.worker import Outcome
+from harness.spec.grid import Base
 
 
 def broken_study() -> Study:
@@ -122,7 +124,7 @@ def test_other_data_in_the_same_store_stops_before_training(cifar, tmp_path):
 
 def test_local_backend_needs_no_ray_and_ray_backend_says_how_to_do_without(monkeypatch, tmp_path, data_source,
                                                                           capsys):
-    from harness.study import main
+    from harness.cli.study import main
     monkeypatch.setitem(sys.modules, "ray", None)          # as on a GPU box without Ray: import fails
     args = ["tta_variance", "--seeds", "1", "--preset", "smoke", "--data", data_source, "--no-report",
             "--store", str(tmp_path / "store")]

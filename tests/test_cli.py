@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import store
-from harness.lock import hold
+from harness.store.lock import hold
 from helpers import ROOT, snapshot, study_cli, wait_until_stored
 
 SMOKE = ["--preset", "smoke"]
@@ -125,7 +125,7 @@ def test_another_method_version_stops_before_training_unless_allowed(existing, d
             "--no-report"]
     before = snapshot(existing.out.parent)
     line = one_error_line(study_cli(*args))
-    from harness.identity import method_version
+    from harness.spec.identity import method_version
     assert "method version 0123456789ab" in line and method_version() in line and "--allow-mixed-versions" in line
     assert snapshot(existing.out.parent) == before
     r = study_cli(*args, "--allow-mixed-versions")

@@ -15,18 +15,18 @@ import pytest
 
 from airbench_core import preset
 from harness import store
-from harness.grid import SMOKE_SIZING
-from harness.studies_registry import all_studies
-from harness.study import build_parser, resolve
+from harness.spec.grid import SMOKE_SIZING
+from harness.spec.studies import all_studies
+from harness.cli.study import build_parser, resolve
 from helpers import ROOT, study_cli, wait_until_stored
 import math
 import numpy as np
 import pandas as pd
 from scipy import stats as st
 from conftest import tiny_config
-from harness.grid import Cell, RunSpec
-from harness.planning import DEFAULT_RUN_SD, DEFAULT_SECONDS_PER_EPOCH, adaptive_lines, cost_line
-from harness.sequential import Rule, expected_seeds
+from harness.spec.grid import Cell, RunSpec
+from harness.stats.planning import DEFAULT_RUN_SD, DEFAULT_SECONDS_PER_EPOCH, adaptive_lines, cost_line
+from harness.stats.sequential import Rule, expected_seeds
 
 SMOKE_FILE = ROOT / "studies" / "examples" / "smoke_half_epochs.toml"
 
@@ -155,8 +155,8 @@ def test_experiment_mistakes_are_one_line(tmp_path, args, message):
 def test_compare_two_method_versions_in_one_store(tmp_path):
     """A store that mixes versions holds each (config, seed) once, so the versions' seeds are disjoint:
     the comparison falls back to Welch's test, and its difference is the one planted."""
-    from harness.simulate import simulated_runs
-    from harness.studies_registry import find_study
+    from harness.run.simulate import simulated_runs
+    from harness.spec.studies import find_study
     manifest, runs, preds, labels = simulated_runs(find_study("tta_variance"), 12, preset="smoke", n=200)
     folder = tmp_path / "mixed"
     store.write_labels(folder, labels)
@@ -212,9 +212,9 @@ def test_adaptive_lines_simulate_the_rule_at_the_sd_of_a_paired_difference():
 
 def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
     """Two study folders holding the same cells and seeds: B − A paired by seed, its t-interval by hand."""
-    from harness.compare import main as compare_main
-    from harness.simulate import simulated_runs
-    from harness.studies_registry import find_study
+    from harness.cli.compare import main as compare_main
+    from harness.run.simulate import simulated_runs
+    from harness.spec.studies import find_study
     manifest, runs, preds, labels = simulated_runs(find_study("tta_variance"), 8, preset="smoke", n=200)
     for name in ("a", "b"):
         folder = tmp_path / name
@@ -233,8 +233,8 @@ def test_compare_pairs_two_folders_by_seed(tmp_path, capsys):
 
 
 def test_adaptive_rounds_add_up_in_the_campaign_summary():
-    from harness.adaptive import add
-    from harness.campaign import Summary
+    from harness.run.adaptive import add
+    from harness.run.campaign import Summary
     total = Summary(planned=0, skipped=0, slots=2)
     add(total, Summary(planned=8, skipped=1, trained=7, failed=0, retries=1, recovered=1, wall_seconds=10.0,
                        train_seconds=8.0, slots=2))

@@ -6,9 +6,9 @@ import pytest
 from airbench_core import DeviceData, train
 from airbench_core.net import NetPool
 from airbench_core.train import train_many
-from harness.backends import take_pack
+from harness.run.backends import take_pack
 from harness.bench import bench_throughput, parse_mode
-from harness.grid import Cell, RunSpec
+from harness.spec.grid import Cell, RunSpec
 
 from conftest import tiny_config
 
@@ -88,8 +88,9 @@ def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
 
 @pytest.mark.slow
 def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
-    from harness import campaign, store
-    from harness.backends import LocalBackend
+    from harness.run import campaign
+    from harness import store
+    from harness.run.backends import LocalBackend
     from studies import STUDIES
     backend = LocalBackend(cifar.source, None, "cpu", False, pack=3)
     summary = campaign.run(STUDIES["tta_variance"], "smoke", 3, tmp_path, cifar, backend, progress=False)

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from airbench_core import DeviceData, preset, train
 from airbench_core.net import ConvBlock, NetPool, make_net
 from airbench_core.optim import Lookahead
-from harness.grid import Cell, RunSpec
-from harness.worker import RunWorker
+from harness.spec.grid import Cell, RunSpec
+from harness.run.worker import RunWorker
 
 from conftest import tiny_config
 

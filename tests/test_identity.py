@@ -9,7 +9,7 @@ import pytest
 
 from airbench_core import TrainConfig
 from airbench_core.config import KEY_BASELINE
-from harness.grid import Cell, expand
+from harness.spec.grid import Cell, expand
 from helpers import ROOT
 
 # Every field spelled out, so these keys pin the scheme itself, not today's defaults.

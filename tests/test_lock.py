@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from harness.lock import LockHeld, hold
+from harness.store.lock import LockHeld, hold
 from helpers import ROOT
 
 HOLDER = """
 import sys
 from pathlib import Path
-from harness.lock import hold
+from harness.store.lock import hold
 with hold(Path(sys.argv[1]), "store"):
     print("held", flush=True)
     sys.stdin.read()

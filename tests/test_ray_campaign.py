@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 import ray
 
-from harness import campaign, store
-from harness.backends import RayBackend
-from harness.grid import Cell, Study
+from harness.run import campaign
+
+from harness import store
+from harness.run.backends import RayBackend
+from harness.spec.grid import Cell, Study
 from studies import STUDIES
-from harness.grid import Base
+from harness.spec.grid import Base
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import pytest
 from scipy import stats as st
 
 from harness import store
-from harness.report import campaign_from, load_campaign, render_report, write_report
-from harness.simulate import simulated_campaign, simulated_runs
-from harness.studies_registry import find_study
+from harness.report.campaign import campaign_from, load_campaign
+from harness.report.writer import render_report, write_report
+from harness.run.simulate import simulated_campaign, simulated_runs
+from harness.spec.studies import find_study
 from helpers import ROOT, study_cli
 
 

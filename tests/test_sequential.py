@@ -8,7 +8,7 @@ import pytest
 from scipy import optimize, special, stats
 
 from harness.stats import t_test_power
-from harness.sequential import (BETTER, EQUAL, OUTCOMES, RUNNING, UNDECIDED, WORSE, Rule, benchmark,
+from harness.stats.sequential import (BETTER, EQUAL, OUTCOMES, RUNNING, UNDECIDED, WORSE, Rule, benchmark,
                                 confidence_sequence, cs_margin, decide, decide_all, first_decision,
                                 fixed_seeds, next_round,
                                 paired_differences, plan_round, render, replay, rho2_for, round_ends, simulate)

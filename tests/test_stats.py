@@ -410,7 +410,7 @@ def test_no_harness_module_imports_studies():
 
 
 def test_registry_finds_every_builtin_study():
-    from harness.studies_registry import all_studies, find_study
+    from harness.spec.studies import all_studies, find_study
     names = list(all_studies())
     assert names[:2] == ["flip_vs_alternating", "tta_variance"] and len(names) == 5
     assert find_study("ablation").name == "ablation" and find_study("nope") is None
@@ -419,7 +419,7 @@ def test_registry_finds_every_builtin_study():
 def test_planned_precision_uses_the_store_sd_or_the_stated_default():
     import pandas as pd
 
-    from harness.planning import DEFAULT_RUN_SD, planned_precision
+    from harness.stats.planning import DEFAULT_RUN_SD, planned_precision
     default = planned_precision(400)
     assert default.sd == DEFAULT_RUN_SD and "default" in default.sd_source
     assert default.detectable == pytest.approx(stats.minimum_detectable_difference(DEFAULT_RUN_SD * np.sqrt(2), 400))

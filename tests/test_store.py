@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness import store
-from harness.compact import compact
+from harness.store.compact import compact
 from helpers import ROOT
 
 
@@ -198,7 +198,8 @@ def test_compaction_keeps_every_run_once_and_loads_the_same(tmp_path):
 KILL_DURING_COMPACTION = """
 import os, signal, sys
 from pathlib import Path
-from harness import compact, store
+from harness.store import compact
+from harness import store
 where = sys.argv[2]
 if where == "before-remove":        # every pack written, none of the files it replaces removed yet
     real_remove = store.remove_durably
@@ -289,7 +290,7 @@ def write_legacy_run(out: Path, key: str, config: dict, seed: int, preds: np.nda
 
 def test_an_old_layout_folder_loads_as_is_and_migrates_into_a_store(tmp_path, data_source):
     from airbench_core import TrainConfig, load_cifar10
-    from harness.migrate import migrate
+    from harness.store.migrate import migrate
     old = tmp_path / "old"
     cfg = TrainConfig(epochs=2.0, n_train=2000, n_test=1000)
     preds = {s: np.full((3, 5), s, np.uint8) for s in (0, 1)}
@@ -313,7 +314,7 @@ def store_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_store_command_compacts_checks_and_refuses_a_locked_store(tmp_path):
-    from harness.lock import hold
+    from harness.store.lock import hold
     fill(tmp_path, 3)
     with hold(tmp_path, "store"):
         r = store_cli("compact", str(tmp_path))

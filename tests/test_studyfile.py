@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from airbench_core import TrainConfig, preset
-from harness.cli import UserError
-from harness.studyfile import KINDS, StudyFileError, check_field, load, parse_set
+from harness.spec.errors import UserError
+from harness.spec.studyfile import KINDS, StudyFileError, check_field, load, parse_set
 from conftest import tiny_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "studies" / "examples"

@@ -1,0 +1,194 @@
+"""Benchmarks (speed goals live here, not in timed tests).
+
+    python -m harness.bench analysis [--runs 2400] [--examples 10000] [--through-store]
+    python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
+    python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
+    python -m harness.bench store [--runs 60000] [--examples 10000]
+    python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+
+from harness.bench.throughput import bench_throughput, parse_mode, peak_rss_gb
+from harness.cli.common import Parser, fail, positive_float, positive_int
+
+
+def bench_analysis(runs: int, examples: int, through_store: bool = False) -> None:
+    """Every analysis over one flip_vs_alternating-shaped campaign (18 cells) of ``runs`` simulated
+    runs: the flip study's whole report (figures included), every variance estimate for each cell and
+    TTA level (the tta_variance / variance_vs_epochs tools), and calibration per flip mode at 9.9 epochs
+    and TTA level. Simulated in memory; loading is timed separately, and only with --through-store."""
+    import pandas as pd
+
+    from harness.report.campaign import campaign_from, load_campaign
+    from harness.report.writer import render_report
+    from harness.report.sections import calibration_stats, variance_stats
+    from harness.run.simulate import simulated_campaign, simulated_runs
+    from harness.spec.studies import find_study
+    study = find_study("flip_vs_alternating")
+    per_cell = max(2, runs // len(study.cells("full")))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        t0 = time.perf_counter()
+        if through_store:
+            simulated_campaign(out, study, per_cell, preset="full", n=examples)
+            written = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            c = load_campaign(out)
+            print(f"simulated store written in {written:.1f}s, loaded in {time.perf_counter() - t0:.1f}s")
+        else:
+            manifest, frame, preds, labels = simulated_runs(study, per_cell, preset="full", n=examples)
+            c = campaign_from(out, manifest, frame, preds, labels, pd.DataFrame())
+            print(f"simulated in memory in {time.perf_counter() - t0:.1f}s (store loading: python -m harness.bench store)")
+        print(f"{len(c.runs)} runs x {examples} examples, predictions {c.predictions.nbytes / 2**30:.2f} GiB uint8; "
+              f"peak RSS so far {peak_rss_gb():.2f} GiB", flush=True)
+        cells = list(dict.fromkeys(c.runs["cell"]))
+        steps = [("flip_vs_alternating report (with figures)", lambda: render_report(c, study)),
+                 ("variance estimates, 18 cells x 3 TTA", lambda: [variance_stats(c, c.mask(cell=cell), level)
+                                                                   for cell in cells for level in range(3)]),
+                 ("calibration, 3 flip modes x 3 TTA", lambda: [calibration_stats(c, c.mask(flip=f, epochs=9.9), level)
+                                                                for f in ("none", "random", "alternating")
+                                                                for level in range(3)])]
+        timings = {}
+        for name, step in steps:
+            t0 = time.perf_counter()
+            step()
+            timings[name] = time.perf_counter() - t0
+            print(f"  {name:<44} {timings[name]:6.1f}s", flush=True)
+        print(f"full analysis of {len(c.runs)} runs x {examples} examples: {sum(timings.values()):.1f}s, "
+              f"peak RSS {peak_rss_gb():.2f} GiB (goals: under 30 s for 2,400 runs, under 60 s and 6 GB for 60,000)")
+
+
+def seconds_of(command: list[str], repeats: int) -> float:
+    """Median wall seconds of a fresh process running ``command`` (its output discarded)."""
+    import statistics
+    import subprocess
+    import sys
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_cli(repeats: int) -> int:
+    """How fast the CLI answers what needs no training, beside the imports it avoids."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / "misspelt.toml"
+        bad.write_text('name = "typo"\nmethod = "airbench94"\n[base]\nlearning_rate = 3\n')
+        rows = [("python -m harness.study --help", ["-m", "harness.study", "--help"], 1.0),
+                ("a study file with a misspelt key", ["-m", "harness.study", str(bad), "--seeds", "2"], 1.0),
+                ("python -m harness.study --list", ["-m", "harness.study", "--list"], None),
+                ("python -m harness.bench --help", ["-m", "harness.bench", "--help"], None),
+                ("for comparison: import torch", ["-c", "import torch"], None),
+                ("for comparison: import ray", ["-c", "import ray"], None)]
+        print(f"median of {repeats} fresh processes each (this machine, as loaded now)")
+        for label, command, goal in rows:
+            seconds = seconds_of(command, repeats)
+            verdict = "" if goal is None else (" (goal < 1 s: met)" if seconds < goal else " (goal < 1 s: MISSED)")
+            print(f"  {label:<40} {seconds:6.2f} s{verdict}")
+    return 0
+
+
+def bench_adaptive(args) -> int:
+    """Simulated adaptive campaigns: seeds spent, against a fixed-n paired t-test of equal power."""
+    import math
+
+    from harness.stats.sequential import BETTER, EQUAL, WORSE, Rule, benchmark, simulate
+    if args.min_seeds > args.max_seeds:
+        return fail(f"--min-seeds {args.min_seeds} is above --max-seeds {args.max_seeds}")
+    rule = Rule(args.precision, args.max_seeds, min_seeds=args.min_seeds)
+    sd = args.run_sd * math.sqrt(2)
+    print(rule.describe())
+    print(benchmark(args.delta, sd, rule, args.workers, args.campaigns).describe())
+    null = simulate(0.0, sd, rule, args.workers, args.campaigns, seed=1)
+    print(f"true difference 0: decided better or worse in {100 * (null.share(BETTER) + null.share(WORSE)):.1f}% "
+          f"(level {100 * rule.alpha:g}%), equal in {100 * null.share(EQUAL):.1f}%, "
+          f"{null.expected_seeds:.1f} seeds on average")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="python -m harness.bench", description="Benchmarks: analysis speed and training throughput.")
+    sub = p.add_subparsers(dest="what", required=True, parser_class=Parser)
+    a = sub.add_parser("analysis", help="time the full analysis of a large simulated store")
+    a.add_argument("--runs", type=positive_int, default=2400, help="simulated runs (default 2400)")
+    a.add_argument("--examples", type=positive_int, default=10000, help="test examples per run (default 10000)")
+    a.add_argument("--through-store", action="store_true",
+                   help="write the simulated runs to a store and time loading it too (slow for many runs)")
+    t = sub.add_parser("throughput", help="runs per GPU-hour of airbench94 in each fast-path mode")
+    t.add_argument("--data", help="CIFAR-10 source (default: $AIRBENCH_DATA, else download)")
+    t.add_argument("--cache-dir", help="cache for decoded arrays")
+    t.add_argument("--runs", type=positive_int, default=20, help="timed runs per mode (default 20)")
+    t.add_argument("--mode", nargs="+", default=["eager", "compile", "pack4", "compile+pack4"],
+                   help="modes: eager, compile, packK, compile+packK (default: eager compile pack4 compile+pack4)")
+    t.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    t.add_argument("--size", choices=("auto", "full", "tiny"), default="auto",
+                   help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
+    g = sub.add_parser("acceptance", help="a GPU machine's acceptance: airbench94 alternating vs random flip "
+                       "(accuracy, paired difference, seconds) plus every throughput mode; prints and writes JSON")
+    g.add_argument("--data", help="CIFAR-10 source (default: $AIRBENCH_DATA, else download)")
+    g.add_argument("--cache-dir", help="cache for decoded arrays")
+    g.add_argument("--runs", type=positive_int, default=40, help="runs per flip mode, interleaved (default 40)")
+    g.add_argument("--throughput-runs", type=positive_int, default=12,
+                   help="timed runs per fast-path mode after its warm-up (default 12)")
+    g.add_argument("--mode", nargs="*", default=["compile", "pack4", "compile+pack4"],
+                   help="fast-path modes to time besides eager, whose throughput is the acceptance runs' own "
+                        "(default: compile pack4 compile+pack4; give none to skip)")
+    g.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    g.add_argument("--size", choices=("auto", "full", "tiny"), default="auto",
+                   help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
+    g.add_argument("--out", type=Path, default=Path("results/acceptance.json"),
+                   help="where the JSON goes (default results/acceptance.json)")
+    s = sub.add_parser("store", help="load time and peak memory of a large run store (harness.bench_store)")
+    s.add_argument("--runs", type=positive_int, default=60000, help="simulated runs (default 60000)")
+    s.add_argument("--examples", type=positive_int, default=10000, help="test examples per run (default 10000)")
+    s.add_argument("--tmp", help="folder for the temporary store (default: the system's)")
+    d = sub.add_parser("adaptive", help="seeds an adaptive campaign spends against the fixed-n design of equal "
+                       "power, by simulation (no training)")
+    d.add_argument("--delta", type=float, default=0.1, help="true difference, points (default 0.1)")
+    d.add_argument("--run-sd", type=positive_float, default=0.15,
+                   help="sd of one run's accuracy, points; paired differences of independent runs have sd·√2 "
+                        "(default 0.15)")
+    d.add_argument("--precision", type=positive_float, default=0.05, help="P, points (default 0.05)")
+    d.add_argument("--max-seeds", type=positive_int, default=100, help="M (default 100)")
+    d.add_argument("--min-seeds", type=positive_int, default=10, help="default 10")
+    d.add_argument("--workers", type=positive_int, default=2, help="default 2")
+    d.add_argument("--campaigns", type=positive_int, default=4000, help="simulated campaigns (default 4000)")
+    c = sub.add_parser("cli", help="seconds the CLI takes to answer --help and a bad study file, beside "
+                       "the import time of torch and Ray")
+    c.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per command (default 5)")
+    args = p.parse_args(argv)
+    if args.what == "cli":
+        return bench_cli(args.repeats)
+    if args.what == "adaptive":
+        return bench_adaptive(args)
+    if args.what == "store":
+        from harness.bench.store import bench_store
+        bench_store(args.runs, args.examples, folder=args.tmp)
+        return 0
+    if args.what == "analysis":
+        bench_analysis(args.runs, args.examples, args.through_store)
+        return 0
+    import torch
+
+    from airbench_core import DataError
+    try:
+        for m in args.mode:
+            parse_mode(m)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda, but no CUDA device is visible here")
+        if args.what == "acceptance":
+            from harness.bench.acceptance import run_acceptance
+            run_acceptance(args.data, args.cache_dir, args.runs, args.device, args.size, args.mode,
+                           args.throughput_runs, args.out)
+        else:
+            bench_throughput(args.data, args.cache_dir, args.runs, args.mode, args.device, args.size)
+    except (ValueError, DataError) as exc:
+        return fail(str(exc))
+    return 0

@@ -1,0 +1,395 @@
+"""Run a study: ``python -m harness.study NAME|FILE.toml --seeds N [options]``.
+
+Trains every (cell, seed) of the study's grid that the run store does not already hold (whichever
+study trained it), on Ray actors (one per GPU slot) or in-process, storing each run the moment it
+finishes; then writes the study's report. Rerunning the same command resumes. With a study file and
+``--until decided``, seeds come in rounds until each comparison with the baseline is decided.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airbench_core.config import PRESETS
+
+from harness.cli.common import Parser, UserError, fail, positive_float, positive_int
+from harness.spec import studyfile
+from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
+from harness.spec.grid import PRESET_NAMES, Base, Study
+from harness.spec.studies import all_studies
+from harness.stats import sequential
+
+if TYPE_CHECKING:
+    from harness.run import campaign
+
+# What answers at once (help, --list, argument and study-file checks, --dry-run) imports neither
+# torch nor Ray: the campaign's modules are imported by the functions that train.
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m harness.study", description=__doc__.split("\n\n")[1],
+               epilog="Runs: STORE (default results/store), shared by every study. The study: OUT/manifest.json, "
+                      "OUT/keys.json, OUT/report.md, OUT/figures/. Load its runs with harness.store.load(OUT).")
+    p.add_argument("name", nargs="?", help="a built-in study (see --list) or a study file (.toml)")
+    p.add_argument("--seeds", type=positive_int, help=f"runs per cell of the grid (seeds 0..N-1, at most "
+                   f"{MAX_SEEDS:,}); required unless --until decided")
+    p.add_argument("--method", choices=sorted(PRESETS),
+                   help="the method every cell starts from (default: airbench94, or the study file's)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one TrainConfig field in every cell's base configuration (repeatable), "
+                        "e.g. --set lr=13 --set widths=32,64,64; a field the study varies keeps the study's values")
+    p.add_argument("--until", choices=("seeds", "decided"), default="seeds",
+                   help="seeds: train --seeds runs per cell (default); decided: a study file's comparisons "
+                        "with its baseline get seeds in rounds until each is decided (anytime-valid)")
+    p.add_argument("--precision", type=positive_float,
+                   help="with --until decided: P in points; a comparison whose confidence sequence is "
+                        "narrower than 2P is decided equal (default: the study file's [adaptive] table)")
+    p.add_argument("--max-seeds", type=positive_int,
+                   help="with --until decided: M, the seeds after which a comparison is undecided")
+    p.add_argument("--min-seeds", type=positive_int,
+                   help="with --until decided: no decision before this many seeds (default 10)")
+    p.add_argument("--out", type=Path, help="the study's folder: manifest, key list, report, figures "
+                   "(default: results/NAME)")
+    p.add_argument("--store", type=Path, default=DEFAULT_STORE,
+                   help=f"the run store shared by every study (default: {DEFAULT_STORE})")
+    p.add_argument("--allow-mixed-versions", action="store_true",
+                   help="add runs to a store holding runs of another airbench_core version (reports split "
+                        "by version); without it such a campaign stops before training")
+    p.add_argument("--data", help="CIFAR-10 source: 'download' (torchvision, into the cache folder), a "
+                   "cifar-10-batches-py folder, an image tree or .tar.gz of one (default: $AIRBENCH_DATA, "
+                   "else download)")
+    p.add_argument("--cache-dir", help="cache for downloads and decoded arrays (default: $AIRBENCH_CACHE, "
+                   "else ~/.cache/airbench_harness)")
+    p.add_argument("--address", help="join a running Ray cluster ('auto' or HOST:PORT of its head); default: "
+                   "start a private local Ray, even when another cluster runs on this machine")
+    p.add_argument("--gpus-per-run", type=positive_float, default=1.0,
+                   help="GPU share per actor; a fraction such as 0.25 packs 4 runs on one GPU (default 1)")
+    p.add_argument("--workers", type=positive_int,
+                   help="actors when training on CPUs (default: one per CPU of the cluster)")
+    p.add_argument("--preset", choices=PRESET_NAMES,
+                   help="built-in studies: full, the study's real grid (needs GPUs; the default); smoke, tiny "
+                        "configurations that finish on a CPU in minutes, labelled smoke everywhere. A study "
+                        "file sets its own sizes")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="where workers train (default auto: CUDA when a worker has a GPU)")
+    p.add_argument("--backend", choices=("ray", "local"), default="ray",
+                   help="ray: actors on a Ray cluster (default); local: in this process, no Ray")
+    p.add_argument("--pack", type=positive_int, default=1,
+                   help="train up to K runs of the same cell at once in one worker, as one packed network "
+                        "(grouped convolutions; same results as separate runs); default 1")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (compiled once per worker, reused for every run)")
+    p.add_argument("--retries", type=int, default=2, help="extra attempts for a run that fails (default 2)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan without loading data or training: cells, runs done and to do, GPU-hours "
+                        "and wall time, the smallest difference the seeds can detect, and for --until decided "
+                        "the expected seeds; then exit")
+    p.add_argument("--save-logits", action="store_true", help="also store float16 logits per TTA level")
+    p.add_argument("--no-report", action="store_true", help="skip writing report.md after the campaign")
+    p.add_argument("--verbose", action="store_true", help="let Ray's own log lines through")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    return p
+
+
+def check_out(out: Path, root: Path, study: str, preset: str) -> None:
+    """Refuse a study folder that is a file, a store, another study's, or of the old layout."""
+    from harness import store
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a folder")
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--store {root} is an existing file, not a folder")
+    if out.resolve() == root.resolve():
+        raise UserError(f"--out and --store are both {out}: give the study its own folder")
+    if (out / "store.json").exists():
+        raise UserError(f"--out {out} is a run store; pass it as --store and choose another --out")
+    if (out / "manifest.json").exists():
+        m = store.read_manifest(out)
+        if (m.get("study"), m.get("preset")) != (study, preset):
+            raise UserError(f"{out} holds study {m.get('study')} ({m.get('preset')} preset); "
+                            f"choose another --out for {study} ({preset})")
+        if "store" not in m:
+            raise UserError(f"{out} holds its runs itself (the layout before the shared store): move them "
+                            f"with python -m harness.store migrate {out} --store {root}")
+        if store.store_path(out, m) != root.resolve():
+            raise UserError(f"{out} reads its runs from {store.store_path(out, m)}, not --store {root}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the command line asks for: the study, its preset, and for a study file its file and rule."""
+
+    study: Study
+    preset: str
+    file: studyfile.StudyFile | None = None
+    rule: sequential.Rule | None = None
+
+    def manifest_extra(self, args, workers: int) -> dict:
+        from harness.report import experiment
+        extra = {}
+        if self.file is not None:
+            text = Path(self.file.path).read_text(encoding="utf-8")
+            extra["study_file"] = experiment.manifest_entry(self.file, text, studyfile.parse_set(args.set),
+                                                            args.method)
+        if self.rule is not None:
+            extra["adaptive"] = {"precision": self.rule.precision, "max_seeds": self.rule.max_seeds,
+                                 "min_seeds": self.rule.min_seeds, "alpha": self.rule.alpha, "workers": workers}
+        return extra
+
+
+def is_study_file(name: str) -> bool:
+    return name.endswith(".toml") or Path(name).is_file()
+
+
+def resolve(args, studies: dict[str, Study]) -> Target:
+    """The study, preset and adaptive rule the arguments name; one-line UserErrors for mistakes."""
+    if not args.name:
+        raise UserError("name a study (see --list) or a study file (.toml)")
+    overrides = studyfile.parse_set(args.set)
+    if is_study_file(args.name):
+        if args.preset:
+            raise UserError("--preset applies to built-in studies; a study file sets its own sizes in [base]")
+        sf = studyfile.load(args.name, overrides=overrides, method=args.method)
+        from harness.report import experiment          # the study file is valid: now build its study
+        target = Target(experiment.as_study(sf), experiment.FILE_PRESET, sf)
+    elif args.name in studies:
+        base = Base(args.method or "airbench94", tuple(overrides.items()))
+        try:
+            base.config(args.preset or "full")
+        except ValueError as exc:
+            raise UserError(f"--set: {exc}") from None
+        target = Target(dataclasses.replace(studies[args.name], base=base), args.preset or "full")
+    else:
+        raise UserError(f"unknown study {args.name!r} (choose from {', '.join(studies)}, or give a .toml study file)")
+    if args.until == "seeds":
+        if args.seeds is None:
+            raise UserError("--seeds N is required (or --until decided with a study file)")
+        if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds)):
+            raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
+        return target
+    return dataclasses.replace(target, rule=adaptive_rule(args, target.file))
+
+
+def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
+    if sf is None or not sf.comparisons:
+        raise UserError("--until decided needs a study file whose cells include its baseline (the base config)")
+    if args.seeds is not None:
+        raise UserError("--until decided chooses the seeds itself: drop --seeds (cap them with --max-seeds)")
+    file = sf.adaptive
+    precision = args.precision or (file.precision if file else None)
+    max_seeds = args.max_seeds or (file.max_seeds if file else None)
+    if precision is None or max_seeds is None:
+        raise UserError("--until decided needs --precision P (points) and --max-seeds M, or an [adaptive] table "
+                        "in the study file")
+    if max_seeds > MAX_SEEDS:
+        raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
+    min_seeds = args.min_seeds or (file.min_seeds if file else 10)
+    try:
+        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds))
+    except ValueError as exc:
+        raise UserError(f"--until decided: {exc}") from None
+
+
+def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str, int]:
+    """Seeds per cell of the next adaptive round, from what the store holds (for --dry-run)."""
+    from harness import store
+    from harness.run import adaptive
+    runs = store.load_records(out) if (out / "keys.json").exists() else store.empty_frame()
+    states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
+    counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
+    return adaptive.seeds_per_cell(target.file, counts)
+
+
+def planned_slots(args) -> tuple[int, str]:
+    """Worker slots the campaign would get, without starting Ray or touching CUDA in the driver."""
+    from harness.stats import planning
+    if args.backend == "local":
+        return 1, "the local backend"
+    if args.workers:
+        return args.workers, "--workers"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = len([d for d in visible.split(",") if d.strip()]) if visible else planning.local_gpus()
+    return max(1, int(gpus / args.gpus_per_run)) if gpus else 1, \
+        f"{gpus} GPU(s) on this machine" if gpus else "no GPU here; pass --workers to plan for a cluster"
+
+
+def dry_run(target: Target, args, out: Path, root: Path) -> int:
+    from harness import store
+    from harness.run import campaign
+    from harness.stats import planning
+    slots, why = planned_slots(args)
+    seeds = first_round(target, root, out, slots) if target.rule else args.seeds
+    plan = campaign.plan(target.study, target.preset, seeds, root)
+    records = store.load_records(root) if (root / "store.json").exists() else store.empty_frame()
+    print(f"{target.study.name} ({target.preset} preset), store {root}, output {out}")
+    if target.rule:
+        print(f"adaptive: {target.rule.describe()}")
+        print("first round:")
+    print(plan.describe())
+    print(planning.cost_line(plan.todo, records, slots, why))
+    if target.rule:
+        print(planning.adaptive_lines(target.rule, records, slots))
+    else:
+        print(planning.planned_precision(args.seeds, records if len(records) else None).line())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    studies = {} if args.name and is_study_file(args.name) and not args.list else all_studies()
+    if args.list:
+        for name, s in studies.items():
+            print(f"{name:<22} {s.description}")
+        return 0
+    try:
+        if args.seeds is not None and args.seeds > MAX_SEEDS:
+            raise UserError(f"--seeds {args.seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
+        if args.retries < 0:
+            raise UserError("--retries must be 0 or more")
+        target = resolve(args, studies)
+    except UserError as exc:
+        return fail(str(exc))
+    from harness import store
+    study = target.study
+    out, root = args.out or Path("results") / study.name, args.store
+    try:
+        check_out(out, root, study.name, target.preset)
+        if args.dry_run:
+            return dry_run(target, args, out, root)
+    except (UserError, store.StoreError) as exc:
+        return fail(str(exc))
+    # A real campaign from here on: torch, and Ray unless --backend local.
+    from airbench_core import DataError, load_cifar10
+    from harness.run import campaign
+    from harness.run.backends import BackendError, check_address
+    from harness.spec.identity import method_version
+    from harness.store.lock import LockHeld
+    try:
+        if args.address and args.backend == "ray":
+            check_address(args.address)        # seconds, not Ray's minutes of retries
+        data = load_cifar10(args.data, args.cache_dir)
+        plan = campaign.plan(study, target.preset, args.seeds or 0, root)
+        if root.exists():
+            campaign.check_identity(root, method_version(), data.fingerprint, args.allow_mixed_versions)
+        summary = train(target, args, out, root, data, plan)
+    except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
+        return fail(str(exc))
+    if summary.interrupted:
+        print("stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
+        return 130
+    if not args.no_report:
+        from harness.report.writer import write_report
+        try:
+            path = write_report(out, study)
+            print(f"report: {path}", file=sys.stderr)
+        except store.StoreError as exc:
+            return fail(str(exc))
+    return 1 if summary.failed else 0
+
+
+def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.Summary:
+    """Under the study folder's and the store's locks: start the backend, check it can do what was
+    asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
+    from harness.run import campaign
+    from harness.run.backends import BackendError
+    study, preset = target.study, target.preset
+    created = [p for p in (out, root) if not p.exists()]
+    try:
+        with campaign.locked(out, root):
+            if not plan.todo and target.rule is None:
+                return record_only(target, args, out, root, data, args.seeds)
+            backend = make_backend(args, data.source)
+            try:
+                if args.device == "cuda" and not backend.has_gpu():
+                    raise UserError(f"--device cuda, but no CUDA device in reach of the {backend.name} backend")
+                if preset != "smoke" and args.device != "cpu" and not backend.has_gpu():
+                    raise UserError("no GPU in reach for the full preset: use --preset smoke to run small "
+                                    "configurations on the CPU, or --address to join a cluster with GPUs"
+                                    if target.file is None else
+                                    "no GPU in reach: pass --device cpu to train this study file on the CPU, or "
+                                    "--address to join a cluster with GPUs")
+            except UserError:
+                backend.stop()
+                raise
+            extra = target.manifest_extra(args, backend.slots())
+            common = dict(retries=args.retries, store_root=root, allow_mixed_versions=args.allow_mixed_versions,
+                          take_locks=False, manifest_extra=extra)
+            if target.rule is not None:
+                summary = train_adaptive(target, out, root, data, backend, common)
+            else:
+                print(f"{study.name} ({preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
+                      f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}", file=sys.stderr)
+                summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
+            print(summary.line(), file=sys.stderr)
+            return summary
+    except (UserError, BackendError):
+        for folder in created:
+            if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
+                (folder / ".lock").unlink()
+                folder.rmdir()
+        raise
+
+
+def train_adaptive(target: Target, out: Path, root: Path, data, backend, common: dict) -> campaign.Summary:
+    """Rounds of seeds until every comparison is decided; the workers live across rounds."""
+    from harness.run import adaptive, campaign
+    from harness.store.compact import compact
+    print(f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
+          f"{target.rule.describe()}", file=sys.stderr)
+
+    def train_round(seeds: dict[str, int]) -> campaign.Summary:
+        return campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
+                            compact_at_end=False, progress=False, **common)
+
+    def on_round(states) -> None:
+        print(adaptive.progress_line(states), file=sys.stderr)
+
+    try:
+        summary = adaptive.run_adaptive(target.file, target.rule, out, backend.slots(), train_round, on_round)
+    finally:
+        backend.stop()
+    if not summary.interrupted:
+        try:
+            compact(root)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+    return summary
+
+
+class _NoBackend:
+    """Every run is already in the store: the campaign only writes the study folder."""
+
+    name = "none"
+
+    def slots(self) -> int:
+        return 1
+
+    def run(self, queue):
+        return iter(())
+
+    def stop(self) -> None:
+        pass
+
+
+def record_only(target: Target, args, out: Path, root: Path, data, seeds) -> campaign.Summary:
+    """Nothing to train (another study may have trained it all): write the study folder only."""
+    from harness.run import campaign
+    print(f"{target.study.name} ({target.preset}): every run already in {root}; nothing to train", file=sys.stderr)
+    return campaign.run(target.study, target.preset, seeds, out, data, _NoBackend(), progress=False,
+                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=False,
+                        take_locks=False, manifest_extra=target.manifest_extra(args, 1))
+
+
+def make_backend(args, data_source: str):
+    from harness.run.backends import LocalBackend, RayBackend
+    if args.backend == "local":
+        return LocalBackend(data_source, args.cache_dir, args.device, args.save_logits, args.pack, args.compile)
+    return RayBackend(data_source, args.cache_dir, args.device, args.save_logits, address=args.address,
+                      gpus_per_run=args.gpus_per_run, workers=args.workers, pack=args.pack, compile=args.compile,
+                      verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""A campaign read back from its study folder and the store: the runs it counts, aligned with their
+per-example predictions and the test labels. Every analysis and page starts from this."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import store
+
+LEVELS = (0, 1, 2)
+VERSION_COLUMNS = ("method_version", "data_fingerprint")
+
+
+@dataclass
+class LoadedCampaign:
+    """Everything an analysis needs, read back from an output folder.
+
+    ``runs`` holds each (cell, seed) once; ``rows`` maps its rows into ``predictions`` (uint8
+    (stored runs, 3, n)), which is shared, never copied whole, so subsets are cheap."""
+
+    out: Path
+    manifest: dict
+    runs: pd.DataFrame
+    predictions: np.ndarray
+    rows: np.ndarray
+    labels: np.ndarray
+    failures: pd.DataFrame
+    duplicates: int = 0
+    version: str | None = None       # the method version this view is restricted to, if split
+
+    @property
+    def figures(self) -> Path:
+        return self.out / "figures"
+
+    @property
+    def smoke(self) -> bool:
+        return self.manifest.get("preset") == "smoke"
+
+    def stamp(self, what: str) -> str:
+        """Provenance printed inside every figure: preset (SMOKE in capitals), data, n."""
+        preset = "SMOKE preset (tiny CPU configs, not paper numbers)" if self.smoke else \
+            f"{self.manifest.get('preset')} preset"
+        version = f" · method {self.version}" if self.version else ""
+        return f"{preset} · data: {self.manifest.get('data_description')}{version} · {what}"
+
+    def figure_name(self, name: str) -> str:
+        return f"{name}_{self.version}" if self.version else name
+
+    def subset(self, mask: np.ndarray, version: str | None = None) -> "LoadedCampaign":
+        mask = np.asarray(mask, bool)
+        return replace(self, runs=self.runs[mask].reset_index(drop=True), rows=self.rows[mask],
+                       version=version if version is not None else self.version)
+
+    def mask(self, **where) -> np.ndarray:
+        m = np.ones(len(self.runs), bool)
+        for k, v in where.items():
+            m &= (self.runs[k] == v).to_numpy()
+        return m
+
+    def preds(self, mask: np.ndarray, level: int) -> np.ndarray:
+        """uint8 (runs in mask, n): only this subset is copied out of the store's array."""
+        return self.predictions[self.rows[np.asarray(mask, bool)], level]
+
+    def correct(self, mask: np.ndarray, level: int) -> np.ndarray:
+        return self.preds(mask, level) == self.labels[None, :]
+
+    def chunks(self, mask: np.ndarray, level: int, size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions within the mask, uint8 predictions) in chunks, for statistics built up by
+        counting: the subset is never held whole in a wider type."""
+        rows = self.rows[np.asarray(mask, bool)]
+        for start in range(0, len(rows), size):
+            yield np.arange(start, min(start + size, len(rows))), self.predictions[rows[start:start + size], level]
+
+
+def unique_runs(runs: pd.DataFrame) -> np.ndarray:
+    """Positions of the rows to count: each (cell, seed) once per method version, the first by run key."""
+    if not len(runs) or not {"cell", "seed"} <= set(runs.columns):
+        return np.arange(len(runs))
+    order = np.argsort(runs["key"].to_numpy(), kind="stable") if "key" in runs else np.arange(len(runs))
+    unit = [c for c in ("method_version", "cell", "seed") if c in runs.columns]
+    first = ~runs.iloc[order].duplicated(unit, keep="first").to_numpy()
+    return np.sort(order[first])
+
+
+def campaign_from(out: Path, manifest: dict, runs: pd.DataFrame, predictions: np.ndarray, labels: np.ndarray,
+                  failures: pd.DataFrame) -> LoadedCampaign:
+    keep = unique_runs(runs)
+    return LoadedCampaign(Path(out), manifest, runs.iloc[keep].reset_index(drop=True), predictions, keep,
+                          np.asarray(labels), failures, duplicates=len(runs) - len(keep))
+
+
+def load_campaign(out: str | Path) -> LoadedCampaign:
+    out = Path(out)
+    manifest = store.read_manifest(out)
+    runs, predictions = store.load(out)
+    labels = store.load_labels(out)
+    if predictions.shape[0] and predictions.shape[2] != len(labels):
+        raise store.StoreError(f"{out}: predictions cover {predictions.shape[2]} examples, labels {len(labels)}")
+    return campaign_from(out, manifest, runs, predictions, labels, store.load_failures(out))
+
+
+# ----------------------------------------------------------------------------- shared page pieces
+
+def distinct(runs: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values of a record column; ['unknown'] for stores written before it existed."""
+    if column not in runs.columns or not len(runs):
+        return ["unknown"]
+    values = runs[column].fillna("unknown").astype(str)
+    return sorted(values.unique())
+
+
+def cell_order(c: LoadedCampaign) -> list[str]:
+    order = [g["label"] for g in c.manifest.get("grid", [])]
+    cells = list(dict.fromkeys(c.runs["cell"])) if "cell" in c.runs else []
+    return sorted(cells, key=lambda x: order.index(x) if x in order else len(order))
+
+

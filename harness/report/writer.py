@@ -1,0 +1,149 @@
+"""Write a campaign's ``report.md`` from its store alone.
+
+The page's shared pieces live here, written once: the header (provenance, method versions, data
+fingerprints), the per-cell table, the precision section and the failures. Each study adds its
+own sections (``studies/<name>.py``), found by name through ``harness.spec.studies``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from harness import stats, store
+from harness.report.campaign import LoadedCampaign, cell_order, distinct, load_campaign
+from harness.report.page import (SMALL_N, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text,
+                                  number_figures, pct)
+from harness.spec.studies import find_study
+
+
+def header(c: LoadedCampaign) -> str:
+    m, runs = c.manifest, c.runs
+    devices = ", ".join(sorted(runs["device_name"].astype(str).unique())) if "device_name" in runs and len(runs) \
+        else "none yet"
+    lines = [f"# {m.get('study')}" + (" — SMOKE preset" if c.smoke else ""), "", m.get("description", ""), "",
+             f"- **Data:** {m.get('data_description')} (`{m.get('data_source')}`)"]
+    if "JPEG copy" in str(m.get("data_description")):
+        lines.append("  - JPEG copy: accuracies run about 3.4 points below real CIFAR-10; comparisons between "
+                     "variants remain meaningful, absolute numbers are not CIFAR-10 results.")
+    lines += [f"- **Preset:** {m.get('preset')}" + (" — tiny configurations for a CPU; not the study's real "
+                                                    "grid, numbers are not comparable to the papers" if c.smoke else ""),
+              f"- **Device:** {devices}",
+              f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {m.get('seeds')} seeds per cell, "
+              f"{c.labels.size} test examples each"
+              + (f"; {c.duplicates} duplicate (cell, seed) records not counted" if c.duplicates else ""),
+              f"- **Method versions:** {', '.join(distinct(runs, 'method_version'))}",
+              f"- **Data fingerprints:** {', '.join(distinct(runs, 'data_fingerprint'))}",
+              f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
+              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+              "- **Pairing:** runs of different cells with the same seed share their initialization, data-order "
+              "and augmentation streams, so cells are compared seed by seed (paired t), as are TTA levels of "
+              "the same runs; Welch's test only where runs do not pair."]
+    return "\n".join(lines)
+
+
+def accuracy_table(c: LoadedCampaign) -> str:
+    """Per cell: n, mean accuracy with 95% t-interval at TTA 0 and 2, std with chi-square CI."""
+    rows = []
+    for cell in cell_order(c):
+        part = c.runs[c.runs["cell"] == cell]
+        s0, s2 = stats.summarize(part["acc_tta0"]), stats.summarize(part["acc_tta2"])
+        rows.append({"cell": cell, "n": n_text(s2.n), "TTA 0 mean % [95% CI]": ci(s0.mean),
+                     "TTA 2 mean % [95% CI]": ci(s2.mean),
+                     "TTA 2 bootstrap CI": f"[{pct(s2.bootstrap.low)}, {pct(s2.bootstrap.high)}]",
+                     "TTA 2 std (pts) [95% CI]": ci(s2.std, 3), "train s/run": f"{part['train_seconds'].mean():.2f}"})
+    note = (f"\n\nMeans with Student-t intervals; stds with chi-square intervals. ⚠ marks cells with fewer than "
+            f"{SMALL_N} runs, whose intervals are wide and whose p-values deserve little weight."
+            if rows else "")
+    return "## Accuracy per cell\n\n" + markdown_table(rows) + note
+
+
+def precision_section(c: LoadedCampaign, notes: list) -> str:
+    """What the runs can resolve: per-cell CI half-widths, each comparison's minimum detectable
+    difference at 80% power, and what the distribution-wise std's interval allows."""
+    cells = []
+    for cell in cell_order(c):
+        acc = c.runs.loc[c.runs["cell"] == cell, "acc_tta2"].to_numpy()
+        m = stats.mean_ci(acc)
+        cells.append({"cell": cell, "n": n_text(len(acc)), "TTA 2 CI half-width (pts)": pct(m.half_width, 3),
+                      "TTA 2 std (pts)": pct(stats.std_ci(acc).value, 3)})
+    parts = ["## Precision: what these runs can resolve",
+             "Two-sided α = 0.05. Minimum detectable difference: the true difference a t-test of this size finds "
+             "with 80% power, from the observed sd (of per-seed differences when paired).",
+             markdown_table(cells)]
+    small = [r["cell"] for r in cells if "⚠" in r["n"]]
+    if small:
+        parts.append(f"**⚠ Fewer than {SMALL_N} runs in {len(small)} cell(s)** ({', '.join(small)}): intervals "
+                     "are wide and p-values rest on very few runs; treat every comparison involving them as a "
+                     "pilot, not a result.")
+    comparisons = [x for x in notes if isinstance(x, ComparisonPrecision)]
+    if comparisons:
+        parts.append(markdown_table([{"comparison": x.comparison, "n": f"{x.n} {'pairs' if x.paired else 'runs'}",
+                                      "sd (pts)": pct(x.sd, 3), "CI half-width (pts)": pct(x.half_width, 3),
+                                      "detectable at 80% power (pts)": pct(x.detectable, 3)} for x in comparisons]))
+    variances = [x for x in notes if isinstance(x, VariancePrecision)]
+    if variances:
+        parts.append("Distribution-wise std (Paper B, Eq. 3): runs needed for its interval to exclude 0 if the "
+                     "true value were the one observed (and for 80% power to do so), with the standard error "
+                     "shrinking as 1/√runs.")
+        parts.append(markdown_table([{"where": x.where, "runs": x.runs, "distribution-wise std (pts) [95% CI]":
+                                      ci(x.std, 3),
+                                      "runs to exclude 0": runs_text(x.runs_to_exclude_zero),
+                                      "runs for 80% power": runs_text(x.runs_for_power)} for x in variances]))
+    return "\n\n".join(parts)
+
+
+def runs_text(r: float) -> str:
+    if np.isnan(r):
+        return "n/a (too few runs)"
+    return "never (estimate ≤ 0)" if not np.isfinite(r) else f"{int(r):,}"
+
+
+def failures_section(c: LoadedCampaign) -> str:
+    if c.failures.empty:
+        return ""
+    rows = [{"cell": r.get("cell"), "seed": r.get("seed"), "error": str(r.get("error"))[:160]}
+            for _, r in c.failures.iterrows()]
+    return "## Failed runs\n\n" + markdown_table(rows)
+
+
+def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
+    """The study's own sections, and the precision notes it hands back."""
+    sections, notes = [], []
+    for block in study.report(c):
+        (sections if isinstance(block, str) else notes).append(block)
+    return sections, notes
+
+
+def render_report(c: LoadedCampaign, study) -> str:
+    """The whole page. Several method versions in one store: each analysis per version."""
+    sections = [header(c)]
+    if not len(c.runs):
+        sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
+    else:
+        versions = distinct(c.runs, "method_version")
+        views = [(None, c)] if len(versions) == 1 else \
+            [(v, c.subset(c.runs["method_version"].fillna("unknown").astype(str) == v, v)) for v in versions]
+        for version, view in views:
+            if version is not None:
+                sections.append(f"# Method version {version}\n\nRuns of this method version only: versions are "
+                                "never pooled.")
+            own, notes = study_blocks(view, study)
+            sections += [accuracy_table(view), *own, precision_section(view, notes)]
+    sections.append(failures_section(c))
+    return number_figures("\n\n".join(s for s in sections if s) + "\n")
+
+
+def write_report(out: str | Path, study=None) -> Path:
+    """Rebuild report.md (and its figures) from the store; written under a temporary name."""
+    c = load_campaign(out)
+    if study is None:
+        from harness.report.experiment import from_manifest      # experiment builds on this module: imported when needed
+        study = find_study(c.manifest.get("study")) or from_manifest(c.manifest)
+        if study is None:
+            raise store.StoreError(f"{out}: manifest names unknown study {c.manifest.get('study')!r}")
+    text = render_report(c, study)
+    path = Path(out) / "report.md"
+    store.atomic_write(path, lambda tmp: tmp.write_text(text))
+    return path

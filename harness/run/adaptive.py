@@ -1,0 +1,93 @@
+"""Adaptive seeds: train in rounds until every comparison against the baseline is decided.
+
+After each round the driver reads the study's runs back from the store, rebuilds every
+comparison's confidence sequence (harness.sequential) from the paired TTA-2 differences in seed
+order, and gives the next round's seeds only to comparisons still running. Everything it decides
+is a function of the store alone, so a killed driver resumes to the same decision.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+
+import numpy as np
+import pandas as pd
+
+from harness import store
+from harness.stats import sequential
+from harness.run.campaign import Summary
+from harness.spec.grid import Cell
+from harness.spec.studyfile import StudyFile
+
+LEVEL = 2          # comparisons and decisions use TTA-2 accuracy, the method's headline number
+
+
+def comparison_name(cell: Cell, baseline: Cell) -> str:
+    return f"{cell.label} − {baseline.label}"
+
+
+def accuracy_by_seed(runs: pd.DataFrame, cell: Cell) -> dict[int, float]:
+    """TTA-2 accuracy in points of one cell's runs, by seed."""
+    part = runs.loc[runs["cell"] == cell.label, ["seed", f"acc_tta{LEVEL}"]] if len(runs) else runs
+    return {int(s): 100 * float(a) for s, a in zip(part["seed"], part[f"acc_tta{LEVEL}"])} if len(part) else {}
+
+
+def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per comparison, variant − baseline per seed (points), seeds 0, 1, ... while both exist."""
+    if not sf.comparisons:
+        return {}
+    base = accuracy_by_seed(runs, sf.baseline)
+    return {comparison_name(cell, baseline): sequential.paired_differences(base, accuracy_by_seed(runs, cell))
+            for cell, baseline in sf.comparisons}
+
+
+def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
+    """Seeds each cell needs so that every comparison has ``counts[name]`` paired seeds."""
+    per_cell = {sf.baseline.label: max(counts.values(), default=0)}
+    for cell, baseline in sf.comparisons:
+        per_cell[cell.label] = counts[comparison_name(cell, baseline)]
+    return per_cell
+
+
+def add(total: Summary, part: Summary) -> None:
+    """Fold one round's summary into the campaign's."""
+    for f in fields(Summary):
+        if f.name in ("interrupted", "slots"):
+            continue
+        setattr(total, f.name, getattr(total, f.name) + getattr(part, f.name))
+    total.interrupted |= part.interrupted
+    total.slots = part.slots
+
+
+def run_adaptive(sf: StudyFile, rule: sequential.Rule, out, workers: int,
+                 train_round: Callable[[dict[str, int]], Summary], on_round=None) -> Summary:
+    """Rounds until no comparison is running. ``train_round(seeds per cell)`` trains whatever of that
+    grid the store lacks (a campaign), ``on_round(states)`` reports progress."""
+    total = Summary(planned=0, skipped=0, slots=workers)
+    previous: dict[str, int] | None = None
+    while True:
+        runs = store.load_records(out) if (out / "keys.json").exists() else None
+        diffs = differences(sf, runs if runs is not None else store.empty_frame())
+        baseline = len(accuracy_by_seed(runs, sf.baseline)) if runs is not None else 0
+        states, extra = sequential.plan_round(diffs, rule, workers, baseline_seeds=baseline)
+        if on_round:
+            on_round(states)
+        if not extra:
+            return total
+        counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
+        grid = seeds_per_cell(sf, counts)
+        if grid == previous:       # the last round asked for these seeds and they did not all arrive
+            return total
+        part = train_round(grid)
+        add(total, part)
+        previous = grid
+        if part.interrupted or part.failed:      # a failed run leaves a gap no later round fills
+            return total
+
+
+def progress_line(states: Mapping[str, sequential.ComparisonState]) -> str:
+    parts = []
+    for s in states.values():
+        interval = f" [{s.lower:+.3f}, {s.upper:+.3f}]" if s.seeds >= 2 else ""
+        parts.append(f"{s.name}: {s.outcome} at {s.seeds_used} seeds{interval}")
+    return "adaptive: " + "; ".join(parts)

@@ -1,0 +1,204 @@
+"""Where runs execute: in this process (``local``) or on Ray actors, one per GPU slot (``ray``).
+
+Both take runs from a shared deque (so the campaign can push a retry back) and yield outcomes in
+completion order.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.spec.grid import RunSpec
+from harness.run.worker import Outcome, RunWorker, exception_text
+
+PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
+    """The next run and up to k-1 queued runs of the same config, to train packed together."""
+    first = queue.popleft()
+    pack = [first] + [s for s in list(queue) if s.cell.config == first.cell.config][: k - 1]
+    for s in pack[1:]:
+        queue.remove(s)
+    return pack
+
+
+class BackendError(Exception):
+    """The cluster or device cannot run this campaign; one line for the user."""
+
+
+class LocalBackend:
+    """One worker in this process: no Ray, for a single GPU or a quick CPU campaign."""
+
+    name = "local"
+
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
+                 pack: int = 1, compile: bool = False):
+        self.args = (data_source, cache_dir, device, None, compile)
+        self.save_logits, self.pack = save_logits, pack
+        self.worker: RunWorker | None = None
+
+    def has_gpu(self) -> bool:
+        import torch
+        return self.args[2] != "cpu" and torch.cuda.is_available()
+
+    def slots(self) -> int:
+        return 1
+
+    def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        if self.worker is None:
+            self.worker = RunWorker(*self.args)
+        while queue:
+            yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
+
+    def stop(self) -> None:
+        self.worker = None
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_address(address: str) -> None:
+    """Refuse what cannot work before Ray spends minutes retrying it: ray:// client addresses (they
+    need ray[client]; use ``ray job submit``) and a HOST:PORT that nothing answers on."""
+    if address.startswith("ray://"):
+        raise BackendError(f"--address {address}: ray:// client addresses are not supported; run the campaign "
+                           f"on a cluster node with --address auto, or submit it with `ray job submit`")
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BackendError(f"--address {address}: expected 'auto' or HOST:PORT of a Ray head node")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise BackendError(f"--address {address}: no Ray head answers there ({exc.strerror or type(exc).__name__})") from None
+
+
+def ray_error_text(exc: BaseException) -> str:
+    """A Ray failure with its root cause first and complete, Ray's wrapper after it, no log prefixes."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and not type(cause).__module__.startswith("ray"):
+        return exception_text(cause)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and "(raylet)" not in line]
+    if not lines:
+        return type(exc).__name__
+    root = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line)),
+                lines[-1])
+    return f"{root} | {type(exc).__name__}: {lines[0]}" if root != lines[0] else f"{type(exc).__name__}: {root}"
+
+
+class RayBackend:
+    """Long-lived actors that load the data once; a dead actor is restarted and its run retried.
+
+    Without ``address`` it always starts a private local cluster (``address="local"``), even when
+    RAY_ADDRESS is set or another cluster runs on the machine: a bare ``ray.init()`` would join it.
+    """
+
+    name = "ray"
+
+    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
+                 address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
+                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False):
+        try:
+            import ray
+        except ImportError:
+            raise BackendError("Ray is not installed here: pip install 'ray>=2.9', or pass --backend local") from None
+        self.ray = ray
+        self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
+        self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
+        self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
+        self.started_here = False
+        self.quiet = None
+        if not ray.is_initialized():
+            if address:
+                check_address(address)
+            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
+            where = dict(address=address) if address else dict(address="local", include_dashboard=False)
+            try:
+                ray.init(runtime_env=env, log_to_driver=verbose, logging_level="INFO" if verbose else "ERROR",
+                         **where)
+            except Exception as exc:
+                raise BackendError(f"could not {'join Ray at ' + address if address else 'start Ray'}: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            self.started_here = True
+            if not verbose:
+                self.quiet = silence_ray_errors(ray)
+        resources = ray.cluster_resources()
+        self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+        self.actors: list = []
+
+    def has_gpu(self) -> bool:
+        return self.device != "cpu" and self.total_gpus > 0
+
+    def slots(self) -> int:
+        if self.has_gpu():
+            return max(1, int(self.total_gpus / self.gpus_per_run + 1e-9))
+        return self.workers or max(1, int(self.total_cpus))
+
+    def _new_actor(self):
+        n = self.slots()
+        if self.has_gpu():
+            cpus = min(1.0, self.total_cpus / n)
+            options = dict(num_gpus=self.gpus_per_run, num_cpus=cpus)
+            device, threads = self.device, max(1, int(cpus))
+        else:
+            options = dict(num_cpus=1)
+            device, threads = "cpu" if self.device == "auto" else self.device, 1
+        remote = self.ray.remote(RunWorker).options(max_restarts=self.max_restarts,
+                                                    max_task_retries=self.max_restarts, **options)
+        return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
+
+    def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        ray = self.ray
+        if not self.actors:
+            self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
+        idle, in_flight = list(self.actors), {}
+        while queue or in_flight:
+            while idle and queue:
+                actor = idle.pop()
+                pack = take_pack(queue, self.pack)
+                in_flight[actor.run.remote(pack, self.save_logits)] = (actor, pack)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, pack = in_flight.pop(ready[0])
+            try:
+                outcomes = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
+                error = f"worker died: {ray_error_text(exc)}"
+                outcomes = [Outcome(spec, None, error, {}) for spec in pack]
+                self.actors.remove(actor)
+                self.ray.kill(actor, no_restart=True)
+                actor = self._new_actor()
+                self.actors.append(actor)
+            idle.append(actor)
+            yield from outcomes
+
+    def stop(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False
+        if self.quiet:
+            self.quiet()
+            self.quiet = None
+
+
+def silence_ray_errors(ray):
+    """Ray's driver prints worker-death notices as "(raylet) ..." lines whatever log_to_driver says;
+    the campaign reports failures itself, so drop them (--verbose keeps them). Returns an undo."""
+    module = ray._private.worker
+    original = module.print_to_stdstream
+
+    def quiet(data, ignore_prefix: bool = False):
+        if data.get("pid") != "raylet":
+            original(data, ignore_prefix)
+
+    module.print_to_stdstream = quiet
+    return lambda: setattr(module, "print_to_stdstream", original)

@@ -1,0 +1,236 @@
+"""A campaign: study grid x seeds -> skip finished keys -> train the rest -> store each on arrival."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from harness import store
+from harness.store.compact import compact
+from harness.spec.grid import RunSpec, Study, expand
+from harness.spec.identity import method_version
+from harness.store.lock import hold
+from harness.store.record import base_record, code_version, run_record
+
+from harness.spec.defaults import MAX_SEEDS  # noqa: E402
+
+
+class MixedStoreError(store.StoreError):
+    """The store holds runs of other data or another method version; one line naming both."""
+
+
+@dataclass
+class Plan:
+    """What a campaign would do: the dry run prints this, the campaign executes it."""
+
+    specs: list[RunSpec]
+    done: set[str]
+    failed_before: set[str]
+
+    @property
+    def todo(self) -> list[RunSpec]:
+        return [s for s in self.specs if s.key not in self.done]
+
+    def describe(self) -> str:
+        cells: dict[str, list[int]] = {}
+        for s in self.specs:
+            cells.setdefault(s.cell.label, [0, 0])[s.key in self.done] += 1
+        lines = [f"{'cell':<48} {'runs':>5} {'done':>5} {'to do':>6}"]
+        for label, (todo, done) in cells.items():
+            lines.append(f"{label:<48} {todo + done:>5} {done:>5} {todo:>6}")
+        todo = len(self.todo)
+        lines.append(f"{len(cells)} cells, {len(self.specs)} runs, {len(self.specs) - todo} already done, "
+                     f"{todo} to do" + (f" ({len(self.failed_before & {s.key for s in self.todo})} failed before)"
+                                        if self.failed_before else ""))
+        return "\n".join(lines)
+
+
+@dataclass
+class Summary:
+    planned: int
+    skipped: int
+    trained: int = 0
+    failed: int = 0
+    retries: int = 0             # failed attempts that were put back in the queue
+    recovered: int = 0           # runs stored after at least one failed attempt
+    interrupted: bool = False
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0
+    slots: int = 1
+
+    @property
+    def overhead_per_run(self) -> float:
+        """Slot-seconds each run cost beyond its training: start-up, scheduling, evaluation, storing."""
+        return (self.slots * self.wall_seconds - self.train_seconds) / self.trained if self.trained else 0.0
+
+    def line(self) -> str:
+        rate = 60 * self.trained / self.wall_seconds if self.wall_seconds else 0.0
+        state = "interrupted" if self.interrupted else "finished"
+        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed, "
+                f"{self.retries} retries ({self.recovered} runs recovered), "
+                f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
+                f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)")
+
+
+def test_size(specs: list[RunSpec]) -> int | None:
+    """All runs of a campaign are evaluated on one test set, so their predictions align."""
+    sizes = {s.cell.config.n_test for s in specs}
+    if len(sizes) > 1:
+        raise ValueError(f"a study's cells must share n_test, found {sorted(sizes, key=str)}")
+    return sizes.pop() if sizes else None
+
+
+def most_seeds(seeds: int | Mapping[str, int]) -> int:
+    return max(seeds.values(), default=0) if isinstance(seeds, Mapping) else seeds
+
+
+def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) -> Plan:
+    """The grid x seeds (or seeds per cell label) against what the store ``root`` already holds."""
+    if most_seeds(seeds) > MAX_SEEDS:
+        raise ValueError(f"--seeds {most_seeds(seeds)} is above the bound of {MAX_SEEDS:,} per cell")
+    specs = expand(study.cells(preset), seeds)
+    root = Path(root)
+    return Plan(specs, store.done_keys(root) if root.exists() else set(),
+                store.failed_keys(root) if root.exists() else set())
+
+
+def check_identity(root: Path, version: str, fingerprint: str, allow_mixed_versions: bool = False) -> None:
+    """Stop before training when the store holds runs on other data, or (unless allowed) of another
+    method version: pooling them would be silent."""
+    ident = store.read_identity(root)
+    other_data = sorted(set(ident["data_fingerprints"]) - {fingerprint})
+    if other_data:
+        raise MixedStoreError(f"store {root} holds runs on data {', '.join(other_data)}, but this campaign's data "
+                              f"is {fingerprint}; use another --store for this data")
+    other_versions = sorted(set(ident["method_versions"]) - {version})
+    if other_versions and not allow_mixed_versions:
+        raise MixedStoreError(f"store {root} holds runs of method version {', '.join(other_versions)}, but "
+                              f"airbench_core here is {version}; use another --store, or pass "
+                              f"--allow-mixed-versions to add runs of this version (reports split by version)")
+
+
+def study_keys(specs: list[RunSpec]) -> list[dict]:
+    return [{"key": s.key, "cell": s.cell.label, "seed": s.seed, "factors": s.cell.factors} for s in specs]
+
+
+def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, backend_name: str, old: dict | None,
+             out: Path, root: Path, extra: dict | None = None) -> dict:
+    import torch
+    cells = study.cells(preset)
+    per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
+    return {
+        "study": study.name, "description": study.description, "preset": preset, "base": study.base.describe(),
+        "seeds": most_seeds(seeds) if per_cell else max(seeds, (old or {}).get("seeds", 0)),
+        "seeds_per_cell": per_cell, **(extra or {}),
+        "grid": [{"label": c.label, "factors": c.factors, "config": c.config.to_dict()} for c in cells],
+        "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
+        "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
+        "backend": backend_name, "code_version": code_version(), "method_version": method_version(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
+        "updated_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def locked(out: Path, root: Path) -> ExitStack:
+    """The study folder's lock and the store's writer lock (one lock when they are one folder)."""
+    stack = ExitStack()
+    stack.enter_context(hold(out, "study folder"))
+    if Path(root).resolve() != Path(out).resolve():
+        stack.enter_context(hold(root, "store"))
+    return stack
+
+
+def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, data, backend, retries: int = 2,
+        progress: bool = True, on_outcome=None, store_root: Path | None = None,
+        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True,
+        stop_backend: bool = True, manifest_extra: dict | None = None) -> Summary:
+    """Train every run of the grid the store lacks; each finished run is in the store before the next
+    is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
+
+    ``data`` is the loaded Cifar10 (the driver validates the source and writes the test labels);
+    the workers load it themselves. Ctrl-C stops cleanly: finished runs stay, the rest can resume.
+    Raises LockHeld when another driver holds the folder or store, MixedStoreError when the store
+    holds runs of other data or another method version; both before anything is trained.
+    ``take_locks=False`` when the caller already holds both locks (see ``locked``).
+    ``seeds`` per cell label (a mapping) trains exactly those seeds of each cell, as an adaptive
+    campaign's rounds do; ``stop_backend=False`` keeps the workers for the next round.
+    """
+    out = Path(out)
+    root = Path(store_root) if store_root is not None else out
+    with locked(out, root) if take_locks else ExitStack():
+        try:
+            return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
+                               allow_mixed_versions, compact_at_end, stop_backend, manifest_extra)
+        finally:
+            if stop_backend:
+                backend.stop()
+
+
+def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
+                allow_mixed_versions, compact_at_end, stop_backend, manifest_extra) -> Summary:
+    version = method_version()
+    check_identity(root, version, data.fingerprint, allow_mixed_versions)
+    p = plan(study, preset, seeds, root)
+    old = store.read_manifest(out) if (out / "manifest.json").exists() else None
+    m = manifest(study, preset, seeds, data, backend.name, old, out, root, manifest_extra)
+    store.note_identity(root, version, data.fingerprint)
+    store.write_manifest(out, m)
+    store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
+    from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
+    store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
+    context = {"study": study.name, "preset": preset, "data_source": data.source,
+               "data_description": data.description, "method_version": version,
+               "data_fingerprint": data.fingerprint}
+    summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
+    queue, attempts = deque(p.todo), {}
+    bar = tqdm(total=len(queue), desc=study.name, unit="run", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for outcome in backend.run(queue):
+            key = outcome.spec.key
+            if outcome.result is not None:
+                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context),
+                                outcome.result.predictions, outcome.result.logits)
+                summary.trained += 1
+                summary.recovered += key in attempts
+                summary.train_seconds += outcome.result.train_seconds
+            else:
+                attempts[key] = attempts.get(key, 0) + 1
+                if attempts[key] <= retries:
+                    summary.retries += 1
+                    queue.append(outcome.spec)
+                    if on_outcome:
+                        on_outcome(outcome)
+                    continue
+                store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
+                summary.failed += 1
+                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
+            bar.update(1)
+            elapsed = time.perf_counter() - t0
+            bar.set_postfix_str(f"{60 * summary.trained / elapsed:.1f} runs/min, {summary.failed} failed")
+            if on_outcome:
+                on_outcome(outcome)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+        summary.wall_seconds = time.perf_counter() - t0
+    if compact_at_end and not summary.interrupted:
+        if stop_backend:
+            backend.stop()       # free the workers before the (single-threaded) compaction
+        try:
+            compact(root)        # safe to interrupt: every run stays in at least one file
+        except KeyboardInterrupt:
+            summary.interrupted = True
+    return summary

@@ -1,0 +1,99 @@
+"""Compaction: many single-run files into a few columnar packs the loader reads in bulk.
+
+A run is never held in only one place: each pack is written durably (fsync, rename, fsync folder)
+before the files it replaces are removed. A compaction killed at any point leaves every run in at
+least one file; the loader counts a key once, and the next compaction removes the leftovers.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from harness.store import runs as store
+
+PACK_ROWS = 2048          # ~60 MB of predictions per pack at 10,000 test examples
+
+
+@dataclass
+class Compaction:
+    runs: int = 0          # runs moved into new packs
+    packs: int = 0         # packs written
+    removed: int = 0       # files removed (single runs, small packs, leftovers)
+
+    def line(self) -> str:
+        return f"compacted {self.runs} runs into {self.packs} pack(s), removed {self.removed} file(s)"
+
+
+def clean_temporary(root: Path) -> int:
+    """Half-written files of writers that were killed (only call while holding the store lock)."""
+    stale = [p for folder in ("runs", "packs", "failed") for p in (Path(root) / folder).glob(".*.tmp*")]
+    store.remove_durably(stale)
+    return len(stale)
+
+
+def normalized(path: Path) -> pa.Table:
+    """A file's rows in the current format, checksums verified (format-1 files are rebuilt)."""
+    table = store._read(path)
+    if store.PRED_COLUMN in table.column_names and store.PRED_CRC in table.column_names:
+        store.verify(path, table)
+        return table
+    records = store._records(path).to_pylist()
+    preds = store._predictions(path)
+    n = preds.shape[2]
+    logits = store._logits(path, n) if store.LOGITS_COLUMN in table.column_names else None
+    return pa.concat_tables([store.run_table(r, preds[i], None if logits is None or np.isnan(logits[i].astype(float)).all()
+                                             else logits[i]) for i, r in enumerate(records)],
+                            promote_options="default")
+
+
+def _groups(tables: list[pa.Table]) -> list[pa.Table]:
+    """Tables that can share a pack, merged (missing columns become nulls, outside every checksum)."""
+    by_payload: dict[tuple, list[pa.Table]] = {}
+    for t in tables:
+        shape = (t.schema.field(store.PRED_COLUMN).type, store.LOGITS_COLUMN in t.column_names)
+        by_payload.setdefault(shape, []).append(t)
+    merged = []
+    for group in by_payload.values():
+        try:
+            merged.append(pa.concat_tables(group, promote_options="default"))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            by_schema: dict[pa.Schema, list[pa.Table]] = {}
+            for t in group:
+                by_schema.setdefault(t.schema, []).append(t)
+            merged += [pa.concat_tables(ts) for ts in by_schema.values()]
+    return merged
+
+
+def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
+    """Fold single-run files and small packs into packs of up to ``pack_rows`` runs. Call it while
+    holding the store's lock (``harness.lock.hold(root, 'store')``): it is the store's writer."""
+    root = Path(root)
+    done = Compaction(removed=clean_temporary(root))
+    packs = sorted((root / "packs").glob("*.parquet"))
+    sizes = {p: store._open(p).metadata.num_rows for p in packs}
+    big = [p for p in packs if sizes[p] >= pack_rows // 2]
+    sources = [p for p in packs if p not in big] + sorted((root / "runs").glob("*.parquet"))
+    if not sources:
+        return done
+    seen = {k for p in big for k in store.keys_in(p)}
+    fresh = []
+    for path in sources:
+        table = normalized(path)
+        keys = table.column("key").to_pylist()
+        new = [i for i, k in enumerate(keys) if k not in seen]
+        seen.update(keys)
+        if new:
+            fresh.append(table.take(pa.array(new)) if len(new) < len(keys) else table)
+    for group in _groups(fresh):
+        for start in range(0, len(group), pack_rows):
+            part = group.slice(start, pack_rows)
+            store.write_table(root / "packs" / f"pack-{uuid.uuid4().hex[:16]}.parquet", part)
+            done.packs += 1
+            done.runs += len(part)
+    store.remove_durably(sources)       # only now: every run of these files is in a durable pack
+    done.removed += len(sources)
+    return done
