@@ -1,4 +1,4 @@
-"""The built-in studies, one module each; harness finds them by name (harness.studies_registry)."""
+"""The built-in studies, one module each; harness finds them by name (harness.spec.studies)."""
 ORDER = ("flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs")
 
 

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="full airbench94, or a tiny CPU configuration (default: full on CUDA, tiny on CPU)")
     g.add_argument("--out", type=Path, default=Path("results/acceptance.json"),
                    help="where the JSON goes (default results/acceptance.json)")
-    s = sub.add_parser("store", help="load time and peak memory of a large run store (harness.bench_store)")
+    s = sub.add_parser("store", help="load time and peak memory of a large run store (harness.bench.store)")
     s.add_argument("--runs", type=positive_int, default=60000, help="simulated runs (default 60000)")
     s.add_argument("--examples", type=positive_int, default=10000, help="test examples per run (default 10000)")
     s.add_argument("--tmp", help="folder for the temporary store (default: the system's)")

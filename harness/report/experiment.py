@@ -1,5 +1,5 @@
-"""A researcher's own experiment: a study file (harness.studyfile) as a Study, its report, and the
-adaptive-seed bookkeeping (harness.sequential) read back from the store alone.
+"""A researcher's own experiment: a study file (harness.spec.studyfile) as a Study, its report, and the
+adaptive-seed bookkeeping (harness.stats.sequential) read back from the store alone.
 
 The manifest keeps the file's text and the ``--method``/``--set`` values, so ``harness.report``
 rebuilds the same study later, even if the file has changed or moved since.

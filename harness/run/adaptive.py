@@ -1,7 +1,7 @@
 """Adaptive seeds: train in rounds until every comparison against the baseline is decided.
 
 After each round the driver reads the study's runs back from the store, rebuilds every
-comparison's confidence sequence (harness.sequential) from the paired TTA-2 differences in seed
+comparison's confidence sequence (harness.stats.sequential) from the paired TTA-2 differences in seed
 order, and gives the next round's seeds only to comparisons still running. Everything it decides
 is a function of the store alone, so a killed driver resumes to the same decision.
 """

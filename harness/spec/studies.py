@@ -2,7 +2,7 @@
 studies (which import harness tools) and harness form no import cycle.
 
 A study is any module in the ``studies`` package (or another package named here) with a ``STUDY``
-attribute (a harness.grid.Study).
+attribute (a harness.spec.grid.Study).
 """
 from __future__ import annotations
 

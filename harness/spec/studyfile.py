@@ -199,7 +199,7 @@ def parse_set(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Adaptive:
-    """Settings for deciding comparisons with adaptive seeds (see harness.sequential)."""
+    """Settings for deciding comparisons with adaptive seeds (see harness.stats.sequential)."""
 
     precision: float
     max_seeds: int

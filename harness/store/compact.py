@@ -70,7 +70,7 @@ def _groups(tables: list[pa.Table]) -> list[pa.Table]:
 
 def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     """Fold single-run files and small packs into packs of up to ``pack_rows`` runs. Call it while
-    holding the store's lock (``harness.lock.hold(root, 'store')``): it is the store's writer."""
+    holding the store's lock (``harness.store.lock.hold(root, 'store')``): it is the store's writer."""
     root = Path(root)
     done = Compaction(removed=clean_temporary(root))
     packs = sorted((root / "packs").glob("*.parquet"))

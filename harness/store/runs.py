@@ -6,7 +6,7 @@ A store (default ``results/store``, ``--store DIR``)::
     runs/<key>.parquet       one finished run, written the moment it arrives
     packs/<id>.parquet       many finished runs, compacted from runs/ (read in bulk)
     failed/<key>.parquet     a run that kept failing, with its error (retried by the next campaign)
-    .lock                    held by the one campaign writing to it (harness.lock)
+    .lock                    held by the one campaign writing to it (harness.store.lock)
 
 A study folder (``--out``)::
 
