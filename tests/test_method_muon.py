@@ -122,7 +122,7 @@ def test_defaults_are_the_published_script():
 def test_config_round_trips_validates_and_keys():
     cfg = CFG.replace(flip="random", init_seed=7)
     assert MuonConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.to_dict()["widths"] == [8, 16, 16]
+    assert cfg.to_dict()["widths"] == [8, 12, 16]
     with pytest.raises(ValueError, match="unknown"):
         CFG.replace(lookahead=True)
     for bad in (dict(flip="sometimes"), dict(tta_level=3), dict(ns_dtype="float16"), dict(widths=(8, 16)),
