@@ -66,7 +66,8 @@ class Net(nn.Module):
         self.k = k
         self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
         self.whiten.weight.requires_grad = not cfg.whiten
-        nn.init.zeros_(self.whiten.bias)     # after the default init, so every other layer's init is unchanged
+        if getattr(cfg, "zero_whiten_bias", True):   # airbench94_muon keeps PyTorch's default (uniform) draw
+            nn.init.zeros_(self.whiten.bias)     # after the default init, so every other layer's init is unchanged
         self.activ = nn.GELU()
         self.blocks = nn.Sequential(ConvBlock(WHITEN_WIDTH, w1, cfg, k), ConvBlock(w1, w2, cfg, k),
                                     ConvBlock(w2, w3, cfg, k))

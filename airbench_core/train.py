@@ -94,6 +94,13 @@ def derive_seed(seed: int, stream: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
 
 
+def stream_seed(config, seed: int, stream: str) -> int:
+    """The seed of one random stream ("init", "order" or "aug") of a run: the config's pinned
+    ``<stream>_seed`` when set, else derived from the run's seed (any method's config)."""
+    pinned = getattr(config, f"{stream}_seed")
+    return pinned if pinned is not None else derive_seed(seed, stream)
+
+
 class Stopwatch:
     """Accumulates device time: CUDA events on GPU (no host sync inside the loop), wall clock on CPU."""
 
@@ -140,16 +147,12 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
     data = data.for_config(config)
     half = device.type == "cuda"
 
-    def stream_seed(seed: int, stream: str) -> int:
-        pinned = getattr(config, f"{stream}_seed")
-        return pinned if pinned is not None else derive_seed(seed, stream)
-
     loaders = [TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
-                           config.cutout, torch.Generator(device=device).manual_seed(stream_seed(s, "order")),
-                           torch.Generator(device=device).manual_seed(stream_seed(s, "aug"))) for s in seeds]
+                           config.cutout, torch.Generator(device=device).manual_seed(stream_seed(config, s, "order")),
+                           torch.Generator(device=device).manual_seed(stream_seed(config, s, "aug"))) for s in seeds]
     steps_per_epoch = loaders[0].steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
-    net, forward = make_net(config, [stream_seed(s, "init") for s in seeds], device, half, compile, pool)
+    net, forward = make_net(config, [stream_seed(config, s, "init") for s in seeds], device, half, compile, pool)
     optimizer = make_optimizer(net, config)
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
     with train_clock:  # whitening is fitted from data, so it counts as training time (as in the paper)
