@@ -93,3 +93,25 @@ class TrainLoader:
         for i in range(self.steps_per_epoch):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             yield images[idx], self.labels[idx]
+
+    def stream(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches without end, with nothing dropped: an epoch's last partial batch is completed
+        with the first images of the next epoch (augmented and shuffled as that epoch), so a run
+        of S steps sees S x batch_size images in epoch order. Epoch e draws its augmentation and
+        order exactly as ``epoch(e)`` does; ``epoch`` itself is unchanged."""
+        parts_x: list[torch.Tensor] = []
+        parts_y: list[torch.Tensor] = []
+        have, epoch = 0, 0
+        while True:
+            images = self.augment(epoch)
+            order = torch.randperm(len(images), device=images.device, generator=self.order_gen)
+            start = 0
+            while start < len(order):
+                idx = order[start:start + self.batch_size - have]
+                parts_x.append(images[idx])
+                parts_y.append(self.labels[idx])
+                have, start = have + len(idx), start + len(idx)
+                if have == self.batch_size:
+                    yield (parts_x[0], parts_y[0]) if len(parts_x) == 1 else (torch.cat(parts_x), torch.cat(parts_y))
+                    parts_x, parts_y, have = [], [], 0
+            epoch += 1

@@ -38,29 +38,34 @@ class Conv(nn.Conv2d):
 
 class ConvBlock(nn.Module):
     """conv -> pool -> BN -> GELU -> conv -> BN -> GELU. With three convs (airbench96) a residual
-    spans the second and third: r = x; x = GELU(BN(conv2 x)); x = GELU(BN(conv3 x)); out = x + r."""
+    spans the second and third: r = x; x = GELU(BN(conv2 x)); x = GELU(BN(conv3 x)); out = x + r.
+    ``gelu_after_sum`` (airbench96_faster) moves the last GELU after the sum:
+    x = BN(conv3 x); out = GELU(x + r)."""
 
-    def __init__(self, cin: int, cout: int, cfg: TrainConfig, k: int = 1):
+    def __init__(self, cin: int, cout: int, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False):
         super().__init__()
         self.pool = nn.MaxPool2d(2)
         self.activ = nn.GELU()
+        self.gelu_after_sum = gelu_after_sum
         self.convs = nn.ModuleList([Conv(cin if i == 0 else cout, cout, cfg.identity_init, k)
                                     for i in range(cfg.convs_per_block)])
         self.norms = nn.ModuleList([BatchNorm(cout * k, cfg.bn_momentum) for _ in range(cfg.convs_per_block)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.activ(self.norms[0](self.pool(self.convs[0](x))))
+        if len(self.convs) == 2:
+            return self.activ(self.norms[1](self.convs[1](x)))
         residual = x
-        for conv, norm in zip(self.convs[1:], self.norms[1:]):
-            x = self.activ(norm(conv(x)))
-        return x + residual if len(self.convs) == 3 else x
+        x = self.activ(self.norms[1](self.convs[1](x)))
+        x = self.norms[2](self.convs[2](x))
+        return self.activ(x + residual) if self.gelu_after_sum else self.activ(x) + residual
 
 
 class Net(nn.Module):
     """k independent networks packed as grouped convolutions: input (B, 3k, H, W) holds k batches
     side by side in channels, output (B, k, 10) one set of logits per network. k=1 is airbench."""
 
-    def __init__(self, cfg: TrainConfig, k: int = 1):
+    def __init__(self, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False):
         super().__init__()
         w1, w2, w3 = cfg.widths
         self.k = k
@@ -69,8 +74,8 @@ class Net(nn.Module):
         if getattr(cfg, "zero_whiten_bias", True):   # airbench94_muon keeps PyTorch's default (uniform) draw
             nn.init.zeros_(self.whiten.bias)     # after the default init, so every other layer's init is unchanged
         self.activ = nn.GELU()
-        self.blocks = nn.Sequential(ConvBlock(WHITEN_WIDTH, w1, cfg, k), ConvBlock(w1, w2, cfg, k),
-                                    ConvBlock(w2, w3, cfg, k))
+        self.blocks = nn.Sequential(*(ConvBlock(cin, cout, cfg, k, gelu_after_sum)
+                                      for cin, cout in ((WHITEN_WIDTH, w1), (w1, w2), (w2, w3))))
         self.pool = nn.MaxPool2d(3)
         self.head = nn.Conv2d(w3 * k, 10 * k, 1, bias=False, groups=k)    # a linear layer per network
         self.logit_scale = cfg.logit_scale
@@ -102,14 +107,14 @@ def whitening_weights(cov: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.cat([filters, -filters])
 
 
-def init_state(cfg: TrainConfig, init_seeds: list[int]) -> dict:
+def init_state(cfg: TrainConfig, init_seeds: list[int], gelu_after_sum: bool = False) -> dict:
     """Initial weights of len(init_seeds) networks, each built on the CPU under its own seed (so a
     network's init depends on its seed alone), packed along dim 0 in grouped-conv layout."""
     states = []
     for seed in init_seeds:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            states.append(Net(cfg).state_dict())
+            states.append(Net(cfg, gelu_after_sum=gelu_after_sum).state_dict())
     return {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
 
 
@@ -143,10 +148,11 @@ class NetPool:
     def __init__(self):
         self.nets: dict[tuple, PooledNet] = {}
 
-    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool) -> PooledNet:
-        key = (*structure_key(cfg, k), str(device), half, compile)
+    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool,
+            gelu_after_sum: bool = False) -> PooledNet:
+        key = (*structure_key(cfg, k), str(device), half, compile, gelu_after_sum)
         if key not in self.nets:
-            net = Net(cfg, k).to(device)
+            net = Net(cfg, k, gelu_after_sum).to(device)
             if half:
                 net = net.half().to(memory_format=torch.channels_last)
                 for m in net.modules():
@@ -158,11 +164,11 @@ class NetPool:
 
 
 def make_net(cfg: TrainConfig, init_seeds: list[int], device: torch.device, half: bool, compile: bool = False,
-             pool: NetPool | None = None) -> tuple[Net, nn.Module]:
+             pool: NetPool | None = None, gelu_after_sum: bool = False) -> tuple[Net, nn.Module]:
     """(module, callable) with fresh initial weights for each seed (whitening not yet fitted);
     ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state."""
-    pooled = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile)
-    pooled.reset(init_state(cfg, init_seeds))
+    pooled = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile, gelu_after_sum)
+    pooled.reset(init_state(cfg, init_seeds, gelu_after_sum))
     return pooled.net, pooled.forward
 
 
