@@ -46,7 +46,7 @@ def build_parser() -> Parser:
                         "with its baseline get seeds in rounds until each is decided (anytime-valid)")
     p.add_argument("--precision", type=positive_float,
                    help="with --until decided: P in points; a comparison whose confidence sequence is "
-                        "narrower than 2P is decided equal (default: the study file's [adaptive] table)")
+                        "lying wholly inside [−P, P] is decided equal (default: the study file's [adaptive] table)")
     p.add_argument("--max-seeds", type=positive_int,
                    help="with --until decided: M, the seeds after which a comparison is undecided")
     p.add_argument("--min-seeds", type=positive_int,

@@ -8,6 +8,7 @@ counts, never a Python loop over draws of the data.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,11 @@ from scipy import stats as st
 
 NAN = float("nan")
 MIN_BOOTSTRAP_RUNS = 5      # below this, a bootstrap has too few distinct resamples for an interval
+MIN_PAIRS = 3               # a paired t-test on 2 pairs: one df, p-values like 1e-13 from two near-ties
+# Smallest runs at which an interval's measured coverage (python -m harness.bench coverage) reaches
+# 93%; below, reports print "n too small" instead of an interval.
+MIN_RUNS_DISTRIBUTION_VARIANCE = 100
+MIN_RUNS_EQUIVALENT_EPOCHS = 10
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ def std_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
     if n < 2:
         return Estimate(NAN, NAN, NAN)
     s = float(x.std(ddof=1))
+    if s == 0:      # tied runs: no interval ("[0.000, 0.000]" would claim a precision there is none of)
+        return Estimate(s, NAN, NAN)
     lo = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 + level / 2, n - 1))
     hi = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 - level / 2, n - 1))
     return Estimate(s, float(lo), float(hi))
@@ -113,6 +121,8 @@ class Difference:
     paired: bool
     correlation: float
     sd: float
+    n_a: int = 0            # runs on each side (Welch); pairs on both (paired)
+    n_b: int = 0
 
 
 def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
@@ -121,17 +131,17 @@ def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     d = a - b
     n = len(d)
     m = float(d.mean()) if n else NAN
-    if n < 2:
-        return Difference(Estimate(m, NAN, NAN), NAN, NAN, NAN, n, True, NAN, NAN)
+    if n < MIN_PAIRS:
+        return Difference(Estimate(m, NAN, NAN), NAN, NAN, NAN, n, True, NAN, NAN, n, n)
     sd = float(d.std(ddof=1))
-    r = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else NAN
-    if sd == 0:
-        return Difference(Estimate(m, m, m), float("inf") if m else NAN, 0.0 if m else 1.0, n - 1, n, True, r, sd)
+    r = float(np.corrcoef(a, b)[0, 1]) if n >= 3 and a.std() > 0 and b.std() > 0 else NAN
+    if sd == 0:     # tied differences say nothing about their spread: no interval, no p (not p = 0)
+        return Difference(Estimate(m, NAN, NAN), NAN, NAN, n - 1, n, True, r, sd, n, n)
     se = sd / np.sqrt(n)
     t = m / se
     half = st.t.ppf(0.5 + level / 2, n - 1) * se
     return Difference(Estimate(m, m - half, m + half), float(t), float(2 * st.t.sf(abs(t), n - 1)), n - 1, n,
-                      True, r, sd)
+                      True, r, sd, n, n)
 
 
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
@@ -140,18 +150,18 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = float(a.mean() - b.mean()) if len(a) and len(b) else NAN
     if len(a) < 2 or len(b) < 2:
-        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, NAN)
+        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, NAN, len(a), len(b))
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     pooled_sd = float(np.sqrt((a.var(ddof=1) * (len(a) - 1) + b.var(ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2)))
     se = np.sqrt(va + vb)
-    if se == 0:
-        return Difference(Estimate(d, d, d), float("inf") if d else NAN, 0.0 if d else 1.0, NAN, len(a) + len(b),
-                          False, NAN, pooled_sd)
+    if se == 0:     # every run tied on both sides: no interval, no p
+        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, pooled_sd,
+                          len(a), len(b))
     df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
     t = d / se
     half = st.t.ppf(0.5 + level / 2, df) * se
     return Difference(Estimate(d, d - half, d + half), float(t), float(2 * st.t.sf(abs(t), df)), df,
-                      len(a) + len(b), False, NAN, pooled_sd)
+                      len(a) + len(b), False, NAN, pooled_sd, len(a), len(b))
 
 
 @dataclass(frozen=True)
@@ -194,33 +204,80 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- precision and power
 
-def t_test_power(difference: float, sd: float, n: int, *, paired: bool = True, alpha: float = 0.05) -> float:
+def _design(sd: float, n: int, paired: bool, n_b: int | None) -> tuple[float, float]:
+    """(standard error, df) of the t statistic: paired n pairs (df n-1); unpaired n and n_b runs (n_b
+    defaults to n), each with sd ``sd``: equal groups df 2n-2, unequal groups the Welch-Satterthwaite df
+    with equal variances, (1/n + 1/m)² / (1/(n²(n-1)) + 1/(m²(m-1)))."""
+    if paired:
+        return sd / np.sqrt(n), n - 1.0
+    m = n if n_b is None else n_b
+    se = sd * np.sqrt(1 / n + 1 / m)
+    df = 2 * n - 2.0 if m == n else (1 / n + 1 / m) ** 2 / (1 / (n**2 * (n - 1)) + 1 / (m**2 * (m - 1)))
+    return float(se), float(df)
+
+
+@functools.lru_cache(maxsize=64)
+def _chi2_nodes(df: float, grid: int) -> np.ndarray:
+    return st.chi2.ppf((np.arange(grid) + 0.5) / grid, df)
+
+
+def _power_by_integration(nc: float, df: float, crit: float, grid: int = 4000) -> float:
+    """P(|T| > crit) for T = (Z + nc)/√(V/df), V ~ χ²_df, averaged over V at quantile midpoints: used
+    where scipy's noncentral t is unreliable (it returns NaN at df = 1 for many noncentralities)."""
+    v = _chi2_nodes(float(df), grid)
+    c = crit * np.sqrt(v / df)
+    return float(np.mean(st.norm.sf(c - nc) + st.norm.cdf(-c - nc)))
+
+
+WELCH_GRID = 160        # quantile nodes per sample variance for the Welch power
+
+
+def _welch_power(difference: float, sd: float, n: int, m: int, alpha: float) -> float:
+    """Power of Welch's test (estimated df) for two normal groups of n and m runs with sd ``sd``:
+    the mean difference is normal given the sample variances, which are independent scaled χ²;
+    integrated over both variances on a grid of quantile midpoints (error about 1e-3)."""
+    va = sd**2 * _chi2_nodes(float(n - 1), WELCH_GRID)[:, None] / (n - 1)
+    vb = sd**2 * _chi2_nodes(float(m - 1), WELCH_GRID)[None, :] / (m - 1)
+    ea, eb = va / n, vb / m
+    df = (ea + eb) ** 2 / (ea**2 / (n - 1) + eb**2 / (m - 1))
+    half = st.t.ppf(1 - alpha / 2, df) * np.sqrt(ea + eb)
+    true_se = sd * np.sqrt(1 / n + 1 / m)
+    d = abs(difference)
+    return float(np.mean(st.norm.sf((half - d) / true_se) + st.norm.cdf((-half - d) / true_se)))
+
+
+def t_test_power(difference: float, sd: float, n: int, *, paired: bool = True, alpha: float = 0.05,
+                 n_b: int | None = None, welch: bool = True) -> float:
     """Power of the two-sided t-test at ``alpha`` for a true difference, from the noncentral t.
 
-    paired: n pairs whose differences have sd ``sd`` (df n-1). Unpaired: n runs per variant, each
-    with sd ``sd`` (df 2n-2)."""
-    if n < 2 or not sd > 0:
+    paired: n pairs whose differences have sd ``sd`` (df n-1). Unpaired: n runs of one variant and n_b
+    (default n) of the other, each with sd ``sd`` (Welch-Satterthwaite df when n_b != n). Correct at every
+    n >= 2: where scipy's noncentral t gives NaN (df = 1) the power is integrated directly, never read as 1.
+    ``welch``: the power of Welch's test itself (its df estimated from the data), which the reports run;
+    at small n it is well below the pooled-df approximation (n = 2 + 2: 0.48 where that says 0.80)."""
+    if n < 2 or not sd > 0 or (n_b is not None and n_b < 2):
         return NAN
-    df = n - 1 if paired else 2 * n - 2
-    se = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
+    if welch and not paired:
+        return _welch_power(difference, sd, n, n if n_b is None else n_b, alpha)
+    se, df = _design(sd, n, paired, n_b)
     crit = st.t.ppf(1 - alpha / 2, df)
     nc = abs(difference) / se
-    value = st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc)
-    return float(value) if np.isfinite(value) else 1.0
+    value = st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc) if df >= 3 else NAN
+    return float(value) if np.isfinite(value) else _power_by_integration(nc, df, crit)
 
 
 def minimum_detectable_difference(sd: float, n: int, *, paired: bool = True, alpha: float = 0.05,
-                                  power: float = 0.8) -> float:
+                                  power: float = 0.8, n_b: int | None = None, welch: bool = True) -> float:
     """Smallest true difference a two-sided t-test at ``alpha`` detects with probability ``power``
-    (see t_test_power for ``sd`` and ``n``); NaN when n < 2 or sd is not positive."""
-    if n < 2 or not sd > 0:
+    (see t_test_power for ``sd``, ``n`` and ``n_b``); NaN when n < 2 or sd is not positive."""
+    if n < 2 or not sd > 0 or (n_b is not None and n_b < 2):
         return NAN
-    se = sd / np.sqrt(n) if paired else sd * np.sqrt(2 / n)
-    gap = lambda d: t_test_power(d, sd, n, paired=paired, alpha=alpha) - power   # noqa: E731
+    se, _ = _design(sd, n, paired, n_b)
+    gap = lambda d: t_test_power(d, sd, n, paired=paired, alpha=alpha, n_b=n_b, welch=welch) - power  # noqa: E731
     high = 4 * se
     while gap(high) < 0:
         high *= 2
-    return float(optimize.brentq(gap, 0.0, high, xtol=1e-10 * se))
+    return float(optimize.brentq(gap, 0.0, high, xtol=1e-6 * se))
 
 
 def runs_to_exclude_zero(estimate: float, standard_error: float, runs: int, *, alpha: float = 0.05,
@@ -291,7 +348,8 @@ class EquivalentEpochs:
 
 def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, level: float = 0.95,
                       resamples: int = 1000, seed: int = 0, curve_seeds: dict[float, np.ndarray] | None = None,
-                      target_seeds: np.ndarray | None = None) -> EquivalentEpochs:
+                      target_seeds: np.ndarray | None = None,
+                      min_runs: int = MIN_RUNS_EQUIVALENT_EPOCHS) -> EquivalentEpochs:
     """Epochs the weaker variant needs to match the mean of ``target_runs``; bootstrap over seeds.
 
     ``curve`` maps each epoch count of the weaker variant to its runs' accuracies. With seeds given,
@@ -320,7 +378,7 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
             means.append(np.where(total > 0, full[idx].sum(1) / np.maximum(total, 1), x.mean()))
     else:
         means = [x[rng.integers(0, len(x), (resamples, len(x)))].mean(1) for x in cells]
-    if min(len(x) for x in cells) < MIN_BOOTSTRAP_RUNS:
+    if min(len(x) for x in cells) < max(MIN_BOOTSTRAP_RUNS, min_runs):     # measured coverage < 93% below
         return EquivalentEpochs(Estimate(float(point), NAN, NAN), tuple(float(e) for e in epochs))
     draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
@@ -413,16 +471,18 @@ class DistributionVariance:
 
 
 def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resamples: int = 1000,
-                                      seed: int = 0) -> DistributionVariance:
+                                      seed: int = 0, min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE
+                                      ) -> DistributionVariance:
     """Paper B, Eq. 3: σ̂² = n/(n-1) [Var_runs(test error) - (1/n²) Σ_i Var_runs(error_i)], both
     ddof=1. Unbiased, so it can be negative from noise: reported as is, with a percentile bootstrap
-    over runs (over groups of runs when there are many)."""
+    over runs (over groups of runs when there are many). No interval below ``min_runs`` runs, where
+    its measured coverage is under 93% (70% at R = 5, 82-87% at R = 10, 91-92% at R = 50, 94-95% at R = 100: python -m harness.bench coverage)."""
     if c.runs < 3:
         return DistributionVariance(Estimate(NAN, NAN, NAN), NAN, c.runs)
     h = c.example_errors.astype(np.float64)
     gram = h @ h.T
     point = float(_distribution_variance(c, np.ones((1, len(c.sizes))), gram)[0])
-    if c.runs < MIN_BOOTSTRAP_RUNS:
+    if c.runs < max(MIN_BOOTSTRAP_RUNS, min_runs):
         return DistributionVariance(Estimate(point, NAN, NAN), NAN, c.runs)
     w = resample_counts(np.random.default_rng(seed), len(c.sizes), resamples).astype(float)
     draws = _distribution_variance(c, w, gram)
@@ -431,12 +491,12 @@ def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resam
 
 
 def distribution_variance(correct: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0,
-                          max_groups: int = 100) -> DistributionVariance:
+                          max_groups: int = 100, min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE) -> DistributionVariance:
     """Eq. 3 from a boolean correct matrix (R x n); see distribution_variance_from_counts."""
     correct = np.asarray(correct, bool)
     groups = run_groups(correct.shape[0], max_groups)
     counts = error_counts([(np.arange(correct.shape[0]), ~correct)], correct.shape[1], groups)
-    return distribution_variance_from_counts(counts, level, resamples, seed)
+    return distribution_variance_from_counts(counts, level, resamples, seed, min_runs)
 
 
 def split_half_correlation(correct: np.ndarray, level: float = 0.95) -> Estimate:
@@ -451,7 +511,7 @@ def split_half_correlation(correct: np.ndarray, level: float = 0.95) -> Estimate
 def correlation_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> Estimate:
     """Pearson r with the Fisher-z interval tanh(atanh r ± z/√(n-3))."""
     n = len(x)
-    if n < 2 or np.std(x) == 0 or np.std(y) == 0:
+    if n < 3 or np.std(x) == 0 or np.std(y) == 0:      # two points always give r = ±1
         return Estimate(NAN, NAN, NAN)
     r = float(np.corrcoef(x, y)[0, 1])
     if n < 4:
@@ -641,11 +701,56 @@ def _disagreement_and_error(gp: GroupedPredictions, w: np.ndarray, gram: np.ndar
     return 1 - agree, w @ group_errors / (r * n)
 
 
+def per_example_gap(total: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray:
+    """Per test example, the disagreement between two distinct runs minus the error rate, from the
+    ensemble's class counts (n, K): 1 − Σ_c k_c(k_c − 1)/(R(R − 1)) − (1 − k_label/R). Its mean over
+    examples is the disagreement − error gap."""
+    k = np.asarray(total, float)
+    agree = (k * (k - 1)).sum(1) / (runs * (runs - 1))
+    return k[np.arange(len(labels)), labels] / runs - agree
+
+
+def _two_way_interval(point: float, run_draws: np.ndarray, gp: GroupedPredictions, level: float
+                      ) -> tuple[float, float]:
+    """Normal interval for a mean over runs *and* test examples: the bootstrap-over-runs variance plus
+    the example-level variance Var_x(γ_x)/n of the per-example gap γ_x (test examples are a sample too;
+    held fixed, the interval is about 5x too narrow for a statement about calibration). Var_x(γ_x) is
+    estimated without the run noise, as the covariance over examples of the per-example gaps of two
+    disjoint halves of the runs (independent given x), floored at 0."""
+    var_runs = float(np.nanvar(run_draws, ddof=1))
+    g = len(gp.sizes)
+    half = g // 2
+    var_examples = 0.0
+    if half >= 1 and gp.sizes[:half].sum() >= 2 and gp.sizes[half:].sum() >= 2:
+        a = per_example_gap(gp.counts[:half].sum(0), gp.labels, int(gp.sizes[:half].sum()))
+        b = per_example_gap(gp.counts[half:].sum(0), gp.labels, int(gp.sizes[half:].sum()))
+        var_examples = max(float(np.cov(a, b)[0, 1]), 0.0) / len(a)
+    half_width = _z(level) * np.sqrt(var_runs + var_examples)
+    return point - half_width, point + half_width
+
+
+def disagreement_gap(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0) -> Estimate:
+    """Mean pairwise disagreement − mean error with a two-way interval (runs and test examples), without
+    the calibration errors: 0 in expectation under class-wise calibration (Paper B)."""
+    g, n, _ = gp.counts.shape
+    if g < 2 or gp.runs < MIN_BOOTSTRAP_RUNS:
+        return Estimate(NAN, NAN, NAN)
+    flat = gp.counts.reshape(g, -1).astype(np.float64)
+    gram = flat @ flat.T
+    group_errors = gp.sizes * n - gp.counts[:, np.arange(n), gp.labels].sum(1)
+    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dis, err = (float(x[0]) for x in _disagreement_and_error(gp, np.ones((1, g)), gram, group_errors))
+        d_dis, d_err = _disagreement_and_error(gp, w, gram, group_errors)
+    lo, hi = _two_way_interval(dis - err, d_dis - d_err, gp, level)
+    return Estimate(dis - err, float(lo), float(hi))
+
+
 def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0,
                 batch: int = 20) -> CalibrationResult:
     """CACE, class-wise errors, disagreement vs error, each with a bootstrap over runs (over groups
     of runs when there are many): basic intervals for the calibration errors (see basic_interval),
-    percentile for the disagreement-error gap; the values at R/2 from the first half of the groups."""
+    a two-way (runs and test examples) normal interval for the disagreement-error gap; the values at R/2 from the first half of the groups."""
     g, n, k_classes = gp.counts.shape
     runs, labels = gp.runs, gp.labels
     total = gp.counts.sum(0)
@@ -673,13 +778,12 @@ def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 20
     gram = flat64 @ flat64.T
     with np.errstate(invalid="ignore", divide="ignore"):
         dis, err = (float(x[0]) for x in _disagreement_and_error(gp, np.ones((1, g)), gram, group_errors))
-    q = [0.5 - level / 2, 0.5 + level / 2]
     if draws:
         lo, hi = basic_interval(point, np.concatenate(draws), level)
         cw_lo, cw_hi = basic_interval(point_cw, np.concatenate(cw_draws), level)
         with np.errstate(invalid="ignore", divide="ignore"):
             d_dis, d_err = _disagreement_and_error(gp, w.astype(float), gram, group_errors)
-        gap_lo, gap_hi = np.nanquantile(d_dis - d_err, q)
+        gap_lo, gap_hi = _two_way_interval(dis - err, d_dis - d_err, gp, level)
     else:
         lo = hi = gap_lo = gap_hi = NAN
         cw_lo = cw_hi = np.full(k_classes, NAN)

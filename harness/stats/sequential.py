@@ -12,7 +12,7 @@ with running mean d̄_t and running std s_t (ddof 1):
 ρ > 0 is fixed before any data: :func:`rho2_for` picks the ρ that makes the boundary tightest at a
 planned number of seeds t*. The decision of a comparison (:func:`decide`) is a pure function of its
 differences in seed order: the first t >= min_seeds at which the sequence excludes 0 (better or
-worse) or is narrower than 2P (equal within ±P); at M seeds without either, undecided. Because the
+worse) or lies wholly inside [−P, P] (equal within ±P); at M seeds without either, undecided. Because the
 CS holds at every t simultaneously, checking every prefix is as valid as checking after each round,
 and a driver killed mid-campaign recomputes the same decisions from the stored runs alone.
 
@@ -102,15 +102,18 @@ def confidence_sequence(d: np.ndarray, rho2: float, alpha: float = 0.05) -> tupl
 class Rule:
     """When a comparison stops. Units of ``precision`` are those of the differences (points)."""
 
-    precision: float                   # P: decided equal when the CS is narrower than 2P
+    precision: float                   # P: decided equal when the whole CS lies inside [-P, P]
     max_seeds: int                     # M: undecided at M seeds
-    alpha: float = 0.05
+    alpha: float = 0.05                # family-wise, over the study's comparisons
     min_seeds: int = 10                # no decision before: the CS is asymptotic, s_t is noisy early
     # (simulated coverage under monitoring at every seed, normal differences: min_seeds 10 -> 97%;
     #  5 -> 94%; 4 with M = 20 -> 92%. Below 10, use it for plumbing checks, not for claims.)
     planned_seeds: float | None = None  # t*, where the CS is tightest; default sqrt(min_seeds * M)
+    comparisons: int = 1               # k: each sequence at alpha/k (Bonferroni: family-wise error <= alpha)
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.comparisons, int) and self.comparisons >= 1):
+            raise ValueError(f"comparisons must be a positive integer, got {self.comparisons}")
         if not self.precision > 0:
             raise ValueError(f"precision must be positive, got {self.precision}")
         if not 0 < self.alpha < 1:
@@ -125,17 +128,45 @@ class Rule:
         return self.planned_seeds or math.sqrt(self.min_seeds * self.max_seeds)
 
     @property
+    def sequence_alpha(self) -> float:
+        """α of each comparison's sequence: α/k over the study's k comparisons (Bonferroni)."""
+        return self.alpha / self.comparisons
+
+    @property
     def rho2(self) -> float:
-        return rho2_for(self.t_star, self.alpha)
+        return rho2_for(self.t_star, self.sequence_alpha)
+
+    def record(self) -> dict:
+        """The rule as the manifest keeps it from the first round on (a resume must bring the same)."""
+        return {"alpha": self.alpha, "precision": self.precision, "min_seeds": self.min_seeds,
+                "max_seeds": self.max_seeds, "planned_seeds": self.t_star, "rho2": round(self.rho2, 12),
+                "comparisons": self.comparisons}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> "Rule":
+        """The rule a manifest recorded (older manifests: no ρ/t* or k stored, the defaults of then)."""
+        return cls(float(record["precision"]), int(record["max_seeds"]), alpha=float(record.get("alpha", 0.05)),
+                   min_seeds=int(record.get("min_seeds", 10)), planned_seeds=record.get("planned_seeds"),
+                   comparisons=int(record.get("comparisons", 1)))
+
+    def short(self) -> str:
+        return (f"α = {self.alpha:g} over k = {self.comparisons}, P = {self.precision:g}, min = {self.min_seeds}, "
+                f"max = {self.max_seeds}, ρ² = {self.rho2:.4g}")
 
     def describe(self) -> str:
-        level = round(100 * (1 - self.alpha), 2)
-        return (f"{level:g}% confidence sequence for the mean paired difference (variant − baseline, same "
-                f"seed): asymptotic CS of Waudby-Smith et al. (2021), ρ² = {self.rho2:.4g}, tightest at "
-                f"t* = {self.t_star:.0f} seeds, valid however often it is looked at. A comparison stops at "
-                f"the first t ≥ {self.min_seeds} seeds where the sequence excludes 0 (better or worse) or is "
-                f"narrower than 2P = {2 * self.precision:g} (equal within ±{self.precision:g}); at "
-                f"M = {self.max_seeds} seeds without either it is undecided.")
+        a = self.sequence_alpha
+        per = (f"each of the k = {self.comparisons} comparisons at α/k = {a:.4g} (Bonferroni: at most "
+               f"{100 * self.alpha:g}% chance that any comparison's sequence misses its true difference)"
+               if self.comparisons > 1 else f"one comparison at α = {a:g}")
+        return (f"confidence sequences for the mean paired difference (variant − baseline, same seed), family-wise "
+                f"{100 * (1 - self.alpha):g}%, {per}; the boundary puts α/2 in the log as in DESIGN §4, so each "
+                f"sequence is nominally {100 * (1 - a / 2):.4g}% (conservative; Waudby-Smith et al.'s two-sided "
+                f"form has α there). Asymptotic CS of Waudby-Smith et al. (2021), ρ² = {self.rho2:.4g}, "
+                f"tightest at t* = {self.t_star:.0f} seeds, fixed before the first round and valid however often "
+                f"it is looked at. A comparison stops at the first t ≥ {self.min_seeds} seeds where the sequence "
+                f"excludes 0 (better or worse) or lies wholly inside [−{self.precision:g}, {self.precision:g}] "
+                f"(equal within ±{self.precision:g}); at M = {self.max_seeds} seeds without either it is "
+                f"undecided.")
 
 
 def first_decision(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, rule: Rule
@@ -149,8 +180,8 @@ def first_decision(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, rule:
     t = np.arange(1, n + 1)
     look = (t >= rule.min_seeds) & (t <= rule.max_seeds)
     excludes = look & ((lower > 0) | (upper < 0))
-    narrow = look & (upper - lower < 2 * rule.precision)
-    fires = excludes | narrow
+    inside = look & (lower >= -rule.precision) & (upper <= rule.precision)     # equivalence by inclusion
+    fires = excludes | inside
     fired = fires.any(axis=-1)
     first = np.where(fired, fires.argmax(axis=-1), min(n, rule.max_seeds) - 1)
     pick = lambda a: np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
@@ -198,7 +229,7 @@ def decide(name: str, differences: Sequence[float] | np.ndarray, rule: Rule) -> 
         raise ValueError(f"{name}: differences must be a 1-d array of finite numbers")
     if len(d) == 0:
         return ComparisonState(name, 0, 0, RUNNING, math.nan, math.nan, math.nan, ())
-    mean, lower, upper = confidence_sequence(d, rule.rho2, rule.alpha)
+    mean, lower, upper = confidence_sequence(d, rule.rho2, rule.sequence_alpha)
     used, code = first_decision(mean, lower, upper, rule)
     i = int(used) - 1
     sequence = tuple((t + 1, float(mean[t]), float(lower[t]), float(upper[t])) for t in range(1, len(d)))
@@ -325,7 +356,7 @@ def simulate(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: i
     """Campaigns of one comparison whose per-seed differences are Normal(delta, sd), vectorised."""
     rng = np.random.default_rng(seed)
     d = rng.normal(delta, sd, size=(campaigns, rule.max_seeds))
-    mean, lower, upper = confidence_sequence(d, rule.rho2, rule.alpha)
+    mean, lower, upper = confidence_sequence(d, rule.rho2, rule.sequence_alpha)
     used, code = first_decision(mean, lower, upper, rule)
     ends = round_ends(rule, workers)
     trained = ends[np.searchsorted(ends, used)]
