@@ -176,7 +176,7 @@ def sequence_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
     """Coverage of one sequence under monitoring at every seed from min_seeds to M (the truth 0.1)."""
     rule = seq.Rule(0.05, max_seeds)
     d = family_differences(rng, campaigns, 1, max_seeds, deltas=[0.1])[:, 0]
-    _, lower, upper = seq.confidence_sequence(d, rule.rho2, rule.sequence_alpha)
+    _, lower, upper = rule.sequence(d)
     t = np.arange(1, max_seeds + 1) >= rule.min_seeds
     covered = ((lower[:, t] <= 0.1) & (upper[:, t] >= 0.1)).all(1)
     return [Row("confidence sequence, every t ≥ 10 (conservative)", f"10..{max_seeds}", 0.95,
@@ -189,14 +189,14 @@ def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
     k = 10
     rule = seq.Rule(0.05, max_seeds, comparisons=k)
     d = family_differences(rng, campaigns, k, max_seeds)
-    mean, lower, upper = seq.confidence_sequence(d, rule.rho2, rule.sequence_alpha)
+    mean, lower, upper = rule.sequence(d)
     _, code = seq.first_decision(mean, lower, upper, rule)
     wrong = np.isin(code, [seq.OUTCOMES.index(seq.BETTER), seq.OUTCOMES.index(seq.WORSE)]).any(1)
     rows = [Row(f"adaptive: any of {k} null variants better/worse (FWER)", f"10..{max_seeds}", 0.05,
                 float(wrong.mean()), campaigns, AT_MOST)]
     rule1 = seq.Rule(0.05, 400, min_seeds=10)
     d = family_differences(rng, campaigns, 1, 400, deltas=[0.06], sd=0.1)[:, 0]
-    mean, lower, upper = seq.confidence_sequence(d, rule1.rho2, rule1.sequence_alpha)
+    mean, lower, upper = rule1.sequence(d)
     _, code = seq.first_decision(mean, lower, upper, rule1)
     rows.append(Row("adaptive: \"equal within ±0.05\" at δ = 0.06", "10..400", 0.05,
                     float(np.mean(code == seq.OUTCOMES.index(seq.EQUAL))), campaigns, AT_MOST))
