@@ -134,8 +134,7 @@ class Target:
             extra["study_file"] = experiment.manifest_entry(self.file, text, studyfile.parse_set(args.set),
                                                             args.method)
         if self.rule is not None:
-            extra["adaptive"] = {"precision": self.rule.precision, "max_seeds": self.rule.max_seeds,
-                                 "min_seeds": self.rule.min_seeds, "alpha": self.rule.alpha, "workers": workers}
+            extra["adaptive"] = {**self.rule.record(), "workers": workers}   # fixed from the first round on
         return extra
 
 
@@ -187,7 +186,8 @@ def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     try:
-        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds))
+        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds),
+                               comparisons=len(sf.comparisons))       # Bonferroni over the study's comparisons
     except ValueError as exc:
         raise UserError(f"--until decided: {exc}") from None
 
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     out, root = args.out or Path("results") / study.name, args.store
     try:
         check_out(out, root, study.name, target.preset)
+        if target.rule is not None:
+            from harness.run.adaptive import check_rule
+            check_rule(out, target.rule)
         if args.dry_run:
             return dry_run(target, args, out, root)
     except (UserError, store.StoreError) as exc:

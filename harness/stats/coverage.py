@@ -206,8 +206,8 @@ def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
 def coverage_table(quick: bool = False, seed: int = 0) -> list[Row]:
     """Every row; ``quick``: fewer campaigns and examples (seconds, for the tests)."""
     rng = np.random.default_rng(seed)
-    c = 400 if quick else 4000
-    heavy = 60 if quick else 400
+    c = 200 if quick else 4000
+    heavy = 40 if quick else 400
     rows = (mean_rows(rng, c) + paired_rows(rng, c) + welch_rows(rng, c) + std_rows(rng, c)
             + gap_rows(rng, heavy, ns=(10,) if quick else (10, 40), examples=1000 if quick else 2000)
             + distribution_variance_rows(rng, heavy, ns=(100,) if quick else (10, 50, 100),

@@ -135,7 +135,8 @@ def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
         return Difference(Estimate(m, NAN, NAN), NAN, NAN, NAN, n, True, NAN, NAN, n, n)
     sd = float(d.std(ddof=1))
     r = float(np.corrcoef(a, b)[0, 1]) if n >= 3 and a.std() > 0 and b.std() > 0 else NAN
-    if sd == 0:     # tied differences say nothing about their spread: no interval, no p (not p = 0)
+    if sd <= 1e-12 * max(float(np.abs(a).max()), float(np.abs(b).max())):
+        # tied differences (up to rounding) say nothing about their spread: no interval, no p (not p = 0)
         return Difference(Estimate(m, NAN, NAN), NAN, NAN, n - 1, n, True, r, sd, n, n)
     se = sd / np.sqrt(n)
     t = m / se
@@ -154,7 +155,8 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     pooled_sd = float(np.sqrt((a.var(ddof=1) * (len(a) - 1) + b.var(ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2)))
     se = np.sqrt(va + vb)
-    if se == 0:     # every run tied on both sides: no interval, no p
+    if np.ptp(a) <= 1e-12 * abs(a).max() and np.ptp(b) <= 1e-12 * abs(b).max():
+        # every run tied on both sides (up to rounding): no interval, no p
         return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, pooled_sd,
                           len(a), len(b))
     df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))

@@ -477,11 +477,13 @@ def render(history: Sequence[Mapping[str, ComparisonState]], rule: Rule, unit: s
     ``history``: the states after each round (:func:`replay`); the last entry is the current state.
     Each sequence runs to the round in which the comparison stopped, thinned to about max_rows rows.
     """
-    lines = ["## Adaptive seeds", "", f"Rule ({unit}): {rule.describe()}", ""]
+    lines = ["## Adaptive seeds: the verdict", "", f"Rule ({unit}; fixed at the first round and kept in the manifest: "
+             f"{rule.short()}): {rule.describe()}", ""]
     if not history:
         return "\n".join(lines + ["No round has finished yet.", ""])
     final = history[-1]
-    lines += ["| comparison | outcome | seeds used | seeds trained | mean difference | confidence sequence |",
+    level = f"{100 * (1 - rule.sequence_alpha):.4g}%"
+    lines += [f"| comparison | outcome | seeds used | seeds trained | mean difference | {level} confidence sequence |",
               "|---|---|---:|---:|---:|---|"]
     for s in final.values():
         lines.append(f"| {s.name} | {s.outcome} | {s.seeds_used} | {s.seeds} | {_fmt(s.mean)} | "
