@@ -155,3 +155,18 @@ def test_quick_coverage_table_is_within_tolerance():
     print("\n" + text)
     assert {"quantity", "nominal", "achieved", "MC error"} <= set(text.splitlines()[0].split("  ")) | {"MC error"}
     assert len(rows) >= 15 and all(r.ok for r in rows if not r.refused), text
+
+
+# ----------------------------------------------------------------------------- 8. CACE
+
+def test_cace_point_inside_its_interval_with_the_calibrated_null_beside_it():
+    # Old: the raw point lay above its own (basic) upper bound in 58-100% of campaigns at R = 61.
+    preds, labels = cv.calibrated_ensemble(np.random.default_rng(8), 24, 1500)
+    gp = stats.group_predictions([(np.arange(24), preds)], labels, stats.run_groups(24, 24))
+    cal = stats.calibration(gp, resamples=40)
+    assert cal.cace.low <= cal.cace.value <= cal.cace.high
+    assert cal.cace_raw == pytest.approx(cal.cace.value + cal.cace_bias) or cal.cace.value == 0.0
+    assert cal.cace_bias > 0                                     # finite-ensemble bias is upward
+    null = cal.cace_null                                         # the floor a calibrated ensemble shows
+    assert 0 < null.low <= null.value <= null.high
+    assert null.low <= cal.cace_raw <= 2 * null.high             # this ensemble is calibrated: near its floor
