@@ -170,3 +170,48 @@ def test_cace_point_inside_its_interval_with_the_calibrated_null_beside_it():
     null = cal.cace_null                                         # the floor a calibrated ensemble shows
     assert 0 < null.low <= null.value <= null.high
     assert null.low <= cal.cace_raw <= 2 * null.high             # this ensemble is calibrated: near its floor
+
+
+# ----------------------------------------------------------------------------- 5. through the command line
+
+def test_cli_resume_with_another_rule_exits_2_naming_both(tmp_path, capsys):
+    from harness import store
+    from harness.cli.study import main
+    from harness.spec import studyfile
+    smoke = os.path.join(os.path.dirname(__file__), "..", "studies", "examples", "smoke_half_epochs.toml")
+    sf = studyfile.load(smoke)
+    out, root = tmp_path / "out", tmp_path / "store"
+    out.mkdir()
+    first = seq.Rule(0.5, 20, min_seeds=4, comparisons=len(sf.comparisons))
+    store.write_manifest(out, {"study": sf.name, "preset": "file", "store": os.path.relpath(root, out),
+                               "adaptive": {**first.record(), "workers": 1}})
+    args = [smoke, "--until", "decided", "--out", str(out), "--store", str(root), "--dry-run", "--backend", "local"]
+    assert main(args + ["--max-seeds", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "max = 20" in err and "max = 30" in err and len(err.splitlines()) == 1
+    assert main(args) == 0                                       # the first rule resumes
+
+
+# ----------------------------------------------------------------------------- 2. compare two folders
+
+def _side(name, seeds, acc):
+    from harness.report.compare import Side
+    return Side(name, pd.DataFrame({"cell": "c", "seed": seeds, "acc_tta2": acc}))
+
+
+def test_compare_pairs_only_identical_seed_sets():
+    from harness.report.compare import compare_cells, render
+    rng = np.random.default_rng(1)
+    # 100 runs a side, 3 shared seeds, B better by 0.1 points: Welch on all 200 (old: 3 pairs, p = 0.61)
+    a = _side("A", np.r_[0:3, 100:197], 0.9400 + rng.normal(0, 0.0015, 100))
+    b = _side("B", np.r_[0:3, 200:297], 0.9410 + rng.normal(0, 0.0015, 100))
+    (comp,) = compare_cells(a, b, 2)
+    assert not comp.result.paired and comp.result.n == 200 and comp.result.p < 1e-3
+    assert comp.labels["A mean %"] == f"{100 * a.runs['acc_tta2'].mean():.2f}"
+    assert "Welch on all 100 + 100 runs" in comp.labels["how"] and "share 3" in comp.labels["how"]
+    text = render(a, b, 2, [comp])
+    assert "| how |" in text and "exactly the same seeds" in text
+    # the same seeds on both sides: paired
+    same = _side("B", np.r_[0:3, 100:197], a.runs["acc_tta2"].to_numpy() + 0.001 + rng.normal(0, 1e-4, 100))
+    (paired,) = compare_cells(a, same, 2)
+    assert paired.result.paired and paired.result.n == 100 and paired.labels["how"].startswith("paired")

@@ -216,7 +216,8 @@ def epochs_text(eq: stats.EquivalentEpochs, reference: float | None = None) -> s
         point = f"not reached within the grid ({point})"
     outside = (e.value == np.inf and e.low >= eq.grid[-1]) or (e.value == -np.inf and e.high <= eq.grid[0])
     if np.isnan(e.low):
-        return f"{point} (no interval: fewer than {stats.MIN_BOOTSTRAP_RUNS} runs per cell)"
+        return (f"{point} [n too small: the interval needs {stats.MIN_RUNS_EQUIVALENT_EPOCHS} runs per cell, where its "
+                f"measured coverage reaches 93%]")
     if outside:
         return point
     return f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"

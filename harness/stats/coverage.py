@@ -212,6 +212,8 @@ def coverage_table(quick: bool = False, seed: int = 0) -> list[Row]:
             + gap_rows(rng, heavy, ns=(10,) if quick else (10, 40), examples=1000 if quick else 2000)
             + distribution_variance_rows(rng, heavy, ns=(100,) if quick else (10, 50, 100),
                                          examples=1000 if quick else 2000, resamples=200 if quick else 400)
+            + equivalent_epochs_rows(rng, heavy * 2, ns=(20,) if quick else (10, 20, 40),
+                                     resamples=200 if quick else 500)
             + sequence_rows(rng, c) + decision_rows(rng, c))
     return rows
 
@@ -221,3 +223,33 @@ def render(rows: list[Row]) -> str:
     table = [head] + [r.cells() for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+EPOCH_GRID = (4.0, 6.0, 8.0, 10.0, 12.0)
+
+
+def _curve(e) -> np.ndarray:
+    """Mean accuracy of the weaker variant after e epochs (saturating, like airbench's)."""
+    return 0.945 - 0.12 / np.asarray(e, float)
+
+
+def equivalent_epochs_rows(rng, campaigns: int, ns=(5, 10, 20), resamples: int = 500) -> list[Row]:
+    """Epochs the weaker variant needs to match a stronger one's mean (its 8-epoch runs at the weaker
+    curve's 9.2-epoch value); seeds shared across cells. Truth: the same interpolation on the true means."""
+    grid = np.array(EPOCH_GRID)
+    target_mean = float(_curve(9.2))
+    truth = float(est.epochs_to_reach(grid, _curve(grid), target_mean))
+    rows = []
+    for n in ns:
+        hit = []
+        for _ in range(campaigns):
+            seed_effect = rng.normal(0, SEED_SD, n)
+            curve = {e: _curve(e) + seed_effect + rng.normal(0, RUN_SD, n) for e in grid}
+            target = target_mean + seed_effect + rng.normal(0, RUN_SD, n)
+            seeds = {e: np.arange(n) for e in grid}
+            eq = est.equivalent_epochs(curve, target, resamples=resamples, seed=int(rng.integers(1 << 30)),
+                                       curve_seeds=seeds, target_seeds=np.arange(n), min_runs=0)
+            hit.append(eq.epochs.covers(truth))
+        rows.append(Row("equivalent epochs (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns,
+                        refused=n < est.MIN_RUNS_EQUIVALENT_EPOCHS))
+    return rows
