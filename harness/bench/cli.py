@@ -111,6 +111,12 @@ def bench_adaptive(args) -> int:
     print(f"true difference 0: decided better or worse in {100 * (null.share(BETTER) + null.share(WORSE)):.1f}% "
           f"(level {100 * rule.alpha:g}%), equal in {100 * null.share(EQUAL):.1f}%, "
           f"{null.expected_seeds:.1f} seeds on average")
+    import numpy as np
+    effect = simulate(args.delta, sd, rule, args.workers, args.campaigns, seed=0)
+    for label, sim in ((f"true difference {args.delta:g}", effect), ("true difference 0", null)):
+        t = sim.seeds_trained
+        print(f"seeds trained, {label}: mean {t.mean():.1f}, median {np.median(t):.0f}, "
+              f"90th percentile {np.percentile(t, 90):.0f}, max {t.max()}")
     return 0
 
 
