@@ -21,7 +21,8 @@ def grid(preset: str, base: Base) -> list[Cell]:
 
 
 def std_comparisons(c: LoadedCampaign, mask: np.ndarray, cell: str) -> list[dict]:
-    """Pitman-Morgan tests of equal variance between TTA levels of the same runs, Holm-adjusted."""
+    """Pitman-Morgan tests of equal variance between TTA levels of the same runs, Holm-adjusted within
+    the cell (family: its three TTA-level pairs)."""
     pairs = list(itertools.combinations(LEVELS, 2))
     tests = [stats.pitman_morgan(c.runs.loc[mask, f"acc_tta{b}"].to_numpy(), c.runs.loc[mask, f"acc_tta{a}"].to_numpy())
              for a, b in pairs]
@@ -65,7 +66,7 @@ def report(c: LoadedCampaign) -> list[Block]:
         diff_text += "\n\n" + figure_block(dfig, "Mean accuracy gained between TTA levels on the same runs (percentage "
                                                  "points), with paired 95% t-intervals.")
     diff_text += ("\n\nStandard deviations: Pitman–Morgan test of equal variances for paired samples, "
-                  "Holm-adjusted over the table.\n\n" + markdown_table(std_rows))
+                  "Holm-adjusted within each cell (family: the 3 TTA-level pairs of that cell's runs, not the whole table).\n\n" + markdown_table(std_rows))
     return [text, diff_text, *table[1:], *blocks]
 
 

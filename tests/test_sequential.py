@@ -19,7 +19,7 @@ DIFF_SD = RUN_SD * math.sqrt(2)     # paired difference of two independent runs
 
 def monitored(d: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The CS at every look t = min_seeds..M (every t: stricter than looking after every round)."""
-    mean, lower, upper = confidence_sequence(d, rule.rho2, rule.alpha)
+    mean, lower, upper = rule.sequence(d)
     looks = slice(rule.min_seeds - 1, rule.max_seeds)
     return mean[:, looks], lower[:, looks], upper[:, looks]
 
@@ -27,14 +27,15 @@ def monitored(d: np.ndarray, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.nda
 # --------------------------------------------------------------------------- exact values
 
 def test_boundary_at_t_matches_hand_computation():
-    # t = 20, s = 0.3, rho^2 = 0.1, alpha = 0.05 (two-sided: 0.025 in the log):
-    # 2(t rho^2 + 1)/(t^2 rho^2) = 2*3/40 = 0.15; log(sqrt(3)/0.025) = log(69.2820323) = 4.2381853;
-    # 0.15 * 4.2381853 = 0.6357278; sqrt = 0.7973254; times s: 0.2391976
-    assert cs_margin(20, 0.3, 0.1, 0.05) == pytest.approx(0.2391976, abs=1e-7)
+    # t = 20, s = 0.3, rho^2 = 0.1, alpha = 0.05 (two-sided, Waudby-Smith et al. Thm 2.2: alpha in the log;
+    # it was alpha/2 = 0.025 here, a 97.5% sequence labelled 95%):
+    # 2(t rho^2 + 1)/(t^2 rho^2) = 2*3/40 = 0.15; log(sqrt(3)/0.05) = log(34.6410162) = 3.5450382;
+    # 0.15 * 3.5450382 = 0.5317557; sqrt = 0.7292158; times s: 0.2187647
+    assert cs_margin(20, 0.3, 0.1, 0.05) == pytest.approx(0.2187647, abs=1e-7)
     # mean and ddof-1 std of these five: 0.16 and sqrt(0.212/4) = 0.2302173
     d = np.array([0.1, 0.3, -0.2, 0.4, 0.2])
     mean, lower, upper = confidence_sequence(d, rho2=0.1)
-    half = 0.2302173 * math.sqrt(2 * 1.5 / 2.5 * math.log(math.sqrt(1.5) / 0.025))
+    half = 0.2302173 * math.sqrt(2 * 1.5 / 2.5 * math.log(math.sqrt(1.5) / 0.05))
     assert mean[-1] == pytest.approx(0.16)
     assert (lower[-1], upper[-1]) == pytest.approx((0.16 - half, 0.16 + half), abs=1e-6)
     assert np.isnan(lower[0]) and np.isnan(upper[0])
@@ -45,12 +46,12 @@ def test_rho_is_the_one_that_makes_the_boundary_tightest_at_t_star():
         rho2 = rho2_for(t_star, alpha)
         numeric = optimize.minimize_scalar(lambda r: cs_margin(t_star, 1.0, r, alpha), bounds=(1e-6, 50),
                                            method="bounded", options={"xatol": 1e-10}).x
-        a = alpha / 2
+        a = alpha
         lambert = (-special.lambertw(-a * a / math.e, k=-1).real - 1) / t_star
         assert rho2 == pytest.approx(numeric, rel=1e-4)
         assert rho2 == pytest.approx(lambert, rel=1e-10)
     # the paper's closed-form approximation is close
-    approx = (2 * math.log(40) + math.log(1 + 2 * math.log(40))) / 32
+    approx = (2 * math.log(20) + math.log(1 + 2 * math.log(20))) / 32
     assert rho2_for(32) == pytest.approx(approx, rel=0.05)
 
 
@@ -152,7 +153,7 @@ def test_decision_outcomes_on_constructed_data():
 def test_vectorised_rule_agrees_with_one_comparison_at_a_time():
     rule = Rule(precision=0.08, max_seeds=60, min_seeds=8)
     d = np.random.default_rng(6).normal(0.05, 0.2, size=(300, 60))
-    used, code = first_decision(*confidence_sequence(d, rule.rho2), rule)
+    used, code = first_decision(*rule.sequence(d), rule)
     one_by_one = [decide(str(i), row, rule) for i, row in enumerate(d)]
     assert [(s.seeds_used, s.outcome) for s in one_by_one] == [(int(u), OUTCOMES[c]) for u, c in zip(used, code)]
     assert {OUTCOMES[c] for c in code} >= {BETTER, EQUAL}
@@ -244,7 +245,7 @@ def test_replay_rebuilds_the_rounds_from_stored_differences():
 def test_equal_fires_when_the_sequence_is_narrower_than_2p_and_not_otherwise():
     rule = Rule(precision=0.05, max_seeds=30, min_seeds=5)
     d = np.array([1.0, -1.0, 0.5, -0.5, 0.0])             # mean 0: the sequence never excludes 0
-    _, lower, upper = confidence_sequence(d, rule.rho2)
+    _, lower, upper = rule.sequence(d)
     width = upper[-1] - lower[-1]                          # scales with the differences
     for ratio, outcome in ((1.5, EQUAL), (1.98, EQUAL), (2.02, RUNNING), (3.0, RUNNING)):
         state = decide("x", d * ratio * rule.precision / width, rule)

@@ -178,7 +178,7 @@ def test_minimum_detectable_difference_solves_the_noncentral_t_power():
     nc = d / (1.0 / np.sqrt(10))
     crit = st.t.ppf(0.975, 9)
     assert st.nct.sf(crit, 9, nc) + st.nct.cdf(-crit, 9, nc) == pytest.approx(0.8, abs=1e-6)
-    unpaired = stats.minimum_detectable_difference(1.0, 10, paired=False)
+    unpaired = stats.minimum_detectable_difference(1.0, 10, paired=False, welch=False)   # pooled-df t-test
     nc = unpaired / np.sqrt(2 / 10)
     crit = st.t.ppf(0.975, 18)
     assert st.nct.sf(crit, 18, nc) + st.nct.cdf(-crit, 18, nc) == pytest.approx(0.8, abs=1e-6)

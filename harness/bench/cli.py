@@ -5,6 +5,7 @@
     python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
     python -m harness.bench store [--runs 60000] [--examples 10000]
     python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
+    python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
 """
 from __future__ import annotations
 
@@ -110,7 +111,27 @@ def bench_adaptive(args) -> int:
     print(f"true difference 0: decided better or worse in {100 * (null.share(BETTER) + null.share(WORSE)):.1f}% "
           f"(level {100 * rule.alpha:g}%), equal in {100 * null.share(EQUAL):.1f}%, "
           f"{null.expected_seeds:.1f} seeds on average")
+    import numpy as np
+    effect = simulate(args.delta, sd, rule, args.workers, args.campaigns, seed=0)
+    for label, sim in ((f"true difference {args.delta:g}", effect), ("true difference 0", null)):
+        t = sim.seeds_trained
+        print(f"seeds trained, {label}: mean {t.mean():.1f}, median {np.median(t):.0f}, "
+              f"90th percentile {np.percentile(t, 90):.0f}, max {t.max()}")
     return 0
+
+
+def bench_coverage(quick: bool, seed: int) -> int:
+    """Simulated campaigns with a known truth: how often each interval a report prints covers it, and
+    how often each adaptive decision errs, at the n reports use (harness.stats.coverage)."""
+    from harness.stats import coverage
+    t0 = time.perf_counter()
+    rows = coverage.coverage_table(quick=quick, seed=seed)
+    print(coverage.render(rows))
+    bad = [r for r in rows if not r.ok and not r.refused]
+    print(f"{len(rows)} rows, {len(bad)} out of tolerance (coverage: within 2% + 2 MC errors of nominal; "
+          f"sequences: at least that; error rates: at most nominal + 2 MC errors); "
+          f"{'quick, ' if quick else ''}{time.perf_counter() - t0:.0f}s")
+    return 1 if bad else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,12 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--min-seeds", type=positive_int, default=10, help="default 10")
     d.add_argument("--workers", type=positive_int, default=2, help="default 2")
     d.add_argument("--campaigns", type=positive_int, default=4000, help="simulated campaigns (default 4000)")
+    v = sub.add_parser("coverage", help="simulated coverage of every interval and decision a report prints, "
+                       "at the n reports use (truth known): quantity, n, nominal, achieved, Monte Carlo error")
+    v.add_argument("--quick", action="store_true", help="fewer simulated campaigns (seconds; what the tests run)")
+    v.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     c = sub.add_parser("cli", help="seconds the CLI takes to answer --help and a bad study file, beside "
                        "the import time of torch and Ray")
     c.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per command (default 5)")
     args = p.parse_args(argv)
     if args.what == "cli":
         return bench_cli(args.repeats)
+    if args.what == "coverage":
+        return bench_coverage(args.quick, args.seed)
     if args.what == "adaptive":
         return bench_adaptive(args)
     if args.what == "store":

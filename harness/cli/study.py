@@ -46,7 +46,7 @@ def build_parser() -> Parser:
                         "with its baseline get seeds in rounds until each is decided (anytime-valid)")
     p.add_argument("--precision", type=positive_float,
                    help="with --until decided: P in points; a comparison whose confidence sequence is "
-                        "narrower than 2P is decided equal (default: the study file's [adaptive] table)")
+                        "lying wholly inside [−P, P] is decided equal (default: the study file's [adaptive] table)")
     p.add_argument("--max-seeds", type=positive_int,
                    help="with --until decided: M, the seeds after which a comparison is undecided")
     p.add_argument("--min-seeds", type=positive_int,
@@ -134,8 +134,7 @@ class Target:
             extra["study_file"] = experiment.manifest_entry(self.file, text, studyfile.parse_set(args.set),
                                                             args.method)
         if self.rule is not None:
-            extra["adaptive"] = {"precision": self.rule.precision, "max_seeds": self.rule.max_seeds,
-                                 "min_seeds": self.rule.min_seeds, "alpha": self.rule.alpha, "workers": workers}
+            extra["adaptive"] = {**self.rule.record(), "workers": workers}   # fixed from the first round on
         return extra
 
 
@@ -187,7 +186,8 @@ def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     try:
-        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds))
+        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds),
+                               comparisons=len(sf.comparisons))       # Bonferroni over the study's comparisons
     except ValueError as exc:
         raise UserError(f"--until decided: {exc}") from None
 
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     out, root = args.out or Path("results") / study.name, args.store
     try:
         check_out(out, root, study.name, target.preset)
+        if target.rule is not None:
+            from harness.run.adaptive import check_rule
+            check_rule(out, target.rule)
         if args.dry_run:
             return dry_run(target, args, out, root)
     except (UserError, store.StoreError) as exc:

@@ -1,8 +1,11 @@
 """Compare two campaigns cell by cell (two study folders, or two method versions in one folder or
 store); the command line is ``harness.cli.compare``.
 
-Each cell present on both sides is compared at one TTA level, B − A, paired by seed over the
-seeds both sides have (same seed, same init/order/augmentation streams), Welch's test otherwise;
+Each cell present on both sides is compared at one TTA level, B − A: paired by seed only when the
+two sides hold exactly the same seeds for that cell (same seed, same init/order/augmentation
+streams), otherwise Welch's test on every run of both sides (pairing the shared seeds alone would
+silently drop the other runs: 100 runs a side sharing 3 seeds would be judged on 3 pairs). The means
+shown are over exactly the runs the difference uses, and each row says how it was compared.
 p-values are Holm-adjusted over the table. The report goes to ``--out`` (default: a folder under
 results/compare/).
 """
@@ -57,21 +60,34 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
     return tuple(side(store.load_records(f), f, str(f)) for f in folders)
 
 
+def pairing(seeds_a, seeds_b) -> tuple[bool, str]:
+    """Whether a cell's two sides are paired by seed (exactly the same seeds on both), and how the row
+    says it was compared."""
+    sa, sb = set(seeds_a), set(seeds_b)
+    if sa == sb:
+        return True, f"paired: both sides hold the same {len(sa)} seeds"
+    shared = len(sa & sb)
+    return False, (f"Welch on all {len(sa)} + {len(sb)} runs (the sides share {shared} of their seeds; "
+                   f"pairing them would drop {len(sa) + len(sb) - 2 * shared} runs)" if shared else
+                   f"Welch on all {len(sa)} + {len(sb)} runs (no shared seeds)")
+
+
 def compare_cells(a: Side, b: Side, level: int) -> list[Comparison]:
     column = f"acc_tta{level}"
     out = []
     for cell in [c for c in dict.fromkeys(a.runs["cell"]) if c in set(b.runs["cell"])]:
-        xa = a.runs.loc[a.runs["cell"] == cell, ["seed", column]]
-        xb = b.runs.loc[b.runs["cell"] == cell, ["seed", column]]
-        both = xa.merge(xb, on="seed", suffixes=("_a", "_b"))
-        if len(both) >= 2:
-            result = stats.paired(both[f"{column}_b"].to_numpy(), both[f"{column}_a"].to_numpy())
+        xa = a.runs.loc[a.runs["cell"] == cell, ["seed", column]].sort_values("seed")
+        xb = b.runs.loc[b.runs["cell"] == cell, ["seed", column]].sort_values("seed")
+        is_paired, how = pairing(xa["seed"], xb["seed"])
+        if is_paired and len(xa) >= 2:
+            result = stats.paired(xb[column].to_numpy(), xa[column].to_numpy())
         elif len(xa) >= 2 and len(xb) >= 2:
             result = stats.welch(xb[column].to_numpy(), xa[column].to_numpy())
         else:
             continue
-        out.append(Comparison({"cell": cell, "A mean %": pct(xa[column].mean()), "B mean %": pct(xb[column].mean())},
-                              f"{cell}: B − A", result))
+        # every run of each side is in the difference (paired: the same seeds on both), so the means are too
+        out.append(Comparison({"cell": cell, "A mean %": pct(xa[column].mean()), "B mean %": pct(xb[column].mean()),
+                               "how": how}, f"{cell}: B − A", result))
     return out
 
 
@@ -79,8 +95,9 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison]) -> str:
     only_a = sorted(set(a.runs["cell"]) - set(b.runs["cell"]))
     only_b = sorted(set(b.runs["cell"]) - set(a.runs["cell"]))
     lines = ["# Comparison: B − A", "", f"- **A:** {a.name} ({len(a.runs)} runs)", f"- **B:** {b.name} ({len(b.runs)} runs)",
-             f"- **Accuracy:** TTA level {level}, differences in points, B − A; paired by seed where both "
-             "sides hold the seed, Welch's test otherwise.", ""]
+             f"- **Accuracy:** TTA level {level}, differences in points, B − A; paired by seed only where the "
+             "two sides hold exactly the same seeds for a cell, otherwise Welch's test on every run of both sides "
+             "(each row says which); the means are over exactly the runs the difference uses.", ""]
     if comparisons:
         blocks = comparison_table(comparisons, family=f"every cell held by both sides, TTA {level}")
         lines += [b for b in blocks if isinstance(b, str)]

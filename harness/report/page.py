@@ -25,8 +25,8 @@ def ci(e: Estimate, digits: int = 2, scale: float = 100.0) -> str:
         return f"{scale * v:.{digits}f}"
     if not np.isfinite(e.value):
         return "n/a"
-    if np.isnan(e.low) or np.isnan(e.high):
-        return num(e.value)
+    if np.isnan(e.low) or np.isnan(e.high):     # refused: below the n where its coverage holds, or tied runs
+        return f"{num(e.value)} [n too small]"
     low = "−∞" if e.low == -np.inf else num(e.low)
     high = "∞" if e.high == np.inf else num(e.high)
     return f"{num(e.value)} [{low}, {high}]"

@@ -39,12 +39,22 @@ def compare(c: LoadedCampaign, mask_a: np.ndarray, mask_b: np.ndarray, level_a: 
 
 def precision_of(comp: Comparison) -> ComparisonPrecision:
     r = comp.result
-    n = r.n if r.paired else r.n // 2
-    return ComparisonPrecision(comp.name, r.n, r.paired, r.sd, r.diff.half_width,
-                               stats.minimum_detectable_difference(r.sd, n, paired=r.paired))
+    if r.paired:
+        detectable = stats.minimum_detectable_difference(r.sd, r.n, paired=True)
+    else:       # Welch's test on the group sizes it had (unequal groups: not the equal-n formula)
+        detectable = stats.minimum_detectable_difference(r.sd, r.n_a or r.n // 2, paired=False,
+                                                         n_b=r.n_b or r.n // 2)
+    return ComparisonPrecision(comp.name, r.n, r.paired, r.sd, r.diff.half_width, detectable)
 
 
-def comparison_table(comparisons: list[Comparison], family: str, primary: str | None = None) -> list[Block]:
+AFTER_STOPPING = ("Fixed-n t-tests are **not valid after optional stopping**: the seeds were added until a "
+                  "confidence sequence decided, so a t-test on the runs that stopping left rejects a true null "
+                  "too often and overstates the differences it decides (winner's curse). The verdict is the "
+                  "confidence sequences; the differences here are descriptive only, with no p-values.")
+
+
+def comparison_table(comparisons: list[Comparison], family: str, primary: str | None = None,
+                     optional_stopping: bool = False) -> list[Block]:
     """A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
     the study's primary comparison, if named here, is left out of the family and labelled unadjusted."""
     is_primary = [primary is not None and comp.name == primary for comp in comparisons]
@@ -54,15 +64,23 @@ def comparison_table(comparisons: list[Comparison], family: str, primary: str | 
     rows = []
     for comp, prim, adj in zip(comparisons, is_primary, adjusted):
         r = comp.result
+        if optional_stopping:
+            rows.append({**comp.labels, "difference (pts), descriptive": f"{100 * r.diff.value:+.3f}"
+                         if np.isfinite(r.diff.value) else "n/a",
+                         "runs": f"{n_text(r.n)} pairs" if r.paired else f"{n_text(r.n)} runs"})
+            continue
         rows.append({**comp.labels, "difference (pts) [95% CI]": ci(r.diff, 3),
                      "test": f"paired, {n_text(r.n)} pairs" if r.paired else f"Welch, {n_text(r.n)} runs",
                      "r": f"{r.correlation:.2f}" if np.isfinite(r.correlation) else "–",
                      "t": f"{r.t:.2f}" if np.isfinite(r.t) else "n/a", "p": p_text(r.p),
                      "Holm p": "primary (unadjusted)" if prim else (p_text(adj) if family_size > 1 else "–")})
+    pre = (f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
+           "is reported unadjusted, outside the family")
     note = (f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
-            + (f"; the primary comparison ({primary}) is declared in advance and reported unadjusted."
-               if any(is_primary) else ".")) if family_size > 1 else \
-        ("One test in this table: no adjustment." + (f" Primary comparison: {primary}." if any(is_primary) else ""))
+            + (f"; {pre}." if any(is_primary) else ".")) if family_size > 1 else \
+        ("One test in this table: no adjustment." + (f" {pre[0].upper()}{pre[1:]}." if any(is_primary) else ""))
+    if optional_stopping:
+        return [markdown_table(rows) + "\n\n" + AFTER_STOPPING]
     return [markdown_table(rows) + "\n\n" + note] + [precision_of(comp) for comp in comparisons
                                                      if np.isfinite(comp.result.sd)]
 
@@ -198,7 +216,8 @@ def epochs_text(eq: stats.EquivalentEpochs, reference: float | None = None) -> s
         point = f"not reached within the grid ({point})"
     outside = (e.value == np.inf and e.low >= eq.grid[-1]) or (e.value == -np.inf and e.high <= eq.grid[0])
     if np.isnan(e.low):
-        return f"{point} (no interval: fewer than {stats.MIN_BOOTSTRAP_RUNS} runs per cell)"
+        return (f"{point} [n too small: the interval needs {stats.MIN_RUNS_EQUIVALENT_EPOCHS} runs per cell, where its "
+                f"measured coverage reaches 93%]")
     if outside:
         return point
     return f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"

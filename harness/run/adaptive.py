@@ -16,6 +16,7 @@ import pandas as pd
 from harness import store
 from harness.stats import sequential
 from harness.run.campaign import Summary
+from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.spec.studyfile import StudyFile
 
@@ -41,6 +42,25 @@ def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
             for cell, baseline in sf.comparisons}
 
 
+def recorded_rule(out) -> sequential.Rule | None:
+    """The rule the study folder's manifest fixed at its first adaptive round, if any."""
+    if not (out / "manifest.json").exists():
+        return None
+    entry = store.read_manifest(out).get("adaptive")
+    return sequential.Rule.from_record(entry) if entry else None
+
+
+def check_rule(out, rule: sequential.Rule) -> None:
+    """The stopping rule (α, P, min, max, ρ, k) is fixed at the first round: a resume that asks for
+    another one is refused (UserError, exit 2), since the sequences' guarantee needs the rule chosen
+    before the data; the workers may change."""
+    kept = recorded_rule(out)
+    if kept is not None and kept.record() != rule.record():
+        raise UserError(f"{out} was started with the rule {kept.short()}; this run asks for {rule.short()}: "
+                        f"the stopping rule is fixed at the first round (rerun with the first rule, or start a new "
+                        f"study folder with --out)")
+
+
 def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
     """Seeds each cell needs so that every comparison has ``counts[name]`` paired seeds."""
     per_cell = {sf.baseline.label: max(counts.values(), default=0)}
@@ -63,6 +83,7 @@ def run_adaptive(sf: StudyFile, rule: sequential.Rule, out, workers: int,
                  train_round: Callable[[dict[str, int]], Summary], on_round=None) -> Summary:
     """Rounds until no comparison is running. ``train_round(seeds per cell)`` trains whatever of that
     grid the store lacks (a campaign), ``on_round(states)`` reports progress."""
+    check_rule(out, rule)
     total = Summary(planned=0, skipped=0, slots=workers)
     previous: dict[str, int] | None = None
     while True:

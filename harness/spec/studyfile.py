@@ -15,7 +15,7 @@
     # lr = [9.0, 11.5, 14.0]
 
     [adaptive]                            # optional: decide comparisons with as few seeds as possible
-    precision = 0.05                      # points: "equal" when the sequence is narrower than ±P
+    precision = 0.05                      # points: "equal" when the whole sequence lies inside [-P, P]
     max_seeds = 400
 
 Every mistake raises :class:`StudyFileError` with one line naming the file, the key and what was

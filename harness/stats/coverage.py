@@ -1,0 +1,255 @@
+"""The harness checks its own statistics: simulated campaigns whose truth is known, at the numbers of
+runs reports use, and how often each interval covers the truth (or each decision errs).
+
+Generative model, shaped like airbench runs (accuracies as fractions):
+
+- per test example x a difficulty b_x ~ Normal(3.2, 1.8) on the logit scale (about 7% mean error, many
+  examples always right, a few hard ones); per run a run effect u ~ Normal(0, 0.01) (the distribution-
+  wise part); a run is right on x with probability sigmoid(b_x + u). Used for the distribution-wise
+  variance (Paper B, Eq. 3), whose truth Var_u(E_b[sigmoid(b + u)]) is computed by quadrature.
+- run accuracies of a cell: μ_cell + s_seed + e, with a per-seed effect s ~ Normal(0, 0.0008) shared
+  by every cell trained with that seed and run noise e ~ Normal(0, 0.0012) (test-set std ≈ 0.14%):
+  per-cell means, paired differences, Welch, the std.
+- calibration: an ensemble that is class-wise calibrated by construction (labels drawn from the
+  same per-example class distribution p(x) ~ Dirichlet(0.3) the runs predict from): the disagreement −
+  error gap is 0 in expectation over test examples.
+- adaptive decisions: per-seed differences in points, variant j − baseline for k variants that share
+  the baseline's run (so they are correlated), each sequence at α/k.
+
+Each row: quantity, n, nominal, achieved, Monte Carlo error sqrt(p(1−p)/campaigns) and whether it is
+within tolerance: for an interval |achieved − nominal| ≤ 2% + 2·MC error (or only the lower side for
+a sequence, which is conservative by design); for an error rate achieved ≤ nominal + 2·MC error. A
+row below the n where a report refuses the interval is marked "refused" (it is measured, and shown,
+but no report prints it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.stats import estimators as est
+from harness.stats import sequential as seq
+
+COVERAGE, AT_LEAST, AT_MOST = "coverage", "at least", "at most"
+
+
+@dataclass(frozen=True)
+class Row:
+    quantity: str
+    n: str
+    nominal: float
+    achieved: float
+    campaigns: int
+    kind: str = COVERAGE
+    refused: bool = False          # the report prints "n too small" here instead of the interval
+
+    @property
+    def mc_error(self) -> float:
+        p = min(max(self.achieved, 1 / self.campaigns), 1 - 1 / self.campaigns)
+        return float(np.sqrt(p * (1 - p) / self.campaigns))
+
+    @property
+    def ok(self) -> bool:
+        slack = 2 * self.mc_error
+        if self.kind == AT_MOST:
+            return self.achieved <= self.nominal + slack
+        if self.kind == AT_LEAST:
+            return self.achieved >= self.nominal - 0.02 - slack
+        return abs(self.achieved - self.nominal) <= 0.02 + slack
+
+    def cells(self) -> list[str]:
+        target = {COVERAGE: "", AT_LEAST: "≥ ", AT_MOST: "≤ "}[self.kind]
+        verdict = "refused (n too small)" if self.refused else ("ok" if self.ok else "OUT")
+        return [self.quantity, self.n, f"{target}{100 * self.nominal:.1f}%", f"{100 * self.achieved:.1f}%",
+                f"{100 * self.mc_error:.1f}%", verdict]
+
+
+SEED_SD, RUN_SD = 0.0008, 0.0012
+
+
+def _runs(rng, campaigns: int, cells: int, n: int, means=None) -> np.ndarray:
+    """(campaigns, cells, n) run accuracies: μ_cell + per-seed effect shared across cells + run noise."""
+    mu = np.zeros(cells) if means is None else np.asarray(means, float)
+    return (0.94 + mu[None, :, None] + rng.normal(0, SEED_SD, (campaigns, 1, n))
+            + rng.normal(0, RUN_SD, (campaigns, cells, n)))
+
+
+def mean_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
+    rows = []
+    for n in ns:
+        x = _runs(rng, campaigns, 1, n)[:, 0]
+        hit = [est.mean_ci(r).covers(0.94) for r in x]
+        rows.append(Row("per-cell mean (t)", str(n), 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+def paired_rows(rng, campaigns: int, ns=(3, 5, 10, 40), delta: float = 0.001) -> list[Row]:
+    rows = []
+    for n in ns:
+        x = _runs(rng, campaigns, 2, n, means=[delta, 0.0])
+        hit = [est.paired(a, b).diff.covers(delta) for a, b in zip(x[:, 0], x[:, 1])]
+        rows.append(Row("paired difference (t)", str(n), 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+def welch_rows(rng, campaigns: int, sizes=((5, 5), (40, 8), (10, 3)), delta: float = 0.001) -> list[Row]:
+    rows = []
+    for na, nb in sizes:
+        a = _runs(rng, campaigns, 1, na, means=[delta])[:, 0]
+        b = 0.94 + rng.normal(0, np.hypot(SEED_SD, RUN_SD) * 1.5, (campaigns, nb))    # unequal variances
+        hit = [est.welch(x, y).diff.covers(delta) for x, y in zip(a, b)]
+        rows.append(Row("Welch difference", f"{na} + {nb}", 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+def std_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
+    truth = np.hypot(SEED_SD, RUN_SD)
+    rows = []
+    for n in ns:
+        x = _runs(rng, campaigns, 1, n)[:, 0]
+        hit = [est.std_ci(r).covers(truth) for r in x]
+        rows.append(Row("std across runs (χ²)", str(n), 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+DIFFICULTY = (3.2, 1.8)
+RUN_EFFECT = 0.01
+
+
+def true_distribution_variance() -> float:
+    """Var_u(E_b[sigmoid(b + u)]) by Gauss-Hermite quadrature in b and u."""
+    z, w = np.polynomial.hermite_e.hermegauss(80)
+    w = w / w.sum()
+    b = DIFFICULTY[0] + DIFFICULTY[1] * z
+    m = (w[None, :] / (1 + np.exp(-(b[None, :] + RUN_EFFECT * z[:, None])))).sum(1)    # E_b at each u node
+    mean = (w * m).sum()
+    return float((w * (m - mean) ** 2).sum())
+
+
+def distribution_variance_rows(rng, campaigns: int, ns=(10, 50, 100), examples: int = 2000,
+                               resamples: int = 300) -> list[Row]:
+    truth = true_distribution_variance()
+    rows = []
+    for r in ns:
+        hit = []
+        for _ in range(campaigns):
+            b = rng.normal(*DIFFICULTY, examples)
+            u = rng.normal(0, RUN_EFFECT, (r, 1))
+            correct = rng.random((r, examples)) < 1 / (1 + np.exp(-(b[None, :] + u)))
+            hit.append(est.distribution_variance(correct, resamples=resamples, min_runs=0).variance.covers(truth))
+        rows.append(Row("distribution-wise variance (Eq. 3, bootstrap)", str(r), 0.95, float(np.mean(hit)), campaigns,
+                        refused=r < est.MIN_RUNS_DISTRIBUTION_VARIANCE))
+    return rows
+
+
+def calibrated_ensemble(rng, runs: int, examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions (runs, examples) and labels of a class-wise calibrated ensemble (10 classes)."""
+    p = rng.dirichlet(np.full(10, 0.3), examples)
+    cum = p.cumsum(1)
+    labels = (rng.random((examples, 1)) > cum).sum(1).clip(0, 9)
+    preds = (rng.random((runs, examples, 1)) > cum[None]).sum(2).clip(0, 9)
+    return preds.astype(np.uint8), labels
+
+
+def gap_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples: int = 200) -> list[Row]:
+    rows = []
+    for r in ns:
+        hit = []
+        for _ in range(campaigns):
+            preds, labels = calibrated_ensemble(rng, r, examples)
+            gp = est.group_predictions([(np.arange(r), preds)], labels, est.run_groups(r, 64))
+            hit.append(est.disagreement_gap(gp, resamples=resamples, seed=int(rng.integers(1 << 30))).covers(0.0))
+        rows.append(Row("disagreement − error (calibrated: 0)", str(r), 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+def family_differences(rng, campaigns: int, k: int, seeds: int, deltas=None, sd: float = 0.15) -> np.ndarray:
+    """(campaigns, k, seeds) per-seed differences in points, variant − baseline, the baseline's run
+    shared by all k comparisons; runs with sd ``sd`` points."""
+    deltas = np.zeros(k) if deltas is None else np.asarray(deltas, float)
+    base = rng.normal(0, sd, (campaigns, 1, seeds))
+    return deltas[None, :, None] + rng.normal(0, sd, (campaigns, k, seeds)) - base
+
+
+def sequence_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
+    """Coverage of one sequence under monitoring at every seed from min_seeds to M (the truth 0.1)."""
+    rule = seq.Rule(0.05, max_seeds)
+    d = family_differences(rng, campaigns, 1, max_seeds, deltas=[0.1])[:, 0]
+    _, lower, upper = rule.sequence(d)
+    t = np.arange(1, max_seeds + 1) >= rule.min_seeds
+    covered = ((lower[:, t] <= 0.1) & (upper[:, t] >= 0.1)).all(1)
+    return [Row("confidence sequence, every t ≥ 10 (conservative)", f"10..{max_seeds}", 0.95,
+                float(covered.mean()), campaigns, AT_LEAST)]
+
+
+def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
+    """Adaptive decisions: family-wise error with 10 null variants (each at α/10), and "equal within
+    ±0.05" at a true difference of 0.06."""
+    k = 10
+    rule = seq.Rule(0.05, max_seeds, comparisons=k)
+    d = family_differences(rng, campaigns, k, max_seeds)
+    mean, lower, upper = rule.sequence(d)
+    _, code = seq.first_decision(mean, lower, upper, rule)
+    wrong = np.isin(code, [seq.OUTCOMES.index(seq.BETTER), seq.OUTCOMES.index(seq.WORSE)]).any(1)
+    rows = [Row(f"adaptive: any of {k} null variants better/worse (FWER)", f"10..{max_seeds}", 0.05,
+                float(wrong.mean()), campaigns, AT_MOST)]
+    rule1 = seq.Rule(0.05, 400, min_seeds=10)
+    d = family_differences(rng, campaigns, 1, 400, deltas=[0.06], sd=0.1)[:, 0]
+    mean, lower, upper = rule1.sequence(d)
+    _, code = seq.first_decision(mean, lower, upper, rule1)
+    rows.append(Row("adaptive: \"equal within ±0.05\" at δ = 0.06", "10..400", 0.05,
+                    float(np.mean(code == seq.OUTCOMES.index(seq.EQUAL))), campaigns, AT_MOST))
+    return rows
+
+
+def coverage_table(quick: bool = False, seed: int = 0) -> list[Row]:
+    """Every row; ``quick``: fewer campaigns and examples (seconds, for the tests)."""
+    rng = np.random.default_rng(seed)
+    c = 200 if quick else 4000
+    heavy = 40 if quick else 400
+    rows = (mean_rows(rng, c) + paired_rows(rng, c) + welch_rows(rng, c) + std_rows(rng, c)
+            + gap_rows(rng, heavy, ns=(10,) if quick else (10, 40), examples=1000 if quick else 2000)
+            + distribution_variance_rows(rng, heavy, ns=(100,) if quick else (10, 50, 100),
+                                         examples=1000 if quick else 2000, resamples=200 if quick else 400)
+            + equivalent_epochs_rows(rng, heavy * 2, ns=(20,) if quick else (10, 20, 40),
+                                     resamples=200 if quick else 500)
+            + sequence_rows(rng, c) + decision_rows(rng, c))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    head = ["quantity", "n", "nominal", "achieved", "MC error", "verdict"]
+    table = [head] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+
+
+EPOCH_GRID = (4.0, 6.0, 8.0, 10.0, 12.0)
+
+
+def _curve(e) -> np.ndarray:
+    """Mean accuracy of the weaker variant after e epochs (saturating, like airbench's)."""
+    return 0.945 - 0.12 / np.asarray(e, float)
+
+
+def equivalent_epochs_rows(rng, campaigns: int, ns=(5, 10, 20), resamples: int = 500) -> list[Row]:
+    """Epochs the weaker variant needs to match a stronger one's mean (its 8-epoch runs at the weaker
+    curve's 9.2-epoch value); seeds shared across cells. Truth: the same interpolation on the true means."""
+    grid = np.array(EPOCH_GRID)
+    target_mean = float(_curve(9.2))
+    truth = float(est.epochs_to_reach(grid, _curve(grid), target_mean))
+    rows = []
+    for n in ns:
+        hit = []
+        for _ in range(campaigns):
+            seed_effect = rng.normal(0, SEED_SD, n)
+            curve = {e: _curve(e) + seed_effect + rng.normal(0, RUN_SD, n) for e in grid}
+            target = target_mean + seed_effect + rng.normal(0, RUN_SD, n)
+            seeds = {e: np.arange(n) for e in grid}
+            eq = est.equivalent_epochs(curve, target, resamples=resamples, seed=int(rng.integers(1 << 30)),
+                                       curve_seeds=seeds, target_seeds=np.arange(n), min_runs=0)
+            hit.append(eq.epochs.covers(truth))
+        rows.append(Row("equivalent epochs (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns,
+                        refused=n < est.MIN_RUNS_EQUIVALENT_EPOCHS))
+    return rows
