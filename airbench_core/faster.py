@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FLIP_MODES
-from .method import Method, run_key
+from .method import Method, deferred, run_key
 
 METHOD_NAME = "airbench96_faster"
 
@@ -188,10 +188,7 @@ class FasterConfig:
         return run_key(METHOD_NAME, self, seed)
 
 
-def train(config: FasterConfig, seed: int, data, device="cpu", save_logits: bool = False):
-    """One run (see ``airbench_core.faster_train.train``); torch loads on the first call only."""
-    from .faster_train import train as train_run
-    return train_run(config, seed, data, device, save_logits)
+train = deferred("airbench_core.faster_train", "train")   # torch loads on the first call only
 
 
 FIELD_HELP = {

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -42,6 +43,16 @@ class Method:
     def config(self, **overrides) -> Any:
         """The method's config with some fields changed (unknown names raise ValueError)."""
         return replace_fields(self.defaults, overrides)
+
+
+def deferred(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported on the first call: a method's config module can name its torch-heavy
+    training code without importing it (and without an import cycle between the two modules)."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{module}.{name}``, imported on first use."
+    return call
 
 
 def replace_fields(config: Any, changes: Mapping[str, Any]) -> Any:

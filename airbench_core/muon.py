@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FLIP_MODES
-from .method import Method, run_key
+from .method import Method, deferred, run_key
 
 METHOD_NAME = "airbench94_muon"
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -218,10 +218,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def train(config: MuonConfig, seed: int, data, device="cpu", save_logits: bool = False, pool=None):
-    """One airbench94_muon run -> ``airbench_core.train.RunResult`` (see ``muon_train.train``)."""
-    from .muon_train import train as train_run
-    return train_run(config, seed, data, device, save_logits, pool)
+train = deferred("airbench_core.muon_train", "train")   # torch loads on the first call only
 
 
 _HERE = Path(__file__).resolve().parent
