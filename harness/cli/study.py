@@ -210,9 +210,26 @@ def planned_slots(args) -> tuple[int, str]:
     if args.workers:
         return args.workers, "--workers"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    gpus = len([d for d in visible.split(",") if d.strip()]) if visible else planning.local_gpus()
+    gpus = len([d for d in visible.split(",") if d.strip()]) if visible is not None else planning.local_gpus()
     return max(1, int(gpus / args.gpus_per_run)) if gpus else 1, \
         f"{gpus} GPU(s) on this machine" if gpus else "no GPU here; pass --workers to plan for a cluster"
+
+
+def planned_device(args, preset: str):
+    """The device class the campaign would train on: a GPU plan never prices itself from CPU runs."""
+    from harness.stats import planning
+    if args.device == "cpu":
+        return planning.Device("cpu")
+    models = [] if args.address else planning.local_gpu_models()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and models:
+        ids = [d.strip() for d in visible.split(",") if d.strip().isdigit()]
+        models = [models[int(i)] for i in ids if int(i) < len(models)] if ids else []
+    if models:
+        return planning.Device("gpu", models[0] if len(set(models)) == 1 else None)
+    if args.device == "auto" and preset == "smoke" and not args.address:
+        return planning.Device("cpu")       # a smoke campaign with no GPU here trains on this CPU
+    return planning.Device("gpu")
 
 
 def dry_run(target: Target, args, out: Path, root: Path) -> int:
@@ -223,16 +240,21 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     seeds = first_round(target, root, out, slots) if target.rule else args.seeds
     plan = campaign.plan(target.study, target.preset, seeds, root)
     records = store.load_records(root) if (root / "store.json").exists() else store.empty_frame()
+    device = planned_device(args, target.preset)
+    same = planning.comparable(records, target.preset, device, plan.specs)
+    runs = same.runs if len(same.runs) else None
     print(f"{target.study.name} ({target.preset} preset), store {root}, output {out}")
+    print(f"plan for: {device.describe()}; seconds and sd from {same.source}")
     if target.rule:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    print(planning.cost_line(plan.todo, records, slots, why))
+    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source))
+    from_ = "of the same method, preset and device"
     if target.rule:
-        print(planning.adaptive_lines(target.rule, records, slots))
+        print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
     else:
-        print(planning.planned_precision(args.seeds, records if len(records) else None).line())
+        print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
     return 0
 
 
