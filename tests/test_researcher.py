@@ -24,6 +24,13 @@ def put_runs(root, study, seeds, preset="smoke", n=1000, device="cpu", wall=60.0
     return runs
 
 
+def file_study(path="studies/examples/smoke_half_epochs.toml"):
+    from harness.report.experiment import as_study
+    from harness.spec import studyfile
+    from tests.helpers import ROOT
+    return as_study(studyfile.load(str(ROOT / path)))
+
+
 def dry_run(capsys, *args) -> str:
     from harness.cli.study import main
     assert main([*args, "--dry-run"]) == 0
@@ -62,3 +69,49 @@ def test_gpu_runs_of_the_same_preset_price_a_gpu_plan(tmp_path, capsys, monkeypa
     text = dry_run(capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a"))
     assert "36 runs of the same method and full preset on GPU (any model) in this store (NVIDIA H200)" in text
     assert "7164 of 7164 runs from runs of the same config" in text
+
+
+def test_one_store_holds_runs_on_two_test_sets_and_check_and_load_read_them_all(tmp_path, capsys):
+    """The README's two CPU examples (1,000 and 500 test images) into one store."""
+    from harness.cli.store import main as store_main
+    from harness.store.compact import compact
+    root = tmp_path / "store"
+    flip = find_study("flip_vs_alternating")
+    a = put_runs(root, flip, 2, n=1000)
+    b = put_runs(root, file_study(), 3, preset="file", n=500, seed=1)
+    for packed in (False, True):                 # single-run files, then packs
+        if packed:
+            compact(root)
+        assert store_main(["check", str(root)]) == 0
+        out = capsys.readouterr().out
+        assert "2 test sets: n_test=500: 6 runs, predictions (6, 3, 500); n_test=1000: 12 runs, predictions (12, 3, 1000)" in out
+        frame, preds = store.load(root)
+        assert len(frame) == 18 and set(preds) == {"n_test=1000", "n_test=500"}
+        for name, p in preds.items():
+            part = frame[frame["test_set"] == name]
+            assert p.shape == (len(part), 3, int(name.split("=")[1]))
+            truth = dict(zip(a["key"].tolist() + b["key"].tolist(),
+                             a["acc_tta2"].tolist() + b["acc_tta2"].tolist()))
+            for key, acc in zip(part["key"], part["acc_tta2"]):
+                assert acc == truth[key]
+        small, p500 = store.load(root, test_set=500)
+        assert len(small) == 6 and p500.shape == (6, 3, 500) and set(small["test_set"]) == {"n_test=500"}
+        assert store.load_records(root, test_set="n_test=1000")["key"].tolist() == sorted(a["key"])
+    with pytest.raises(store.StoreError, match="unknown test set"):
+        store.load(root, test_set="half")
+    # a study still counts only its own runs, on its one test set
+    mine = study_folder(tmp_path / "mine", root, file_study(), 3, "file")
+    frame, preds = store.load(mine)
+    assert len(frame) == 6 and preds.shape == (6, 3, 500) and set(frame["test_set"]) == {"n_test=500"}
+
+
+def study_folder(out, root, study, seeds, preset):
+    """A study folder counting ``seeds`` seeds of ``study`` from ``root`` (as a campaign writes it)."""
+    import os
+
+    from harness.run.campaign import study_keys
+    from harness.spec.grid import expand
+    manifest, _, _, labels = simulated_runs(study, seeds, preset)
+    store.write_manifest(out, {**manifest, "store": os.path.relpath(root, out)})
+    store.write_study_keys(out, study_keys(expand(study.cells(preset), seeds)))
+    return out

@@ -199,7 +199,7 @@ KILL_DURING_COMPACTION = """
 import os, signal, sys
 from pathlib import Path
 from harness.store import compact
-from harness import store
+from harness.store import runs as store     # the module compaction calls into
 where = sys.argv[2]
 if where == "before-remove":        # every pack written, none of the files it replaces removed yet
     real_remove = store.remove_durably
