@@ -115,3 +115,12 @@ def study_folder(out, root, study, seeds, preset):
     store.write_manifest(out, {**manifest, "store": os.path.relpath(root, out)})
     store.write_study_keys(out, study_keys(expand(study.cells(preset), seeds)))
     return out
+
+
+def test_smoke_results_default_to_their_own_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    root = str(tmp_path / "store")
+    smoke = dry_run(capsys, "flip_vs_alternating", "--seeds", "2", "--preset", "smoke", "--store", root)
+    full = dry_run(capsys, "flip_vs_alternating", "--seeds", "2", "--store", root)
+    assert f"output {'results/flip_vs_alternating-smoke'}\n" in smoke
+    assert f"output {'results/flip_vs_alternating'}\n" in full

@@ -52,7 +52,7 @@ def build_parser() -> Parser:
     p.add_argument("--min-seeds", type=positive_int,
                    help="with --until decided: no decision before this many seeds (default 10)")
     p.add_argument("--out", type=Path, help="the study's folder: manifest, key list, report, figures "
-                   "(default: results/NAME)")
+                   "(default: results/NAME, or results/NAME-smoke with --preset smoke)")
     p.add_argument("--store", type=Path, default=DEFAULT_STORE,
                    help=f"the run store shared by every study (default: {DEFAULT_STORE})")
     p.add_argument("--allow-mixed-versions", action="store_true",
@@ -137,6 +137,11 @@ class Target:
             extra["adaptive"] = {"precision": self.rule.precision, "max_seeds": self.rule.max_seeds,
                                  "min_seeds": self.rule.min_seeds, "alpha": self.rule.alpha, "workers": workers}
         return extra
+
+
+def default_out(name: str, preset: str) -> Path:
+    """results/NAME, and results/NAME-smoke for the smoke preset: a smoke study never blocks the real one."""
+    return Path("results") / (f"{name}-smoke" if preset == "smoke" else name)
 
 
 def is_study_file(name: str) -> bool:
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     from harness import store
     study = target.study
-    out, root = args.out or Path("results") / study.name, args.store
+    out, root = args.out or default_out(study.name, target.preset), args.store
     try:
         check_out(out, root, study.name, target.preset)
         if args.dry_run:
