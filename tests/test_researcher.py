@@ -105,16 +105,34 @@ def test_one_store_holds_runs_on_two_test_sets_and_check_and_load_read_them_all(
     assert len(frame) == 6 and preds.shape == (6, 3, 500) and set(frame["test_set"]) == {"n_test=500"}
 
 
-def study_folder(out, root, study, seeds, preset):
+def study_folder(out, root, study, seeds, preset, n=500, seed=1, **extra):
     """A study folder counting ``seeds`` seeds of ``study`` from ``root`` (as a campaign writes it)."""
     import os
 
     from harness.run.campaign import study_keys
     from harness.spec.grid import expand
-    manifest, _, _, labels = simulated_runs(study, seeds, preset)
-    store.write_manifest(out, {**manifest, "store": os.path.relpath(root, out)})
+    manifest, _, _, labels = simulated_runs(study, seeds if isinstance(seeds, int) else max(seeds.values()),
+                                            preset, n, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_manifest(out, {**manifest, "store": os.path.relpath(root, out), **extra})
     store.write_study_keys(out, study_keys(expand(study.cells(preset), seeds)))
+    store.write_labels(out, labels)
     return out
+
+
+def file_campaign(tmp_path, seeds=12, path="studies/examples/smoke_half_epochs.toml", adaptive=True):
+    """A study file's campaign of simulated runs (adaptive when asked), as the CLI leaves it."""
+    from harness.report.experiment import manifest_entry
+    from harness.spec import studyfile
+    from tests.helpers import ROOT
+    sf = studyfile.load(str(ROOT / path))
+    study, root = file_study(path), tmp_path / "store"
+    put_runs(root, study, seeds, preset="file", n=500, seed=1)
+    extra = {"study_file": manifest_entry(sf, (ROOT / path).read_text(), {}, None)}
+    if adaptive:
+        extra["adaptive"] = {"precision": sf.adaptive.precision, "max_seeds": sf.adaptive.max_seeds,
+                             "min_seeds": sf.adaptive.min_seeds, "alpha": 0.05, "workers": 2}
+    return study_folder(tmp_path / study.name, root, study, seeds, "file", **extra)
 
 
 def test_smoke_results_default_to_their_own_folder(tmp_path, capsys, monkeypatch):
@@ -124,3 +142,53 @@ def test_smoke_results_default_to_their_own_folder(tmp_path, capsys, monkeypatch
     full = dry_run(capsys, "flip_vs_alternating", "--seeds", "2", "--store", root)
     assert f"output {'results/flip_vs_alternating-smoke'}\n" in smoke
     assert f"output {'results/flip_vs_alternating'}\n" in full
+
+
+def test_a_study_files_report_has_a_forest_plot_and_its_confidence_sequences(tmp_path):
+    from harness.report.writer import write_report
+    out = file_campaign(tmp_path, seeds=12)
+    text = write_report(out).read_text()
+    figs = out / "figures"
+    for name in ("against_baseline", "confidence_sequences"):
+        assert f"(figures/{name}.png)" in text
+        assert (figs / f"{name}.png").stat().st_size > 5000
+        pdf = (figs / f"{name}.pdf").read_bytes()
+        assert (b"/CIDFontType2" in pdf or b"/TrueType" in pdf) and b"/Type3" not in pdf, "TrueType, not Type 3"
+    assert "★ and bold: the primary comparison (variant=half_epochs)" in text
+    assert "decision point" in text and re.search(r"\*Figure \d+: Each cell against the baseline", text)
+
+
+def test_figures_share_colours_across_a_report_and_skip_empty_series(tmp_path):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from harness.report import figures
+    figures.reset_colours()
+    assert figures.style("random") == figures.style("random") != figures.style("alternating")
+    assert figures.palette(["alternating", "random"])["random"] == figures.style("random")[0]
+    table = pd.DataFrame({"estimate": ["a", "a", "empty", "empty"], "TTA": [0, 1, 0, 1], "value": [1.0, 2.0] + [np.nan] * 2,
+                          "low": [0.5, 1.5, np.nan, np.nan], "high": [1.5, 2.5, np.nan, np.nan]})
+    seen = {}
+    real_save = figures.save
+
+    def spy(fig, *args, **kwargs):
+        seen["labels"] = figures._legend_entries(fig)[1]
+        seen["size"] = tuple(fig.get_size_inches())
+        plt.close(fig)
+        return "x.png"
+    figures.save = spy
+    try:
+        figures.estimate_lines(table, "TTA", "TTA", "std", tmp_path, "v", "t", "stamp")
+    finally:
+        figures.save = real_save
+    assert seen["labels"] == ["a"] and seen["size"][0] == figures.ONE_COLUMN
+
+
+def test_compare_draws_a_forest_plot_of_its_cells(tmp_path, capsys):
+    from harness.cli.compare import main as compare_main
+    a, b = file_campaign(tmp_path / "a", seeds=5, adaptive=False), file_campaign(tmp_path / "b", seeds=5, adaptive=False)
+    assert compare_main([str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    text = (tmp_path / "cmp" / "report.md").read_text()
+    assert "![B − A in TTA-2 accuracy" in text and "*Figure 1: B − A" in text
+    assert (tmp_path / "cmp" / "figures" / "compare_forest.png").exists()
+    assert (tmp_path / "cmp" / "figures" / "compare_forest.pdf").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness import store
 from harness.cli.common import Parser, UserError, fail
-from harness.report.compare import compare_cells, default_out, load_sides, render
+from harness.report.compare import compare_cells, default_out, forest_figure, load_sides, render
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or default_out(a, b)
         out.mkdir(parents=True, exist_ok=True)
         path = out / "report.md"
-        text = render(a, b, args.level, comparisons)
+        figure = forest_figure(out, a, b, args.level, comparisons) if comparisons else None
+        text = render(a, b, args.level, comparisons, figure)
         store.atomic_write(path, lambda tmp: tmp.write_text(text))
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))

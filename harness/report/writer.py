@@ -118,6 +118,8 @@ def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
 
 def render_report(c: LoadedCampaign, study) -> str:
     """The whole page. Several method versions in one store: each analysis per version."""
+    from harness.report.figures import reset_colours
+    reset_colours()                 # one colour per meaning across this report's figures
     sections = [header(c)]
     if not len(c.runs):
         sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
