@@ -192,3 +192,80 @@ def test_compare_draws_a_forest_plot_of_its_cells(tmp_path, capsys):
     assert "![B − A in TTA-2 accuracy" in text and "*Figure 1: B − A" in text
     assert (tmp_path / "cmp" / "figures" / "compare_forest.png").exists()
     assert (tmp_path / "cmp" / "figures" / "compare_forest.pdf").exists()
+
+
+def study_file_page(tmp_path):
+    from harness.cli.report import main as report_main
+    out = file_campaign(tmp_path, seeds=12)
+    assert report_main([str(out)]) == 0
+    return out / "report.html"
+
+
+def test_report_html_is_self_contained_with_figures_captions_sortable_tables_and_provenance(tmp_path):
+    import html.parser
+    page = study_file_page(tmp_path)
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text and "src=\"figures/" not in text, "nothing fetched"
+    figures = re.findall(r'<figure><img src="data:image/png;base64,([^"]+)"', text)
+    assert len(figures) == 2 and all(len(f) > 5000 for f in figures)
+    assert text.count("<figcaption>Figure ") == 2 and "<figcaption>Figure 1: Each cell against the baseline" in text
+    assert text.count('<table class="sortable">') >= 3 and "addEventListener(\"click\"" in text
+    for fact in ("Provenance", "Data:", "Method versions:", "Seeds:", "12 seeds (0–11)", "Store:", str(tmp_path / "store")):
+        assert fact in text
+
+    class Check(html.parser.HTMLParser):               # well formed: every opened block closed
+        def __init__(self):
+            super().__init__()
+            self.stack = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("img", "meta", "br"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack.pop() == tag
+    check = Check()
+    check.feed(text)
+    assert check.stack == []
+
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) { window.__errors.push(String(e.message)); });
+var realError = console.error; console.error = function (m) { window.__errors.push(String(m)); realError.apply(console, arguments); };
+window.addEventListener("load", function () {
+  var out = {errors: window.__errors.slice(), images: []};
+  document.querySelectorAll("figure img").forEach(function (img) {
+    out.images.push([img.naturalWidth, img.naturalHeight, img.getBoundingClientRect().width]);
+  });
+  var table = document.querySelectorAll("table.sortable")[0], th = table.tHead.rows[0].cells[COL];
+  var column = function () { return Array.from(table.tBodies[0].rows).map(function (r) { return r.cells[COL].textContent; }); };
+  out.before = column(); th.click(); out.ascending = column(); th.click(); out.descending = column();
+  out.errors = out.errors.concat(window.__errors.slice(out.errors.length));
+  var pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_html_in_headless_chromium_loads_renders_and_sorts(tmp_path):
+    import html as html_mod
+    import json
+    import subprocess
+    page = study_file_page(tmp_path)
+    probe = tmp_path / "probe.html"             # the page, with a probe that records errors, sizes and a sort
+    text = page.read_text()
+    probe.write_text(text.replace("<head>", "<head>" + PROBE.replace("COL", "3"), 1))
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000",
+                        "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
+    assert found, r.stderr[-2000:]
+    result = json.loads(html_mod.unescape(found.group(1)))
+    assert result["errors"] == []
+    assert len(result["images"]) == 2 and all(w > 300 and h > 200 and shown > 300 for w, h, shown in result["images"])
+    numbers = lambda col: [float(v.split()[0].replace("−", "-")) for v in col]
+    assert numbers(result["ascending"]) == sorted(numbers(result["before"]))
+    assert numbers(result["descending"]) == sorted(numbers(result["before"]), reverse=True)
+    assert "Uncaught" not in r.stderr
