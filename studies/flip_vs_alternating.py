@@ -115,4 +115,11 @@ def report(c: LoadedCampaign) -> list[Block]:
     return blocks
 
 
-STUDY = Study("flip_vs_alternating", __doc__.strip(), grid, report)
+def verdicts(c: LoadedCampaign) -> list:
+    """The primary comparison, alternating − random at TTA 2 and the primary epochs."""
+    from harness.report.verdicts import from_comparison
+    comps, primary = comparisons(c)
+    return [from_comparison(comp, "primary") for comp in comps if comp.name == primary]
+
+
+STUDY = Study("flip_vs_alternating", __doc__.strip(), grid, report, verdicts=verdicts)

@@ -269,3 +269,33 @@ def test_report_html_in_headless_chromium_loads_renders_and_sorts(tmp_path):
     assert numbers(result["ascending"]) == sorted(numbers(result["before"]))
     assert numbers(result["descending"]) == sorted(numbers(result["before"]), reverse=True)
     assert "Uncaught" not in r.stderr
+
+
+def test_the_terminal_ends_with_the_verdicts_table(tmp_path, capsys):
+    from harness.cli.study import print_verdicts
+    out = file_campaign(tmp_path, seeds=12)
+    print_verdicts(file_study(), out)
+    text = capsys.readouterr().out
+    assert text.startswith("verdicts (TTA-2 accuracy, points):")
+    row = next(line for line in text.splitlines() if line.startswith("variant=half_epochs − variant=baseline"))
+    assert re.search(r"primary, adaptive\s+-\d\.\d{3}\s+\[-\d\.\d{3}, [-+]\d\.\d{3}\]\s+worse\s+4$", row), row
+    fixed = file_campaign(tmp_path / "fixed", seeds=12, adaptive=False)
+    print_verdicts(file_study(), fixed)
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert re.search(r"primary\s+-1\.500\s+\[-2\.169, -0\.831\]\s+worse\s+12$", row), row
+
+
+def test_adaptive_rounds_count_each_run_once_and_bound_the_worst_case():
+    from harness.run.adaptive import add, worst_case_runs
+    from harness.run.campaign import Summary
+    from harness.stats import sequential
+    total = Summary(planned=0, skipped=0)
+    add(total, Summary(planned=8, skipped=2, trained=6))     # 2 runs were in the store before
+    add(total, Summary(planned=12, skipped=8, trained=4))    # the 8 of round 1 skipped again: not counted
+    add(total, Summary(planned=16, skipped=13, trained=3))   # one more was in the store before
+    assert (total.trained, total.skipped, total.planned) == (13, 3, 16)
+    rule = sequential.Rule(0.5, 20, min_seeds=4)
+    running = sequential.ComparisonState("a", 6, 6, sequential.RUNNING, 0, -1, 1, ())
+    done = sequential.ComparisonState("b", 8, 4, sequential.WORSE, -2, -3, -1, ())
+    assert worst_case_runs({"a": running, "b": done}, rule) == (20 - 6) + (20 - 8)
+    assert worst_case_runs({"b": done}, rule) == 0

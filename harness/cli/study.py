@@ -310,10 +310,30 @@ def main(argv: list[str] | None = None) -> int:
         from harness.report.writer import write_report
         try:
             path = write_report(out, study)
-            print(f"report: {path}", file=sys.stderr)
+            print(f"report: {path} (and {path.with_name('report.html')})", file=sys.stderr)
         except store.StoreError as exc:
             return fail(str(exc))
+    print_verdicts(study, out)
     return 1 if summary.failed else 0
+
+
+def human(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def print_verdicts(study: Study, out: Path) -> None:
+    """The campaign's answer on the terminal: primary and adaptive verdicts, a short table."""
+    if study.verdicts is None or not (out / "keys.json").exists():
+        return
+    from harness import store
+    from harness.report.verdicts import records_campaign, table
+    try:
+        text = table(study.verdicts(records_campaign(out)))
+    except (store.StoreError, ValueError, KeyError) as exc:    # a courtesy: the report has them too
+        text = f"verdicts unavailable ({type(exc).__name__}: {exc}); see the report"
+    if text:
+        print(text)
 
 
 def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.Summary:
@@ -366,11 +386,21 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
     print(f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
           f"{target.rule.describe()}", file=sys.stderr)
 
+    rounds = {"n": 0, "worst": 0, "seconds": 0.0, "trained": 0}
+
     def train_round(seeds: dict[str, int]) -> campaign.Summary:
-        return campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
-                            compact_at_end=False, progress=False, **common)
+        rounds["n"] += 1
+        per_run = rounds["seconds"] / rounds["trained"] if rounds["trained"] else None
+        eta = f", ~{human(rounds['worst'] * per_run)} at this pace" if per_run else ""
+        part = campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
+                            compact_at_end=False, progress=True, **common,
+                            progress_desc=f"round {rounds['n']} (worst case {rounds['worst']} runs left{eta})")
+        rounds["seconds"] += part.wall_seconds
+        rounds["trained"] += part.trained
+        return part
 
     def on_round(states) -> None:
+        rounds["worst"] = adaptive.worst_case_runs(states, target.rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 
     try:

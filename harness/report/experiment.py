@@ -24,7 +24,7 @@ FILE_PRESET = "file"   # a study file sets its own sizes: --preset applies to bu
 def as_study(sf: studyfile.StudyFile) -> Study:
     cells = list(sf.cells)
     return Study(sf.name, sf.description, grid=lambda preset, base: cells, report=partial(report, sf),
-                 presets=(FILE_PRESET,))
+                 presets=(FILE_PRESET,), verdicts=partial(verdicts, sf))
 
 
 def manifest_entry(sf: studyfile.StudyFile, text: str, overrides: dict, method: str | None) -> dict:
@@ -68,6 +68,27 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
             text += "\n\n" + sequences_figure(c, history[-1], rule)
         blocks.append(text)
     return blocks
+
+
+def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
+    """The primary comparison (fixed seeds) and, under --until decided, every comparison's decision."""
+    from harness.report.verdicts import Verdict, from_comparison
+    primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
+    adaptive = c.manifest.get("adaptive")
+    if adaptive:
+        rule = sequential.Rule(adaptive["precision"], adaptive["max_seeds"], min_seeds=adaptive["min_seeds"])
+        history = sequential.replay(differences(sf, c.runs), rule, int(adaptive.get("workers", 1)))
+        if not history:
+            return []
+        return [Verdict(s.name, "primary, adaptive" if s.name == primary else "adaptive", s.mean, s.lower, s.upper,
+                        s.outcome, s.seeds_used) for s in history[-1].values()]
+    out = []
+    for cell, baseline in sf.comparisons:
+        name = comparison_name(cell, baseline)
+        a, b = c.mask(cell=cell.label), c.mask(cell=baseline.label)
+        if name == primary and a.any() and b.any():
+            out.append(from_comparison(compare(c, a, b, LEVEL, LEVEL, {}, name), "primary"))
+    return out
 
 
 def forest_figure(c: LoadedCampaign, comparisons: list, primary: str | None) -> str:
