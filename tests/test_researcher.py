@@ -299,3 +299,25 @@ def test_adaptive_rounds_count_each_run_once_and_bound_the_worst_case():
     done = sequential.ComparisonState("b", 8, 4, sequential.WORSE, -2, -3, -1, ())
     assert worst_case_runs({"a": running, "b": done}, rule) == (20 - 6) + (20 - 8)
     assert worst_case_runs({"b": done}, rule) == 0
+
+
+def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
+    import pandas as pd
+
+    from harness.cli.export import main as export_main
+    out = file_campaign(tmp_path, seeds=6, adaptive=False)
+    put_runs(tmp_path / "store", find_study("flip_vs_alternating"), 2)       # another study's runs: not counted
+    assert export_main([str(out), "--format", "csv"]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 12 and list(runs.columns[:4]) == ["key", "study", "cell", "seed"]
+    assert set(runs["cell"]) == {"variant=baseline", "variant=half_epochs"} and "config_json" not in runs
+    assert {"acc_tta2", "epochs", "method_version", "test_set"} <= set(runs.columns)
+    assert export_main([str(out), "--format", "parquet", "--predictions"]) == 0
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert len(preds) == 12 * 500 and preds["example"].max() == 499
+    acc = preds.groupby("key")["correct_tta2"].mean()
+    assert np.allclose(acc.loc[runs["key"]].to_numpy(), runs["acc_tta2"].to_numpy())
+    # a store: every run, whatever its test set
+    assert export_main([str(tmp_path / "store"), "--format", "csv", "--predictions", "--to", str(tmp_path / "all.csv")]) == 0
+    everything = pd.read_csv(tmp_path / "all.csv")
+    assert everything.groupby("test_set")["key"].nunique().to_dict() == {"n_test=1000": 12, "n_test=500": 12}
