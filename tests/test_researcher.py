@@ -321,3 +321,14 @@ def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
     assert export_main([str(tmp_path / "store"), "--format", "csv", "--predictions", "--to", str(tmp_path / "all.csv")]) == 0
     everything = pd.read_csv(tmp_path / "all.csv")
     assert everything.groupby("test_set")["key"].nunique().to_dict() == {"n_test=1000": 12, "n_test=500": 12}
+
+
+def test_a_refused_store_lock_leaves_no_lock_only_study_folder(tmp_path, data_source):
+    from harness.cli.study import main
+    from harness.store.lock import hold
+    root, out = tmp_path / "store", tmp_path / "mine"
+    root.mkdir()
+    with hold(root, "store"):                    # another driver writes to the store
+        code = main(["studies/examples/smoke_half_epochs.toml", "--seeds", "1", "--backend", "local", "--device",
+                     "cpu", "--store", str(root), "--out", str(out), "--data", data_source])
+    assert code == 2 and not out.exists()

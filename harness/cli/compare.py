@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from harness import store
-from harness.cli.common import Parser, UserError, fail
+from harness.cli.common import Parser, quiet_numerics, UserError, fail
 from harness.report.compare import compare_cells, default_out, forest_figure, load_sides, render
 
 
+@quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m harness.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="two study folders A B, or one folder with --versions")

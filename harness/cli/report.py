@@ -5,10 +5,11 @@ import sys
 from pathlib import Path
 
 from harness import store
-from harness.cli.common import Parser, fail
+from harness.cli.common import Parser, quiet_numerics, fail
 from harness.report.writer import write_report
 
 
+@quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m harness.report", description="Rebuild OUT_DIR/report.md, report.html and figures from the store.")
     p.add_argument("out_dir", type=Path, help="a campaign's output folder")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from airbench_core.config import PRESETS
 
-from harness.cli.common import Parser, UserError, fail, positive_float, positive_int
+from harness.cli.common import Parser, quiet_numerics, UserError, fail, positive_float, positive_int
 from harness.spec import studyfile
 from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
 from harness.spec.grid import PRESET_NAMES, Base, Study
@@ -263,6 +263,7 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     return 0
 
 
+@quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     studies = {} if args.name and is_study_file(args.name) and not args.list else all_studies()
@@ -371,7 +372,9 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
                 summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
             print(summary.line(), file=sys.stderr)
             return summary
-    except (UserError, BackendError):
+    except BaseException:
+        # whatever stopped it (a refusal, a lock held by another driver, Ctrl-C), a folder this call
+        # created that holds nothing but its lock file is removed: no lock-only folders left behind
         for folder in created:
             if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
                 (folder / ".lock").unlink()
