@@ -47,6 +47,14 @@ def comparisons(c: LoadedCampaign) -> tuple[list, str | None]:
     return out, primary
 
 
+def primary_point(primary: str | None) -> dict | None:
+    """Where the primary comparison sits in the differences figure."""
+    if primary is None:
+        return None
+    name, tta, epochs = primary.split(", ")
+    return {"comparison": name, "TTA": tta, "epochs": float(epochs.split()[0])}
+
+
 def speedup_rows(c: LoadedCampaign) -> list[dict]:
     """Epochs random flipping needs to match alternating flipping at each of its lengths (TTA 2)."""
     rows = []
@@ -71,14 +79,14 @@ def report(c: LoadedCampaign) -> list[Block]:
     n = int(curve["n"].min())
     fig = figures.lines_with_bands(curve, "epochs", "flip", "level", "training epochs", "test accuracy (%)",
                                    c.figures, c.figure_name("accuracy_vs_epochs"),
-                                   "mean test accuracy by flip mode, 95% t-interval bands",
+                                   "mean test accuracy by flip mode, 95% t-intervals",
                                    c.stamp(f"n ≥ {n} runs per point"))
     comps, primary = comparisons(c)
     table = comparison_table(comps, "3 flip-mode pairs × epochs × TTA 0/2", primary)
     diffs = differences_frame(comps, "epochs", "comparison", "TTA")
     blocks: list[Block] = [
         "## Accuracy against epochs\n\n" + figure_block(
-            fig, f"Mean test accuracy against training epochs for each flip mode, with 95% t-interval bands; "
+            fig, f"Mean test accuracy against training epochs for each flip mode, with 95% t-intervals (dodged); "
                  f"left TTA 0, right TTA 2, each panel with its own y-axis; at least {n} runs per point.")]
     text = "## Differences between flip modes (paired by seed)\n\n" \
            "Mean of per-seed differences with its t-interval; r is the across-seed correlation of the two modes.\n\n"
@@ -88,11 +96,13 @@ def report(c: LoadedCampaign) -> list[Block]:
         dfig = figures.paired_differences(diffs, "epochs", "comparison", "TTA", "training epochs", c.figures,
                                           c.figure_name("flip_differences"),
                                           "paired differences between flip modes, 95% CI",
-                                          c.stamp(f"n ≥ {n} pairs per point"))
+                                          c.stamp(f"n ≥ {n} pairs per point"),
+                                          primary=primary_point(primary))
         text += table[0] + "\n\n" + figure_block(
             dfig, "Differences in test accuracy between flip modes (percentage points), the mean of per-seed "
                   "differences with its 95% t-interval, against training epochs; zero line in black; TTA 0 "
-                  "left, TTA 2 right, each with its own y-axis.")
+                  "left, TTA 2 right, each with its own y-axis" + (f"; the star marks the primary comparison "
+                                                                   f"({primary})." if primary else "."))
     else:
         text += table[0]
     blocks += [text, *table[1:]]
@@ -105,4 +115,11 @@ def report(c: LoadedCampaign) -> list[Block]:
     return blocks
 
 
-STUDY = Study("flip_vs_alternating", __doc__.strip(), grid, report)
+def verdicts(c: LoadedCampaign) -> list:
+    """The primary comparison, alternating − random at TTA 2 and the primary epochs."""
+    from harness.report.verdicts import from_comparison
+    comps, primary = comparisons(c)
+    return [from_comparison(comp, "primary") for comp in comps if comp.name == primary]
+
+
+STUDY = Study("flip_vs_alternating", __doc__.strip(), grid, report, verdicts=verdicts)

@@ -238,7 +238,8 @@ def test_adaptive_rounds_add_up_in_the_campaign_summary():
     total = Summary(planned=0, skipped=0, slots=2)
     add(total, Summary(planned=8, skipped=1, trained=7, failed=0, retries=1, recovered=1, wall_seconds=10.0,
                        train_seconds=8.0, slots=2))
-    add(total, Summary(planned=4, skipped=0, trained=3, failed=1, retries=2, recovered=0, wall_seconds=5.0,
+    # round 2's grid holds round 1's 8 runs (skipped again, counted once) and 4 new ones
+    add(total, Summary(planned=12, skipped=8, trained=3, failed=1, retries=2, recovered=0, wall_seconds=5.0,
                        train_seconds=4.0, slots=2, interrupted=True))
     assert (total.planned, total.skipped, total.trained, total.failed, total.retries, total.recovered) == \
         (12, 1, 10, 1, 3, 1)

@@ -8,7 +8,21 @@ from airbench_core.cli import USAGE_ERROR, Parser
 
 from harness.spec.errors import UserError
 
-__all__ = ["USAGE_ERROR", "Parser", "UserError", "fail", "positive_float", "positive_int"]
+__all__ = ["USAGE_ERROR", "Parser", "UserError", "fail", "positive_float", "positive_int", "quiet_numerics"]
+
+
+def quiet_numerics(main):
+    """A command's ``main``, with numpy's RuntimeWarnings (a mean of no pairs, a std of one run) kept
+    off the terminal: the report already shows such an estimate as n/a, with the reason."""
+    import functools
+    import warnings
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning)
+            return main(*args, **kwargs)
+    return wrapper
 
 
 def positive_int(text: str) -> int:

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from harness import store
-from harness.cli.common import Parser, UserError, fail
-from harness.report.compare import compare_cells, default_out, load_sides, render
+from harness.cli.common import Parser, quiet_numerics, UserError, fail
+from harness.report.compare import compare_cells, default_out, forest_figure, load_sides, render
 
 
+@quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m harness.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="two study folders A B, or one folder with --versions")
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or default_out(a, b)
         out.mkdir(parents=True, exist_ok=True)
         path = out / "report.md"
-        text = render(a, b, args.level, comparisons)
+        figure = forest_figure(out, a, b, args.level, comparisons) if comparisons else None
+        text = render(a, b, args.level, comparisons, figure)
         store.atomic_write(path, lambda tmp: tmp.write_text(text))
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))

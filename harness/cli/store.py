@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"migrated {args.out}: {n} runs written to {args.store}", file=sys.stderr)
         else:
             frame, preds = store.load(args.folder)
-            print(f"{args.folder}: {len(frame)} runs, every checksum verified, predictions {preds.shape}")
+            groups = preds if isinstance(preds, dict) else \
+                {(frame["test_set"].iloc[0] if len(frame) else "no runs"): preds}
+            sets = "; ".join(f"{name}: {len(p)} runs, predictions {p.shape}" for name, p in groups.items())
+            print(f"{args.folder}: {len(frame)} runs, every checksum verified ({len(groups)} test set"
+                  f"{'s' if len(groups) != 1 else ''}: {sets})")
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))
     return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from airbench_core.config import PRESETS
 
-from harness.cli.common import Parser, UserError, fail, positive_float, positive_int
+from harness.cli.common import Parser, quiet_numerics, UserError, fail, positive_float, positive_int
 from harness.spec import studyfile
 from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
 from harness.spec.grid import PRESET_NAMES, Base, Study
@@ -52,7 +52,7 @@ def build_parser() -> Parser:
     p.add_argument("--min-seeds", type=positive_int,
                    help="with --until decided: no decision before this many seeds (default 10)")
     p.add_argument("--out", type=Path, help="the study's folder: manifest, key list, report, figures "
-                   "(default: results/NAME)")
+                   "(default: results/NAME, or results/NAME-smoke with --preset smoke)")
     p.add_argument("--store", type=Path, default=DEFAULT_STORE,
                    help=f"the run store shared by every study (default: {DEFAULT_STORE})")
     p.add_argument("--allow-mixed-versions", action="store_true",
@@ -138,6 +138,11 @@ class Target:
         return extra
 
 
+def default_out(name: str, preset: str) -> Path:
+    """results/NAME, and results/NAME-smoke for the smoke preset: a smoke study never blocks the real one."""
+    return Path("results") / (f"{name}-smoke" if preset == "smoke" else name)
+
+
 def is_study_file(name: str) -> bool:
     return name.endswith(".toml") or Path(name).is_file()
 
@@ -210,9 +215,26 @@ def planned_slots(args) -> tuple[int, str]:
     if args.workers:
         return args.workers, "--workers"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    gpus = len([d for d in visible.split(",") if d.strip()]) if visible else planning.local_gpus()
+    gpus = len([d for d in visible.split(",") if d.strip()]) if visible is not None else planning.local_gpus()
     return max(1, int(gpus / args.gpus_per_run)) if gpus else 1, \
         f"{gpus} GPU(s) on this machine" if gpus else "no GPU here; pass --workers to plan for a cluster"
+
+
+def planned_device(args, preset: str):
+    """The device class the campaign would train on: a GPU plan never prices itself from CPU runs."""
+    from harness.stats import planning
+    if args.device == "cpu":
+        return planning.Device("cpu")
+    models = [] if args.address else planning.local_gpu_models()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and models:
+        ids = [d.strip() for d in visible.split(",") if d.strip().isdigit()]
+        models = [models[int(i)] for i in ids if int(i) < len(models)] if ids else []
+    if models:
+        return planning.Device("gpu", models[0] if len(set(models)) == 1 else None)
+    if args.device == "auto" and preset == "smoke" and not args.address:
+        return planning.Device("cpu")       # a smoke campaign with no GPU here trains on this CPU
+    return planning.Device("gpu")
 
 
 def dry_run(target: Target, args, out: Path, root: Path) -> int:
@@ -223,19 +245,25 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     seeds = first_round(target, root, out, slots) if target.rule else args.seeds
     plan = campaign.plan(target.study, target.preset, seeds, root)
     records = store.load_records(root) if (root / "store.json").exists() else store.empty_frame()
+    device = planned_device(args, target.preset)
+    same = planning.comparable(records, target.preset, device, plan.specs)
+    runs = same.runs if len(same.runs) else None
     print(f"{target.study.name} ({target.preset} preset), store {root}, output {out}")
+    print(f"plan for: {device.describe()}; seconds and sd from {same.source}")
     if target.rule:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    print(planning.cost_line(plan.todo, records, slots, why))
+    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source))
+    from_ = "of the same method, preset and device"
     if target.rule:
-        print(planning.adaptive_lines(target.rule, records, slots))
+        print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
     else:
-        print(planning.planned_precision(args.seeds, records if len(records) else None).line())
+        print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
     return 0
 
 
+@quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     studies = {} if args.name and is_study_file(args.name) and not args.list else all_studies()
@@ -253,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     from harness import store
     study = target.study
-    out, root = args.out or Path("results") / study.name, args.store
+    out, root = args.out or default_out(study.name, target.preset), args.store
     try:
         check_out(out, root, study.name, target.preset)
         if target.rule is not None:
@@ -286,10 +314,30 @@ def main(argv: list[str] | None = None) -> int:
         from harness.report.writer import write_report
         try:
             path = write_report(out, study)
-            print(f"report: {path}", file=sys.stderr)
+            print(f"report: {path} (and {path.with_name('report.html')})", file=sys.stderr)
         except store.StoreError as exc:
             return fail(str(exc))
+    print_verdicts(study, out)
     return 1 if summary.failed else 0
+
+
+def human(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def print_verdicts(study: Study, out: Path) -> None:
+    """The campaign's answer on the terminal: primary and adaptive verdicts, a short table."""
+    if study.verdicts is None or not (out / "keys.json").exists():
+        return
+    from harness import store
+    from harness.report.verdicts import records_campaign, table
+    try:
+        text = table(study.verdicts(records_campaign(out)))
+    except (store.StoreError, ValueError, KeyError) as exc:    # a courtesy: the report has them too
+        text = f"verdicts unavailable ({type(exc).__name__}: {exc}); see the report"
+    if text:
+        print(text)
 
 
 def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.Summary:
@@ -327,7 +375,9 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
                 summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
             print(summary.line(), file=sys.stderr)
             return summary
-    except (UserError, BackendError):
+    except BaseException:
+        # whatever stopped it (a refusal, a lock held by another driver, Ctrl-C), a folder this call
+        # created that holds nothing but its lock file is removed: no lock-only folders left behind
         for folder in created:
             if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
                 (folder / ".lock").unlink()
@@ -342,11 +392,21 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
     print(f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
           f"{target.rule.describe()}", file=sys.stderr)
 
+    rounds = {"n": 0, "worst": 0, "seconds": 0.0, "trained": 0}
+
     def train_round(seeds: dict[str, int]) -> campaign.Summary:
-        return campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
-                            compact_at_end=False, progress=False, **common)
+        rounds["n"] += 1
+        per_run = rounds["seconds"] / rounds["trained"] if rounds["trained"] else None
+        eta = f", ~{human(rounds['worst'] * per_run)} at this pace" if per_run else ""
+        part = campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
+                            compact_at_end=False, progress=True, **common,
+                            progress_desc=f"round {rounds['n']} (worst case {rounds['worst']} runs left{eta})")
+        rounds["seconds"] += part.wall_seconds
+        rounds["trained"] += part.trained
+        return part
 
     def on_round(states) -> None:
+        rounds["worst"] = adaptive.worst_case_runs(states, target.rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 
     try:

@@ -91,7 +91,23 @@ def compare_cells(a: Side, b: Side, level: int) -> list[Comparison]:
     return out
 
 
-def render(a: Side, b: Side, level: int, comparisons: list[Comparison]) -> str:
+def forest_figure(out: Path, a: Side, b: Side, level: int, comparisons: list[Comparison]) -> str:
+    """B − A per cell with its 95% CI, one row per cell; the figure's markdown with its caption."""
+    from harness.report import figures
+    from harness.report.page import figure_block
+    figures.reset_colours()
+    rows = pd.DataFrame([{"label": comp.labels["cell"], "diff": 100 * comp.result.diff.value,
+                          "low": 100 * comp.result.diff.low, "high": 100 * comp.result.diff.high}
+                         for comp in comparisons])
+    n = min(comp.result.n for comp in comparisons)
+    path = figures.forest(rows, out / "figures", "compare_forest", f"B − A per cell (TTA {level})",
+                          f"A: {a.name} · B: {b.name} · n ≥ {n} per cell", "B − A (points, 95% CI)")
+    return figure_block(path, f"B − A in TTA-{level} accuracy (points) for every cell both sides hold, with its "
+                              "95% interval (paired t where both sides hold the seed, Welch otherwise; unadjusted); "
+                              "zero line in black.")
+
+
+def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: str | None = None) -> str:
     only_a = sorted(set(a.runs["cell"]) - set(b.runs["cell"]))
     only_b = sorted(set(b.runs["cell"]) - set(a.runs["cell"]))
     lines = ["# Comparison: B − A", "", f"- **A:** {a.name} ({len(a.runs)} runs)", f"- **B:** {b.name} ({len(b.runs)} runs)",
@@ -101,6 +117,8 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison]) -> str:
     if comparisons:
         blocks = comparison_table(comparisons, family=f"every cell held by both sides, TTA {level}")
         lines += [b for b in blocks if isinstance(b, str)]
+        if figure:
+            lines += ["", figure.replace("*Figure: ", "*Figure 1: ")]
         lines += ["", "Per-cell precision: the smallest true difference each comparison detects with 80% power.", "",
                   markdown_table([{"comparison": p.comparison, "n": n_text(p.n), "CI half-width (pts)": f"{100 * p.half_width:.3f}",
                                    "detectable at 80% power (pts)": f"{100 * p.detectable:.3f}"}

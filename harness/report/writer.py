@@ -118,6 +118,8 @@ def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
 
 def render_report(c: LoadedCampaign, study) -> str:
     """The whole page. Several method versions in one store: each analysis per version."""
+    from harness.report.figures import reset_colours
+    reset_colours()                 # one colour per meaning across this report's figures
     sections = [header(c)]
     if not len(c.runs):
         sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
@@ -146,4 +148,32 @@ def write_report(out: str | Path, study=None) -> Path:
     text = render_report(c, study)
     path = Path(out) / "report.md"
     store.atomic_write(path, lambda tmp: tmp.write_text(text))
+    write_html(c, text)
+    return path
+
+
+def provenance(c: LoadedCampaign) -> dict[str, str]:
+    """What the browser page's provenance box names: data, method versions, seeds, store."""
+    m, runs = c.manifest, c.runs
+    seeds = sorted(set(runs["seed"].astype(int))) if len(runs) else []
+    per_cell = m.get("seeds_per_cell")
+    return {
+        "Study": f"{m.get('study')} ({m.get('preset')} preset)",
+        "Data": f"{m.get('data_description')} (`{m.get('data_source')}`), fingerprints "
+                f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
+        "Method versions": ", ".join(distinct(runs, "method_version")),
+        "Seeds": (f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {len(runs)} runs counted" if seeds else "none yet")
+                 + (f"; per cell: {', '.join(f'{k} {v}' for k, v in per_cell.items())}" if per_cell else ""),
+        "Store": f"`{store.store_path(c.out, m)}`" if "store" in m else f"`{c.out}` (runs held in the study folder)",
+        "Code": f"{m.get('code_version')}, torch {m.get('torch')}",
+        "Written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + " by `python -m harness.report`",
+    }
+
+
+def write_html(c: LoadedCampaign, markdown: str) -> Path:
+    """report.html beside report.md: figures inline, sortable tables, captions, provenance."""
+    from harness.report.html import page
+    text = page(f"{c.manifest.get('study')} report", markdown, Path(c.out), provenance(c))
+    path = Path(c.out) / "report.html"
+    store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

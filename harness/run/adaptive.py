@@ -70,11 +70,16 @@ def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def add(total: Summary, part: Summary) -> None:
-    """Fold one round's summary into the campaign's."""
+    """Fold one round's summary into the campaign's, counting each run once: a round's grid holds
+    every earlier round's, so its skipped runs include those earlier rounds trained or skipped; only
+    the rest were in the store before the campaign."""
+    already = total.trained + total.skipped
     for f in fields(Summary):
-        if f.name in ("interrupted", "slots"):
+        if f.name in ("interrupted", "slots", "planned", "skipped"):
             continue
         setattr(total, f.name, getattr(total, f.name) + getattr(part, f.name))
+    total.skipped += max(0, part.skipped - already)
+    total.planned = max(total.planned, part.planned)
     total.interrupted |= part.interrupted
     total.slots = part.slots
 
@@ -104,6 +109,15 @@ def run_adaptive(sf: StudyFile, rule: sequential.Rule, out, workers: int,
         previous = grid
         if part.interrupted or part.failed:      # a failed run leaves a gap no later round fills
             return total
+
+
+def worst_case_runs(states: Mapping[str, sequential.ComparisonState], rule: sequential.Rule) -> int:
+    """Runs still to train if every open comparison runs to the maximum seeds: each open variant to
+    M, and the baseline to M while any is open."""
+    open_ = [s for s in states.values() if s.running] if states else []
+    if not open_:
+        return 0
+    return sum(rule.max_seeds - s.seeds for s in open_) + rule.max_seeds - max(s.seeds for s in states.values())
 
 
 def progress_line(states: Mapping[str, sequential.ComparisonState]) -> str:

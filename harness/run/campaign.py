@@ -153,7 +153,7 @@ def locked(out: Path, root: Path) -> ExitStack:
 def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, data, backend, retries: int = 2,
         progress: bool = True, on_outcome=None, store_root: Path | None = None,
         allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True,
-        stop_backend: bool = True, manifest_extra: dict | None = None) -> Summary:
+        stop_backend: bool = True, manifest_extra: dict | None = None, progress_desc: str | None = None) -> Summary:
     """Train every run of the grid the store lacks; each finished run is in the store before the next
     is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
 
@@ -170,14 +170,14 @@ def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, da
     with locked(out, root) if take_locks else ExitStack():
         try:
             return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                               allow_mixed_versions, compact_at_end, stop_backend, manifest_extra)
+                               allow_mixed_versions, compact_at_end, stop_backend, manifest_extra, progress_desc)
         finally:
             if stop_backend:
                 backend.stop()
 
 
 def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                allow_mixed_versions, compact_at_end, stop_backend, manifest_extra) -> Summary:
+                allow_mixed_versions, compact_at_end, stop_backend, manifest_extra, progress_desc=None) -> Summary:
     version = method_version()
     check_identity(root, version, data.fingerprint, allow_mixed_versions)
     p = plan(study, preset, seeds, root)
@@ -193,8 +193,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                "data_fingerprint": data.fingerprint}
     summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
     queue, attempts = deque(p.todo), {}
-    bar = tqdm(total=len(queue), desc=study.name, unit="run", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(queue), desc=progress_desc or study.name, unit="run", disable=not progress or not queue,
+               file=sys.stderr, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
         for outcome in backend.run(queue):

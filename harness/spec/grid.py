@@ -61,6 +61,8 @@ class Study:
     report: Callable[..., list] = field(default=lambda campaign: [])
     base: Base = Base()
     presets: tuple[str, ...] = PRESET_NAMES
+    # (campaign of records) -> the verdicts the terminal prints at the end (harness.report.verdicts)
+    verdicts: Callable[..., list] | None = None
 
     def cells(self, preset: str) -> list[Cell]:
         if preset not in self.presets:

@@ -41,16 +41,78 @@ def pooled_sd(runs: pd.DataFrame, column: str = "acc_tta2") -> tuple[float, int]
 
 
 def planned_precision(seeds: int, runs: pd.DataFrame | None = None, column: str = "acc_tta2",
-                      default_sd: float = DEFAULT_RUN_SD) -> PlannedPrecision:
+                      default_sd: float = DEFAULT_RUN_SD, runs_from: str = "in this store") -> PlannedPrecision:
     """Minimum detectable difference and CI half-width for ``seeds`` runs per cell, from the sd of
     the store's own runs when it has any (pooled within cells), else ``default_sd``."""
     sd, used = pooled_sd(runs, column)
-    source = f"pooled within cells over {used} runs in this store" if used else \
-        f"default for airbench94, {100 * default_sd:.2f} points; no runs in the store yet"
+    source = f"pooled within cells over {used} runs {runs_from}" if used else \
+        f"default for airbench94, {100 * default_sd:.2f} points; no comparable runs in the store"
     sd = sd if used else default_sd
     half = float(st.t.ppf(0.975, seeds - 1) * sd / np.sqrt(seeds)) if seeds >= 2 else float("nan")
     return PlannedPrecision(seeds, sd, source, half,
                             stats.minimum_detectable_difference(sd * np.sqrt(2), seeds, paired=True))
+
+
+# --------------------------------------------------------------------------- comparable runs
+
+SHAPE_FIELDS = ("widths", "n_train", "n_test", "batch_size")   # what a run's seconds per epoch depend on
+
+
+@dataclass(frozen=True)
+class Device:
+    """The device class a plan is for: the CPU, or a GPU (its model when known here)."""
+
+    kind: str                     # "cpu" or "gpu"
+    model: str | None = None      # e.g. "NVIDIA H200"; None: any GPU model
+
+    @property
+    def unit(self) -> str:
+        return "CPU-hours" if self.kind == "cpu" else "GPU-hours"
+
+    def describe(self) -> str:
+        return "CPU" if self.kind == "cpu" else (self.model or "GPU (any model)")
+
+    def matches(self, device_name) -> np.ndarray:
+        names = pd.Series(device_name, dtype="object").fillna("").astype(str)
+        cpu = names.str.lower().eq("cpu")
+        if self.kind == "cpu":
+            return cpu.to_numpy()
+        gpu = ~cpu & names.ne("") & names.ne("simulated")
+        return (gpu & names.eq(self.model)).to_numpy() if self.model else gpu.to_numpy()
+
+
+def shape_of(config: dict) -> tuple:
+    return tuple(json.dumps(config.get(f)) for f in SHAPE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Comparable:
+    """The store's runs a plan may learn seconds and sd from, and a sentence naming them."""
+
+    runs: pd.DataFrame
+    source: str
+
+
+def comparable(records: pd.DataFrame | None, preset: str, device: Device, specs=()) -> Comparable:
+    """Runs of the same preset, device class and method (the network's widths and the data sizes of
+    the planned cells): a GPU plan never learns from CPU runs, nor a full preset from smoke runs."""
+    where = f"{preset} preset on {device.describe()}"
+    if records is None or not len(records):
+        return Comparable(pd.DataFrame(), f"no runs of the {where} in this store")
+    keep = np.ones(len(records), bool)
+    keep &= (records["preset"].astype(str) == preset).to_numpy() if "preset" in records else False
+    keep &= device.matches(records["device_name"]) if "device_name" in records else False
+    shapes = {shape_of(s.cell.config.to_dict()) for s in specs}
+    if shapes and "config_json" in records:
+        keep &= np.array([shape_of(json.loads(c)) in shapes if isinstance(c, str) else False
+                          for c in records["config_json"]], bool)
+    runs = records[keep]
+    if not len(runs):
+        return Comparable(runs, f"no runs of the same method and {where} in this store "
+                                f"({len(records)} others not used)")
+    models = sorted(runs["device_name"].astype(str).unique())
+    return Comparable(runs, f"{len(runs)} runs of the same method and {where} in this store"
+                            + (f" ({', '.join(models)})" if device.kind == "gpu" and not device.model else ""))
 
 
 # --------------------------------------------------------------------------- cost of a plan
@@ -66,7 +128,7 @@ def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
     epochs = np.array([s.cell.config.epochs for s in specs], dtype=float)
     if records is None or not len(records) or "wall_seconds" not in records or "config_json" not in records:
         return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
-                                                    "(one H200; no runs in the store yet)")
+                                                    "(one H200; no comparable runs in the store)")
     measured = records.groupby("config_json")["wall_seconds"].mean()
     per_epoch = float((records["wall_seconds"] / records["epochs_trained"]).mean()) \
         if "epochs_trained" in records else DEFAULT_SECONDS_PER_EPOCH
@@ -78,18 +140,23 @@ def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
                      f"the rest at its mean {per_epoch:.3f} s per epoch")
 
 
-def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str) -> str:
+def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str, device: Device = Device("gpu"),
+              runs_from: str | None = None) -> str:
+    """``records``: the comparable runs only (see ``comparable``); ``runs_from`` names them."""
     seconds, source = seconds_per_run(specs, records)
+    if device.kind == "cpu" and (records is None or not len(records)):
+        source += " (a GPU figure: no CPU runs measured yet, so a CPU will take far longer)"
     total = float(seconds.sum())
-    return (f"cost: {total / 3600:.2f} GPU-hours, about {total / slots / 3600:.2f} h wall on {slots} slot(s) "
-            f"({slots_from}); seconds per run {source}")
+    return (f"cost: {total / 3600:.2f} {device.unit}, about {total / slots / 3600:.2f} h wall on {slots} slot(s) "
+            f"({slots_from}); seconds per run {source}" + (f"; from {runs_from}" if runs_from else ""))
 
 
-def adaptive_lines(rule, records: pd.DataFrame | None, workers: int, campaigns: int = 2000) -> str:
+def adaptive_lines(rule, records: pd.DataFrame | None, workers: int, campaigns: int = 2000,
+                   runs_from: str = "in this store") -> str:
     """Expected seeds per comparison for a few true differences, by simulating the rule."""
     from harness.stats.sequential import expected_seeds
     sd, used = pooled_sd(records)
-    sd, source = (sd, f"pooled over {used} runs in this store") if used else \
+    sd, source = (sd, f"pooled over {used} runs {runs_from}") if used else \
         (DEFAULT_RUN_SD, f"default {100 * DEFAULT_RUN_SD:.2f} points")
     sd_diff = 100 * sd * np.sqrt(2)      # points; paired differences with no seed correlation (conservative)
     lines = [f"expected seeds per comparison (simulated, run sd {100 * sd:.3f} points, {source}):"]
@@ -99,14 +166,20 @@ def adaptive_lines(rule, records: pd.DataFrame | None, workers: int, campaigns: 
     return "\n".join(lines)
 
 
-def local_gpus() -> int:
-    """GPUs on this machine as the driver sees them, without creating a CUDA context."""
+def local_gpu_models() -> list[str]:
+    """Models of the GPUs on this machine as the driver sees them, without creating a CUDA context."""
     import shutil
     import subprocess
     if not shutil.which("nvidia-smi"):
-        return 0
+        return []
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(line.startswith("GPU ") for line in out.splitlines())
+        return []
+    # "GPU 0: NVIDIA H200 (UUID: GPU-...)"
+    return [line.split(":", 1)[1].split("(UUID")[0].strip() for line in out.splitlines()
+            if line.startswith("GPU ") and ":" in line]
+
+
+def local_gpus() -> int:
+    return len(local_gpu_models())

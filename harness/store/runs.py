@@ -350,66 +350,106 @@ def empty_frame() -> pd.DataFrame:
                                       else "object") for c in EMPTY_COLUMNS})
 
 
-def load(out: str | os.PathLike, with_logits: bool = False) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Finished runs as a DataFrame (one row per key, sorted by key) and their predictions, uint8 of
-    shape (runs, 3 TTA levels, test examples), row-aligned with the frame. ``out`` is a study folder
-    (its runs, labelled with its cells) or a store (all runs). With ``with_logits`` also float16
-    logits (runs, 3, examples, 10), NaN where not saved."""
-    return _retrying(source(out), with_logits, True)
+def test_set_name(n: int) -> str:
+    """How records name the test set a run was evaluated on: the fixed subset of ``n`` test images
+    that ``n_test`` selects (the same subset for every run with that ``n_test``)."""
+    return f"n_test={int(n)}"
 
 
-def load_records(out: str | os.PathLike) -> pd.DataFrame:
+def _test_set_size(test_set: int | str) -> int:
+    text = str(test_set)
+    try:
+        return int(text.split("=", 1)[1] if text.startswith("n_test=") else text)
+    except ValueError:
+        raise StoreError(f"unknown test set {test_set!r}: give n_test=N or the number of test examples") from None
+
+
+def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
+    """Finished runs as a DataFrame (one row per key, sorted by key, column ``test_set`` naming the
+    test set each was evaluated on, e.g. ``n_test=1000``) and their predictions, uint8 of shape
+    (runs, 3 TTA levels, test examples), row-aligned with the frame.
+
+    ``out`` is a study folder (its runs, labelled with its cells: one test set) or a store (all runs).
+    A store holding runs on several test sets returns the predictions grouped per test set, a dict
+    ``{test_set: array}`` whose array is row-aligned with ``frame[frame.test_set == test_set]``;
+    ``test_set=`` (``"n_test=1000"`` or ``1000``) chooses one, and returns only its runs and one array.
+    With ``with_logits`` also float16 logits (runs, 3, examples, 10), NaN where not saved, grouped
+    the same way."""
+    return _retrying(source(out), with_logits, True, test_set)
+
+
+def load_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
     """Only the records (no predictions): what cost estimates and adaptive decisions need, cheaply."""
-    return _retrying(source(out), False, False)
+    return _retrying(source(out), False, False, test_set)
 
 
-def _retrying(src: Source, with_logits: bool, with_predictions: bool):
+def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=None):
     for attempt in range(3):       # a compaction may move a run from runs/ into a pack meanwhile
         try:
-            return _load(src, with_logits, with_predictions)
+            return _load(src, with_logits, with_predictions, test_set)
         except FileNotFoundError:
             if attempt == 2:
                 raise StoreError(f"{src.root}: files keep vanishing while reading; is a compaction running?") from None
 
 
-def _load(src: Source, with_logits: bool, with_predictions: bool = True):
+def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_set=None):
     files = run_files(src.root)
     wanted = None if src.study is None else set(src.study["key"])
     with ThreadPoolExecutor(4) as pool:
         records = list(pool.map(_records, files))
+        sizes = list(pool.map(_file_test_size, files))
     # Where each file's rows go: sorted by key, one row per key, only the keys counted.
     keys = np.concatenate([t.column("key").to_numpy(zero_copy_only=False) for t in records]) if records \
         else np.array([], dtype=object)
+    starts = np.cumsum([0] + [len(t) for t in records])
+    row_sizes = np.repeat(np.array(sizes, dtype=np.int64), np.diff(starts)) if records else np.array([], np.int64)
     first = pd.Index(keys).duplicated(keep="first")
     keep = ~first if wanted is None else ~first & np.isin(keys, list(wanted))
+    if test_set is not None:
+        keep &= row_sizes == _test_set_size(test_set)
     kept_keys = keys[keep]
     order = np.argsort(kept_keys, kind="stable")
     dest = np.full(len(keys), -1, dtype=np.int64)
     dest[np.flatnonzero(keep)[order]] = np.arange(len(order))
-    starts = np.cumsum([0] + [len(t) for t in records])
     frame = _frame([t.filter(pa.array(keep[a:b])).append_column(_DEST, pa.array(dest[a:b][keep[a:b]]))
                     for t, a, b in zip(records, starts[:-1], starts[1:])]) if len(order) else empty_frame()
+    size_of_row = np.empty(len(order), np.int64)
+    size_of_row[dest[keep]] = row_sizes[keep]
+    frame["test_set"] = [test_set_name(n) for n in size_of_row] if len(order) else pd.Series(dtype="object")
     if not with_predictions:
         return _overlay(frame, src)
     if not len(order):
-        return (_overlay(frame, src), np.zeros((0, 3, 0), np.uint8)) + \
-            ((np.zeros((0, 3, 0, 10), np.float16),) if with_logits else ())
+        n = _test_set_size(test_set) if test_set is not None else 0
+        return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + \
+            ((np.zeros((0, 3, n, 10), np.float16),) if with_logits else ())
+    groups = sorted(set(size_of_row.tolist()))
+    if len(groups) > 1 and src.study is not None:
+        raise StoreError(f"{src.root}: the runs this study counts were evaluated on different test sets "
+                         f"(sizes {groups})")
+    local = np.empty(len(order), np.int64)          # each row's index within its test set's array
+    for n in groups:
+        rows = np.flatnonzero(size_of_row == n)
+        local[rows] = np.arange(len(rows))
+    preds = {n: np.empty((int((size_of_row == n).sum()), 3, n), np.uint8) for n in groups}
+    logits = {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else None
     used = [i for i in range(len(files)) if keep[starts[i]:starts[i + 1]].any()]
-    n = _test_size(src.root, [files[i] for i in used])
-    preds = np.empty((len(order), 3, n), np.uint8)
-    logits = np.full((len(order), 3, n, 10), np.nan, np.float16) if with_logits else None
 
     def fill(i: int) -> None:
         rows = dest[starts[i]:starts[i + 1]]
         mask = rows >= 0
-        preds[rows[mask]] = _predictions(files[i])[mask]
+        n = sizes[i]
+        preds[n][local[rows[mask]]] = _predictions(files[i])[mask]
         if with_logits:
-            logits[rows[mask]] = _logits(files[i], n)[mask]
+            logits[n][local[rows[mask]]] = _logits(files[i], n)[mask]
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(fill, used))
     frame = _overlay(frame, src)
-    return (frame, preds, logits) if with_logits else (frame, preds)
+    if len(groups) == 1:
+        (n,) = groups
+        return (frame, preds[n], logits[n]) if with_logits else (frame, preds[n])
+    named = {test_set_name(n): preds[n] for n in groups}
+    return (frame, named, {test_set_name(n): logits[n] for n in groups}) if with_logits else (frame, named)
 
 
 _DEST = "__row"
@@ -426,17 +466,14 @@ def _frame(tables: list[pa.Table]) -> pd.DataFrame:
     return frame.sort_values(_DEST).drop(columns=_DEST).reset_index(drop=True)
 
 
-def _test_size(root: Path, files: list[Path]) -> int:
-    sizes = set()
-    for path in files:
-        schema = _open(path).schema_arrow
-        if PRED_COLUMN in schema.names:
-            sizes.add(schema.field(PRED_COLUMN).type.byte_width // 3)
-        else:
-            sizes.add(len(_read(path, [LEGACY_PRED_COLUMNS[0]]).column(0)[0].as_py()))
-    if len(sizes) != 1:
-        raise StoreError(f"{root}: runs were evaluated on different test sets (sizes {sorted(sizes)})")
-    return sizes.pop()
+@guarded
+def _file_test_size(path: Path) -> int:
+    """Test examples per run in one file (every run of a file shares its test set)."""
+    schema = _open(path).schema_arrow
+    if PRED_COLUMN in schema.names:
+        return schema.field(PRED_COLUMN).type.byte_width // 3
+    column = _read(path, [LEGACY_PRED_COLUMNS[0]]).column(0)
+    return len(column[0].as_py()) if len(column) else 0
 
 
 def load_failures(out: str | os.PathLike) -> pd.DataFrame:
