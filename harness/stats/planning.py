@@ -1,6 +1,7 @@
 """What a planned number of seeds will resolve, for ``--dry-run`` before anything is trained."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -60,17 +61,23 @@ def planned_precision(seeds: int, runs: pd.DataFrame | None = None, column: str 
 DEFAULT_SECONDS_PER_EPOCH = 0.27
 
 
-def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
+def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.ndarray, str]:
     """Wall seconds each planned run should take: the mean of the store's runs of the same config,
-    else the store's mean seconds per epoch times the run's epochs, else the stated default."""
-    epochs = np.array([s.cell.config.epochs for s in specs], dtype=float)
+    else the store's mean seconds per epoch times the run's epochs, else the reference seconds per
+    epoch (``reference``: one per spec, each its method's ``reference_seconds_per_epoch``, None
+    where the method states none), else the stated default."""
+    epochs = np.array([getattr(s.cell.config, "epochs", 1.0) for s in specs], dtype=float)
     if records is None or not len(records) or "wall_seconds" not in records or "config_json" not in records:
-        return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
-                                                    "(one H200; no runs in the store yet)")
+        if reference is None:
+            return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
+                                                        "(one H200; no runs in the store yet)")
+        per_epoch = np.array([DEFAULT_SECONDS_PER_EPOCH if r is None else r for r in reference], dtype=float)
+        shown = ", ".join(f"{v:g}" for v in dict.fromkeys(per_epoch.tolist()))
+        return epochs * per_epoch, (f"the methods' reference {shown} s per epoch (one H200; no runs in the store yet)")
     measured = records.groupby("config_json")["wall_seconds"].mean()
     per_epoch = float((records["wall_seconds"] / records["epochs_trained"]).mean()) \
         if "epochs_trained" in records else DEFAULT_SECONDS_PER_EPOCH
-    keys = [json.dumps(s.cell.config.to_dict(), sort_keys=True) for s in specs]
+    keys = [json.dumps(dataclasses.asdict(s.cell.config), sort_keys=True) for s in specs]
     seconds = np.array([measured.get(k, np.nan) for k in keys], dtype=float)
     matched = int(np.isfinite(seconds).sum())
     seconds = np.where(np.isfinite(seconds), seconds, epochs * per_epoch)
@@ -78,8 +85,8 @@ def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
                      f"the rest at its mean {per_epoch:.3f} s per epoch")
 
 
-def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str) -> str:
-    seconds, source = seconds_per_run(specs, records)
+def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str, reference=None) -> str:
+    seconds, source = seconds_per_run(specs, records, reference)
     total = float(seconds.sum())
     return (f"cost: {total / 3600:.2f} GPU-hours, about {total / slots / 3600:.2f} h wall on {slots} slot(s) "
             f"({slots_from}); seconds per run {source}")
