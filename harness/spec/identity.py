@@ -21,11 +21,13 @@ def method_version(method: Method | str | None = None) -> str:
     harness, studies or tests do not. ``method`` is a Method or a spec (default: airbench94)."""
     if not isinstance(method, Method):
         method = find_method(method or DEFAULT_METHOD)
-    return _hash(tuple(source_files(method)))
+    files = tuple(source_files(method))
+    return _hash(files, tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files))
 
 
 @lru_cache(maxsize=64)
-def _hash(paths: tuple[Path, ...]) -> str:
+def _hash(paths: tuple[Path, ...], stamps: tuple) -> str:
+    """(``stamps``, the files' modification times and sizes, make an edited file a new cache entry.)"""
     h = hashlib.sha256()
     for path in paths:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

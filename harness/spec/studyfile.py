@@ -10,6 +10,9 @@
     [variants.random_flip]                # named variants, each compared with the base config ...
     flip = "random"
 
+    [variants.mine]                       # ... a variant may train another method: the base's fields
+    method = "my_methods.py:METHOD"       # it has (sizes) apply, then its own overrides
+
     # ... or a grid instead of variants: the product of the listed values
     # [grid]
     # lr = [9.0, 11.5, 14.0]
@@ -345,10 +348,18 @@ def _variant_cells(table: Any, method: str, base_overrides: dict, base: Any, sou
         where = f"{source}: variants.{name}"
         if name == BASELINE:
             raise StudyFileError(f"{where}: the name {BASELINE!r} is the base config; choose another name")
-        config = build_config(method, base_overrides | check_overrides(overrides, where, config_type), where)
-        if config == base:
+        own, own_type, inherited = method, config_type, base_overrides
+        if isinstance(overrides, dict) and "method" in overrides:
+            # another method for this variant: the base overrides it has fields for (sizes), then its own
+            overrides = dict(overrides)
+            own = _method({"method": overrides.pop("method")}, source, f"variants.{name}.method")
+            own_type = config_type_of(own)
+            have = {f.name for f in fields(own_type)}
+            inherited = {k: v for k, v in base_overrides.items() if k in have}
+        config = build_config(own, inherited | check_overrides(overrides, where, own_type), where)
+        if own == method and config == base:
             raise StudyFileError(f"{where}: expected at least one override that differs from the base config")
-        cells.append(Cell({"variant": name}, config, method))
+        cells.append(Cell({"variant": name}, config, own))
     return cells, baseline
 
 
