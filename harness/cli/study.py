@@ -266,7 +266,7 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    reference = [find_method(s.cell.method_spec).reference_seconds_per_epoch for s in plan.todo]
+    reference = [(m.name, m.reference_seconds_per_epoch) for m in (find_method(s.cell.method_spec) for s in plan.todo)]
     print(planning.cost_line(plan.todo, records, slots, why, reference))
     if target.rule:
         print(planning.adaptive_lines(target.rule, records, slots))

@@ -64,16 +64,17 @@ DEFAULT_SECONDS_PER_EPOCH = 0.27
 def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.ndarray, str]:
     """Wall seconds each planned run should take: the mean of the store's runs of the same config,
     else the store's mean seconds per epoch times the run's epochs, else the reference seconds per
-    epoch (``reference``: one per spec, each its method's ``reference_seconds_per_epoch``, None
-    where the method states none), else the stated default."""
+    epoch (``reference``: one (method name, seconds or None) per spec, from the method's
+    ``reference_seconds_per_epoch``), else the stated default."""
     epochs = np.array([getattr(s.cell.config, "epochs", 1.0) for s in specs], dtype=float)
     if records is None or not len(records) or "wall_seconds" not in records or "config_json" not in records:
         if reference is None:
             return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
                                                         "(one H200; no runs in the store yet)")
-        per_epoch = np.array([DEFAULT_SECONDS_PER_EPOCH if r is None else r for r in reference], dtype=float)
-        shown = ", ".join(f"{v:g}" for v in dict.fromkeys(per_epoch.tolist()))
-        return epochs * per_epoch, (f"the methods' reference {shown} s per epoch (one H200; no runs in the store yet)")
+        named = {name: DEFAULT_SECONDS_PER_EPOCH if r is None else r for name, r in reference}
+        per_epoch = np.array([named[name] for name, _ in reference], dtype=float)
+        shown = ", ".join(f"{v:g} s per {name}" for name, v in named.items())
+        return epochs * per_epoch, f"default {shown} epoch (one H200; no runs in the store yet)"
     measured = records.groupby("config_json")["wall_seconds"].mean()
     per_epoch = float((records["wall_seconds"] / records["epochs_trained"]).mean()) \
         if "epochs_trained" in records else DEFAULT_SECONDS_PER_EPOCH
