@@ -58,3 +58,19 @@ def test_custom_method_decided_resumed_and_refused_after_an_edit(data_source, tm
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and old in lines[0] and new in lines[0] and "airbench94_head_adam" in lines[0], lines
     assert snapshot(tmp_path) == untouched
+
+
+def test_a_ray_worker_resolves_the_method_itself_from_the_spec_and_plain_fields(data_source, tmp_path):
+    """What RayBackend sends: the spec, the driver's directory and the config's fields (no pickled class)."""
+    from harness.run.backends import plain_fields
+    from harness.run.worker import RunWorker
+    spec = "studies/examples/custom_method/head_adam.py:METHOD"
+    method = find_method(spec)
+    config = method.config(n_train=500, n_test=200, widths=(8, 16, 16), whiten_samples=200, epochs=0.5, batch_size=100)
+    worker = RunWorker(data_source, None, "cpu", threads=1)
+    [(result, error, info)] = worker.run_plain(spec, str(ROOT), plain_fields(config), [3])
+    assert error is None, error
+    assert result.config == plain_fields(config) and result.seed == 3 and result.predictions.shape == (3, 200)
+    assert info["method_version"] == method_version(method)
+    [(none, error, _)] = worker.run_plain("airbench97", str(ROOT), {}, [0])
+    assert none is None and "unknown method 'airbench97'" in error
