@@ -1,7 +1,7 @@
 """airbench as a library: data, augmentation, network, optimizer, TTA and one-run training.
 
 Public names: ``TrainConfig``, ``PRESETS``, ``preset``, ``FLIP_MODES`` (configs, no torch);
-``Method`` (what a harness runs); ``Cifar10``, ``DataError``, ``load_cifar10`` (data);
+``Method`` (what a harness runs), ``BUILTIN_METHODS`` (airbench94/95/96 as Methods); ``Cifar10``, ``DataError``, ``load_cifar10`` (data);
 ``DeviceData``, ``RunResult``, ``train`` (training). Names are loaded on first use, so reading a
 config or a method's fields never imports torch.
 """
@@ -13,7 +13,7 @@ import types
 
 _HOMES = {
     "FLIP_MODES": "config", "PRESETS": "config", "TrainConfig": "config", "preset": "config",
-    "Method": "method",
+    "Method": "method", "BUILTIN_METHODS": "methods",
     "Cifar10": "data", "DataError": "data", "load_cifar10": "data",
     "DeviceData": "train", "RunResult": "train", "train": "train",
 }

@@ -35,6 +35,12 @@ class Method:
     sources: tuple[str, ...] = ()                  # files (paths) whose code defines the method
     train_many: Callable[..., list] | None = None  # optional packed/pooled/compiled fast path
     reference_seconds_per_epoch: float | None = None   # one H200, uncompiled: for plans with no runs yet
+    key_name: str | None = None                    # the name run keys hash (default: ``name``)
+    key_baseline: tuple | None = None              # frozen (field, value) pairs keys compare against
+
+    def key(self, config: Any, seed: int) -> str:
+        """The run key of ``config`` trained with ``seed`` by this method (see :func:`run_key`)."""
+        return run_key(self.key_name or self.name, config, seed, self.key_baseline)
 
     @property
     def config_type(self) -> type:
@@ -60,6 +66,12 @@ def replace_fields(config: Any, changes: Mapping[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
     return dataclasses.replace(config, **changes)
+
+
+def config_dict(config: Any) -> dict:
+    """A config's fields as plain JSON-ready values (tuples become lists)."""
+    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
+            for f in dataclasses.fields(config)}
 
 
 def canonical(value: Any, like: Any) -> Any:

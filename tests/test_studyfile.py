@@ -8,6 +8,7 @@ import pytest
 
 from airbench_core import TrainConfig, preset
 from harness.spec.errors import UserError
+from harness.spec.methods import builtin_names
 from harness.spec.studyfile import KINDS, StudyFileError, check_field, load, parse_set
 from conftest import tiny_config
 
@@ -105,6 +106,8 @@ def test_every_config_field_accepts_its_default():
 
 # --------------------------------------------------------------------------- bad files
 
+BUILTINS = ", ".join(builtin_names())
+
 BAD = {
     "unknown field": ('method = "airbench94"\n[base]\nlrr = 1.0\n[variants.B]\nflip = "random"\n',
                       "base.lrr: unknown TrainConfig field (did you mean lr?)"),
@@ -121,9 +124,11 @@ BAD = {
     "repeated grid value": ('method = "airbench94"\n[grid]\nbatch_size = [512, 512]\n',
                             "grid.batch_size: expected distinct values, got 512 twice"),
     "unknown method": ('method = "airbench97"\n[variants.B]\nflip = "random"\n',
-                       "method: expected one of airbench94, airbench95, airbench96, got 'airbench97'"),
+                       "method: unknown method 'airbench97' (did you mean airbench96? expected a built-in name, "
+                       f"package.module:NAME or path/to/file.py:NAME; built-ins: {BUILTINS})"),
     "missing method": ('[variants.B]\nflip = "random"\n',
-                       "method: missing; expected one of airbench94, airbench95, airbench96"),
+                       f"method: missing; expected a built-in ({BUILTINS}), package.module:NAME "
+                       "or path/to/file.py:NAME"),
     "unknown primary": ('method = "airbench94"\nprimary = "C"\n[variants.B]\nflip = "random"\n',
                         "primary: expected one of the variants (B), got 'C'"),
     "unmatched grid primary": ('method = "airbench94"\nprimary = {lr = 3.0}\n[grid]\nlr = [11.5, 9.0]\n',

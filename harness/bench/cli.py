@@ -2,7 +2,7 @@
 
     python -m harness.bench analysis [--runs 2400] [--examples 10000] [--through-store]
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
-    python -m harness.bench acceptance --data SOURCE [--runs 40]     (a GPU machine's one command)
+    python -m harness.bench acceptance --data SOURCE [--method NAME] [--runs 40]   (a GPU machine's one command)
     python -m harness.bench store [--runs 60000] [--examples 10000]
     python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
     python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
@@ -155,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                        "(accuracy, paired difference, seconds) plus every throughput mode; prints and writes JSON")
     g.add_argument("--data", help="CIFAR-10 source (default: $AIRBENCH_DATA, else download)")
     g.add_argument("--cache-dir", help="cache for decoded arrays")
-    g.add_argument("--runs", type=positive_int, default=40, help="runs per flip mode, interleaved (default 40)")
+    g.add_argument("--method", default="airbench94",
+                   help="the method to accept: a built-in (python -m harness.study --list-methods), "
+                        "package.module:NAME or file.py:NAME (default airbench94)")
+    g.add_argument("--runs", type=positive_int,
+                   help="runs per flip mode, interleaved (default: 40, fewer for a slow method so that the runs "
+                        "take about 6 minutes of one H200; the output says how many and why)")
     g.add_argument("--throughput-runs", type=positive_int, default=12,
                    help="timed runs per fast-path mode after its warm-up (default 12)")
     g.add_argument("--mode", nargs="*", default=["compile", "pack4", "compile+pack4"],
@@ -205,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from airbench_core import DataError
+
+    from harness.spec.errors import UserError
     try:
         for m in args.mode:
             parse_mode(m)
@@ -213,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "acceptance":
             from harness.bench.acceptance import run_acceptance
             run_acceptance(args.data, args.cache_dir, args.runs, args.device, args.size, args.mode,
-                           args.throughput_runs, args.out)
+                           args.throughput_runs, args.out, args.method)
         else:
             bench_throughput(args.data, args.cache_dir, args.runs, args.mode, args.device, args.size)
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, UserError) as exc:
         return fail(str(exc))
     return 0

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airbench_core.config import PRESETS
-
-from harness.cli.common import Parser, quiet_numerics, UserError, fail, positive_float, positive_int
+from harness.cli.common import Parser, UserError, fail, positive_float, positive_int, quiet_numerics
 from harness.spec import studyfile
 from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
 from harness.spec.grid import PRESET_NAMES, Base, Study
+from harness.spec.methods import DEFAULT_METHOD, builtin_names, find_method
 from harness.spec.studies import all_studies
 from harness.stats import sequential
 
@@ -36,11 +35,13 @@ def build_parser() -> Parser:
     p.add_argument("name", nargs="?", help="a built-in study (see --list) or a study file (.toml)")
     p.add_argument("--seeds", type=positive_int, help=f"runs per cell of the grid (seeds 0..N-1, at most "
                    f"{MAX_SEEDS:,}); required unless --until decided")
-    p.add_argument("--method", choices=sorted(PRESETS),
-                   help="the method every cell starts from (default: airbench94, or the study file's)")
+    p.add_argument("--method", metavar="METHOD",
+                   help="the method every cell starts from: a built-in (see --list-methods), package.module:NAME "
+                        "or path/to/file.py:NAME (default: airbench94, or the study file's)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="change one TrainConfig field in every cell's base configuration (repeatable), "
-                        "e.g. --set lr=13 --set widths=32,64,64; a field the study varies keeps the study's values")
+                   help="change one field of the method's config in every cell's base configuration (repeatable; "
+                        "see --list-fields), e.g. --set lr=13 --set widths=32,64,64; a field the study varies keeps "
+                        "the study's values")
     p.add_argument("--until", choices=("seeds", "decided"), default="seeds",
                    help="seeds: train --seeds runs per cell (default); decided: a study file's comparisons "
                         "with its baseline get seeds in rounds until each is decided (anytime-valid)")
@@ -91,6 +92,10 @@ def build_parser() -> Parser:
     p.add_argument("--no-report", action="store_true", help="skip writing report.md after the campaign")
     p.add_argument("--verbose", action="store_true", help="let Ray's own log lines through")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("--list-methods", action="store_true", help="list the built-in methods and exit")
+    p.add_argument("--list-fields", metavar="METHOD",
+                   help="list every config field of METHOD (a built-in, package.module:NAME or file.py:NAME) a "
+                        "study file or --set may change: type, default, meaning; then exit")
     return p
 
 
@@ -131,8 +136,8 @@ class Target:
         extra = {}
         if self.file is not None:
             text = Path(self.file.path).read_text(encoding="utf-8")
-            extra["study_file"] = experiment.manifest_entry(self.file, text, studyfile.parse_set(args.set),
-                                                            args.method)
+            overrides = studyfile.parse_set(args.set, config_type=studyfile.config_type_of(self.file.method))
+            extra["study_file"] = experiment.manifest_entry(self.file, text, overrides, args.method)
         if self.rule is not None:
             extra["adaptive"] = {**self.rule.record(), "workers": workers}   # fixed from the first round on
         return extra
@@ -151,18 +156,20 @@ def resolve(args, studies: dict[str, Study]) -> Target:
     """The study, preset and adaptive rule the arguments name; one-line UserErrors for mistakes."""
     if not args.name:
         raise UserError("name a study (see --list) or a study file (.toml)")
-    overrides = studyfile.parse_set(args.set)
     if is_study_file(args.name):
         if args.preset:
             raise UserError("--preset applies to built-in studies; a study file sets its own sizes in [base]")
-        sf = studyfile.load(args.name, overrides=overrides, method=args.method)
+        sf = studyfile.load(args.name, method=args.method, set_items=args.set)
         from harness.report import experiment          # the study file is valid: now build its study
         target = Target(experiment.as_study(sf), experiment.FILE_PRESET, sf)
     elif args.name in studies:
-        base = Base(args.method or "airbench94", tuple(overrides.items()))
+        method = args.method or DEFAULT_METHOD
+        find_method(method)                        # a MethodError (one line) for a method that names nothing
+        overrides = studyfile.parse_set(args.set, config_type=studyfile.config_type_of(method))
+        base = Base(method, tuple(overrides.items()))
         try:
             base.config(args.preset or "full")
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise UserError(f"--set: {exc}") from None
         target = Target(dataclasses.replace(studies[args.name], base=base), args.preset or "full")
     else:
@@ -237,6 +244,37 @@ def planned_device(args, preset: str):
     return planning.Device("gpu")
 
 
+def list_methods() -> str:
+    """Every built-in method: name, version, summary (one line each); then how to name your own."""
+    from harness.spec.identity import method_version
+    lines = []
+    for name in builtin_names():
+        try:
+            method = find_method(name)
+            lines.append(f"{name:<20} {method_version(method)}  {method.summary}")
+        except UserError as exc:
+            lines.append(f"{name:<20} (unavailable: {exc})")
+    lines.append("your own: --method package.module:NAME or --method path/to/file.py:NAME "
+                 "(see README, 'Your own method'); fields: --list-fields METHOD")
+    return "\n".join(lines)
+
+
+def list_fields(spec: str) -> str:
+    """Every field of the method's config: name, type, default, one line of meaning."""
+    import dataclasses
+    method = find_method(spec)
+    kinds = studyfile.kinds(method.config_type)
+    rows = []
+    for f in dataclasses.fields(method.defaults):
+        default = getattr(method.defaults, f.name)
+        shown = "none" if default is None else studyfile.shown_value(default)
+        rows.append((f.name, kinds[f.name].one, shown, method.field_help.get(f.name, "")))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    head = f"{spec}: {method.summary}" if method.summary else spec
+    return "\n".join([head] + [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d:<{width[2]}}  {h}".rstrip()
+                                for n, t, d, h in rows])
+
+
 def dry_run(target: Target, args, out: Path, root: Path) -> int:
     from harness import store
     from harness.run import campaign
@@ -254,7 +292,10 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source))
+    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.todo}}
+    reference = [(methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
+                 for s in plan.todo]
+    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference))
     from_ = "of the same method, preset and device"
     if target.rule:
         print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
@@ -266,6 +307,12 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
 @quiet_numerics
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_methods or args.list_fields:
+        try:
+            print(list_fields(args.list_fields) if args.list_fields else list_methods())
+        except UserError as exc:
+            return fail(str(exc))
+        return 0
     studies = {} if args.name and is_study_file(args.name) and not args.list else all_studies()
     if args.list:
         for name, s in studies.items():
@@ -295,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     from airbench_core import DataError, load_cifar10
     from harness.run import campaign
     from harness.run.backends import BackendError, check_address
-    from harness.spec.identity import method_version
     from harness.store.lock import LockHeld
     try:
         if args.address and args.backend == "ray":
@@ -303,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         data = load_cifar10(args.data, args.cache_dir)
         plan = campaign.plan(study, target.preset, args.seeds or 0, root)
         if root.exists():
-            campaign.check_identity(root, method_version(), data.fingerprint, args.allow_mixed_versions)
+            campaign.check_identity(root, campaign.method_versions(study.cells(target.preset)), data.fingerprint,
+                                    args.allow_mixed_versions)
         summary = train(target, args, out, root, data, plan)
     except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
         return fail(str(exc))
@@ -344,7 +391,6 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
     """Under the study folder's and the store's locks: start the backend, check it can do what was
     asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
     from harness.run import campaign
-    from harness.run.backends import BackendError
     study, preset = target.study, target.preset
     created = [p for p in (out, root) if not p.exists()]
     try:

@@ -116,6 +116,17 @@ def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
     return sections, notes
 
 
+def split_versions(runs) -> list[str]:
+    """The method versions to analyse apart: every version, when one method has runs of several (a
+    campaign comparing methods holds one version per method and is analysed whole)."""
+    versions = distinct(runs, "method_version")
+    if len(versions) > 1 and "method" in runs.columns:
+        methods = runs["method"].fillna("airbench94").astype(str)
+        if (runs.groupby(methods)["method_version"].nunique() <= 1).all():
+            return []
+    return versions
+
+
 def render_report(c: LoadedCampaign, study) -> str:
     """The whole page. Several method versions in one store: each analysis per version."""
     from harness.report.figures import reset_colours
@@ -124,8 +135,8 @@ def render_report(c: LoadedCampaign, study) -> str:
     if not len(c.runs):
         sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
     else:
-        versions = distinct(c.runs, "method_version")
-        views = [(None, c)] if len(versions) == 1 else \
+        versions = split_versions(c.runs)
+        views = [(None, c)] if len(versions) <= 1 else \
             [(v, c.subset(c.runs["method_version"].fillna("unknown").astype(str) == v, v)) for v in versions]
         for version, view in views:
             if version is not None:

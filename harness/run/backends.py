@@ -18,10 +18,17 @@ from harness.run.worker import Outcome, RunWorker, exception_text
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
+def plain_fields(config) -> dict:
+    """A config's fields as plain values (what crosses to a Ray worker, which rebuilds the config)."""
+    import dataclasses
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
 def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
     """The next run and up to k-1 queued runs of the same config, to train packed together."""
     first = queue.popleft()
-    pack = [first] + [s for s in list(queue) if s.cell.config == first.cell.config][: k - 1]
+    same = (first.cell.method_spec, first.cell.config)
+    pack = [first] + [s for s in list(queue) if (s.cell.method_spec, s.cell.config) == same][: k - 1]
     for s in pack[1:]:
         queue.remove(s)
     return pack
@@ -162,11 +169,13 @@ class RayBackend:
             while idle and queue:
                 actor = idle.pop()
                 pack = take_pack(queue, self.pack)
-                in_flight[actor.run.remote(pack, self.save_logits)] = (actor, pack)
+                cell = pack[0].cell
+                in_flight[actor.run_plain.remote(cell.method_spec, os.getcwd(), plain_fields(cell.config),
+                                                 [s.seed for s in pack], self.save_logits)] = (actor, pack)
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             actor, pack = in_flight.pop(ready[0])
             try:
-                outcomes = ray.get(ready[0])
+                outcomes = [Outcome(spec, r, e, info) for spec, (r, e, info) in zip(pack, ray.get(ready[0]))]
             except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                 # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
                 error = f"worker died: {ray_error_text(exc)}"

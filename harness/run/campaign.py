@@ -17,11 +17,13 @@ from tqdm import tqdm
 from harness import store
 from harness.store.compact import compact
 from harness.spec.grid import RunSpec, Study, expand
-from harness.spec.identity import method_version
+from harness.spec.identity import method_family, method_version
+from harness.spec.methods import find_method
 from harness.store.lock import hold
 from harness.store.record import base_record, code_version, run_record
 
 from harness.spec.defaults import MAX_SEEDS  # noqa: E402
+from airbench_core.method import config_dict  # noqa: E402
 
 
 class MixedStoreError(store.StoreError):
@@ -103,19 +105,36 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
                 store.failed_keys(root) if root.exists() else set())
 
 
-def check_identity(root: Path, version: str, fingerprint: str, allow_mixed_versions: bool = False) -> None:
-    """Stop before training when the store holds runs on other data, or (unless allowed) of another
-    method version: pooling them would be silent."""
+def method_versions(specs_or_cells) -> dict[str, str]:
+    """{method spec: version} of the methods a campaign's cells (or run specs) train."""
+    cells = [getattr(x, "cell", x) for x in specs_or_cells]
+    return {spec: method_version(find_method(spec)) for spec in dict.fromkeys(c.method_spec for c in cells)}
+
+
+def family_versions(versions: Mapping[str, str]) -> dict[str, str]:
+    """{method family (the name its keys hash): version} from {method spec: version}."""
+    return {method_family(find_method(spec)): v for spec, v in versions.items()}
+
+
+def check_identity(root: Path, version: str | Mapping[str, str], fingerprint: str,
+                   allow_mixed_versions: bool = False) -> None:
+    """Stop before training when the store holds runs on other data, or (unless allowed) runs of one
+    of this campaign's methods at another version: pooling them would be silent. ``version`` is
+    {method spec: version} (one string: airbench94's)."""
+    versions = dict(version) if isinstance(version, Mapping) else {"airbench94": version}
     ident = store.read_identity(root)
     other_data = sorted(set(ident["data_fingerprints"]) - {fingerprint})
     if other_data:
         raise MixedStoreError(f"store {root} holds runs on data {', '.join(other_data)}, but this campaign's data "
                               f"is {fingerprint}; use another --store for this data")
-    other_versions = sorted(set(ident["method_versions"]) - {version})
-    if other_versions and not allow_mixed_versions:
-        raise MixedStoreError(f"store {root} holds runs of method version {', '.join(other_versions)}, but "
-                              f"airbench_core here is {version}; use another --store, or pass "
-                              f"--allow-mixed-versions to add runs of this version (reports split by version)")
+    held = store.versions_by_method(ident)
+    for spec, v in versions.items():
+        family = method_family(find_method(spec))
+        other_versions = sorted(held.get(family, set()) - {v})
+        if other_versions and not allow_mixed_versions:
+            raise MixedStoreError(f"store {root} holds runs of {family} at method version {', '.join(other_versions)}, "
+                                  f"but the code of method {spec} here is version {v}; use another --store, or pass "
+                                  f"--allow-mixed-versions to add runs of this version (reports split by version)")
 
 
 def study_keys(specs: list[RunSpec]) -> list[dict]:
@@ -127,14 +146,17 @@ def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, ba
     import torch
     cells = study.cells(preset)
     per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
+    versions = method_versions(cells)
     return {
+        "methods": versions,
         "study": study.name, "description": study.description, "preset": preset, "base": study.base.describe(),
         "seeds": most_seeds(seeds) if per_cell else max(seeds, (old or {}).get("seeds", 0)),
         "seeds_per_cell": per_cell, **(extra or {}),
-        "grid": [{"label": c.label, "factors": c.factors, "config": c.config.to_dict()} for c in cells],
+        "grid": [{"label": c.label, "factors": c.factors, "method": c.method_spec, "config": config_dict(c.config)}
+                 for c in cells],
         "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
-        "backend": backend_name, "code_version": code_version(), "method_version": method_version(),
+        "backend": backend_name, "code_version": code_version(), "method_version": ", ".join(dict.fromkeys(versions.values())),
         "python": platform.python_version(), "torch": torch.__version__,
         "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
         "updated_at": datetime.now(timezone.utc).isoformat(),
@@ -178,19 +200,21 @@ def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, da
 
 def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
                 allow_mixed_versions, compact_at_end, stop_backend, manifest_extra, progress_desc=None) -> Summary:
-    version = method_version()
-    check_identity(root, version, data.fingerprint, allow_mixed_versions)
+    versions = method_versions(study.cells(preset))
+    check_identity(root, versions, data.fingerprint, allow_mixed_versions)
     p = plan(study, preset, seeds, root)
     old = store.read_manifest(out) if (out / "manifest.json").exists() else None
     m = manifest(study, preset, seeds, data, backend.name, old, out, root, manifest_extra)
-    store.note_identity(root, version, data.fingerprint)
+    store.note_identity(root, family_versions(versions), data.fingerprint)
     store.write_manifest(out, m)
     store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
     from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
     store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
     context = {"study": study.name, "preset": preset, "data_source": data.source,
-               "data_description": data.description, "method_version": version,
-               "data_fingerprint": data.fingerprint}
+               "data_description": data.description, "data_fingerprint": data.fingerprint}
+
+    def context_of(spec: RunSpec) -> dict:
+        return {**context, "method_version": versions[spec.cell.method_spec]}
     summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
     queue, attempts = deque(p.todo), {}
     bar = tqdm(total=len(queue), desc=progress_desc or study.name, unit="run", disable=not progress or not queue,
@@ -200,7 +224,7 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
         for outcome in backend.run(queue):
             key = outcome.spec.key
             if outcome.result is not None:
-                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context),
+                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context_of(outcome.spec)),
                                 outcome.result.predictions, outcome.result.logits)
                 summary.trained += 1
                 summary.recovered += key in attempts
@@ -213,7 +237,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                     if on_outcome:
                         on_outcome(outcome)
                     continue
-                store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
+                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)), **outcome.worker},
+                                    outcome.error)
                 summary.failed += 1
                 bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
             bar.update(1)

@@ -1,11 +1,12 @@
 """Studies as data: a study is a list of cells (factors + config); a campaign is cells x seeds."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airbench_core import TrainConfig, preset as method_preset
+from harness.spec.methods import DEFAULT_METHOD, find_method
 
 PRESET_NAMES = ("full", "smoke")
 # smoke: 2,000 training / 1,000 test images, narrow, two epochs: a whole study in minutes on a CPU
@@ -14,15 +15,20 @@ SMOKE_SIZING = dict(n_train=2000, n_test=1000, widths=(16, 32, 32), batch_size=1
 
 @dataclass(frozen=True)
 class Base:
-    """What every cell of a built-in study starts from: a method (airbench94/95/96) and the user's
-    ``--set`` overrides. The study's own factors are applied last, so they always keep their values."""
+    """What every cell of a built-in study starts from: a method spec (a built-in name,
+    ``package.module:NAME`` or ``file.py:NAME``; see harness.spec.methods) and the user's ``--set``
+    overrides. The study's own factors are applied last, so they always keep their values."""
 
-    method: str = "airbench94"
+    method: str = DEFAULT_METHOD
     overrides: tuple[tuple[str, Any], ...] = ()
 
-    def config(self, preset_name: str, **study_values) -> TrainConfig:
-        sizing = SMOKE_SIZING if preset_name == "smoke" else {}
-        return method_preset(self.method, **{**sizing, **dict(self.overrides), **study_values})
+    def config(self, preset_name: str, **study_values) -> Any:
+        """The method's config with the sizing of the preset (smoke: the fields the method has), the
+        ``--set`` overrides and the study's values; unknown fields raise ValueError."""
+        method = find_method(self.method)
+        have = {f.name for f in dataclasses.fields(method.defaults)}
+        sizing = {k: v for k, v in SMOKE_SIZING.items() if k in have} if preset_name == "smoke" else {}
+        return method.config(**{**sizing, **dict(self.overrides), **study_values})
 
     def describe(self) -> dict:
         return {"method": self.method, "set": {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}}
@@ -33,7 +39,15 @@ class Cell:
     """One point of a study's grid: the factors a reader sees, and the config they resolve to."""
 
     factors: dict[str, Any]
-    config: TrainConfig
+    config: Any                       # an instance of the method's config dataclass
+    method: str | None = None         # the method spec; None: the study's (its Base's) method
+
+    @property
+    def method_spec(self) -> str:
+        return self.method or DEFAULT_METHOD
+
+    def key(self, seed: int) -> str:
+        return find_method(self.method_spec).key(self.config, seed)
 
     @property
     def label(self) -> str:
@@ -48,7 +62,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", self.cell.config.key(self.seed))
+            object.__setattr__(self, "key", self.cell.key(self.seed))
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,8 @@ class Study:
     def cells(self, preset: str) -> list[Cell]:
         if preset not in self.presets:
             raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(self.presets)})")
-        return self.grid(preset, self.base)
+        return [c if c.method else dataclasses.replace(c, method=self.base.method)
+                for c in self.grid(preset, self.base)]
 
 
 def expand(cells: list[Cell], seeds: int | Mapping[str, int]) -> list[RunSpec]:
@@ -79,7 +94,7 @@ def expand(cells: list[Cell], seeds: int | Mapping[str, int]) -> list[RunSpec]:
         for cell in cells:
             if seed >= per_cell.get(cell.label, 0):
                 continue
-            key = cell.config.key(seed)
+            key = cell.key(seed)
             if key not in specs:
                 specs[key] = RunSpec(cell, seed, key)
     return list(specs.values())

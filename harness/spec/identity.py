@@ -1,8 +1,9 @@
 """What a run's numbers depend on beyond its key: the method's code and the data it saw.
 
-The run key (``TrainConfig.key``) names what was asked for. ``method_version`` names the code that
-did it (a hash of the ``airbench_core`` sources) and the data fingerprint (``Cifar10.fingerprint``)
-the decoded images; both are kept in every record so a store never pools runs silently.
+The run key (``Method.key``) names what was asked for. ``method_version`` names the code that did it
+(a hash of the files that define the method: its ``sources``) and the data fingerprint
+(``Cifar10.fingerprint``) the decoded images; both are kept in every record so a store never pools
+runs silently. The paper's methods hash the ``airbench_core`` files, as the version always has.
 """
 from __future__ import annotations
 
@@ -10,17 +11,29 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-import airbench_core
+from airbench_core.method import Method
 
-CORE_DIR = Path(airbench_core.__file__).resolve().parent
+from harness.spec.methods import DEFAULT_METHOD, find_method, source_files
 
 
-@lru_cache(maxsize=1)
-def method_version() -> str:
-    """Hash of every ``airbench_core/*.py`` file (name and bytes): any edit to the method changes it;
-    edits to the harness, studies or tests do not."""
+def method_version(method: Method | str | None = None) -> str:
+    """Hash of the method's source files (name and bytes): any edit to them changes it; edits to the
+    harness, studies or tests do not. ``method`` is a Method or a spec (default: airbench94)."""
+    if not isinstance(method, Method):
+        method = find_method(method or DEFAULT_METHOD)
+    files = tuple(source_files(method))
+    return _hash(files, tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+
+@lru_cache(maxsize=64)
+def _hash(paths: tuple[Path, ...], stamps: tuple) -> str:
+    """(``stamps``, the files' modification times and sizes, make an edited file a new cache entry.)"""
     h = hashlib.sha256()
-    for path in sorted(CORE_DIR.glob("*.py")):
+    for path in paths:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:12]
 
+
+def method_family(method: Method) -> str:
+    """The name a method's runs are keyed (and versioned) under: airbench94/95/96 share ``airbench``."""
+    return method.key_name or method.name

@@ -1,6 +1,6 @@
-"""Study files: an experiment written in TOML, checked against TrainConfig's fields before any run.
+"""Study files: an experiment written in TOML, checked against its method's config fields before any run.
 
-    method = "airbench94"                 # airbench94 | airbench95 | airbench96
+    method = "airbench94"                 # a built-in (--list-methods), package.module:NAME or file.py:NAME
     description = "random vs alternating flip"
     primary = "random_flip"               # optional: the comparison the study is about
 
@@ -10,6 +10,9 @@
     [variants.random_flip]                # named variants, each compared with the base config ...
     flip = "random"
 
+    [variants.mine]                       # ... a variant may train another method: the base's fields
+    method = "my_methods.py:METHOD"       # it has (sizes) apply, then its own overrides
+
     # ... or a grid instead of variants: the product of the listed values
     # [grid]
     # lr = [9.0, 11.5, 14.0]
@@ -18,7 +21,7 @@
     precision = 0.05                      # points: "equal" when the whole sequence lies inside [-P, P]
     max_seeds = 400
 
-Every mistake raises :class:`StudyFileError` with one line naming the file, the key and what was
+Fields are the method's config dataclass fields (``--list-fields METHOD``). Every mistake raises :class:`StudyFileError` with one line naming the file, the key and what was
 expected. ``--set FIELD=VALUE`` strings go through the same checks (:func:`parse_set`).
 """
 from __future__ import annotations
@@ -33,14 +36,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from airbench_core import TrainConfig
-from airbench_core.config import FLIP_MODES, PRESETS
+from functools import lru_cache
+
+from airbench_core.config import FLIP_MODES, TrainConfig
 
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
+from harness.spec.methods import MethodError, builtin_names, find_method
 from harness.stats.sequential import Rule
 
-METHODS = tuple(PRESETS)
 BASELINE = "baseline"
 TOP_KEYS = ("method", "description", "primary", "base", "variants", "grid", "adaptive")
 ADAPTIVE_KEYS = ("precision", "max_seeds", "min_seeds")
@@ -98,6 +102,12 @@ def _triple(v: Any) -> tuple[int, int, int]:
     return tuple(_whole(x) for x in v)
 
 
+def _optional_number(v: Any) -> float | None:
+    if v is None or (isinstance(v, str) and v.lower() == "none"):
+        return None
+    return _number(v)
+
+
 def _optional_whole(v: Any) -> int | None:
     if v is None or (isinstance(v, str) and v.lower() == "none"):
         return None
@@ -121,10 +131,19 @@ def _kind(name: str, annotation: Any) -> Kind:
         return Kind("a list of three whole numbers", "lists of three whole numbers", _triple)
     if isinstance(annotation, types.UnionType) and set(typing.get_args(annotation)) == {int, type(None)}:
         return Kind('a whole number or "none"', 'whole numbers or "none"', _optional_whole)
-    raise TypeError(f"TrainConfig.{name}: no study-file type for {annotation!r}")   # a new field type: add it
+    if isinstance(annotation, types.UnionType) and set(typing.get_args(annotation)) == {float, type(None)}:
+        return Kind('a number or "none"', 'numbers or "none"', _optional_number)
+    return Kind(f"a value of type {getattr(annotation, '__name__', annotation)}", "values", lambda v: v)
 
 
-KINDS: dict[str, Kind] = {f.name: _kind(f.name, typing.get_type_hints(TrainConfig)[f.name]) for f in fields(TrainConfig)}
+@lru_cache(maxsize=32)
+def kinds(config_type: type) -> dict[str, Kind]:
+    """What each field of a config dataclass accepts, from its type annotation."""
+    hints = typing.get_type_hints(config_type)
+    return {f.name: _kind(f.name, hints[f.name]) for f in fields(config_type)}
+
+
+KINDS: dict[str, Kind] = kinds(TrainConfig)
 
 
 def _shown(v: Any) -> str:
@@ -136,35 +155,51 @@ def _shown(v: Any) -> str:
     return repr(v)
 
 
-def check_field(name: str, value: Any, where: str) -> Any:
+def shown_value(v: Any) -> str:
+    """A default as a study file spells it: true/false, [64, 256, 256], "alternating", 9.9."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(shown_value(x) for x in v) + "]"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+def check_field(name: str, value: Any, where: str, config_type: type = TrainConfig) -> Any:
     """The value converted to the field's type, or a StudyFileError naming ``where`` (e.g. 'x.toml: base.lr')."""
-    kind = _field_kind(name, where)
+    kind = _field_kind(name, where, config_type)
     try:
         return kind.convert(value)
     except _Mismatch:
         raise StudyFileError(f"{where}: expected {kind.one}, got {_shown(value)}") from None
 
 
-def _field_kind(name: str, where: str) -> Kind:
-    if name not in KINDS:
-        close = difflib.get_close_matches(name, KINDS, n=1)
+def _field_kind(name: str, where: str, config_type: type = TrainConfig) -> Kind:
+    known = kinds(config_type)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise StudyFileError(f"{where}: unknown TrainConfig field{hint}")
-    return KINDS[name]
+        raise StudyFileError(f"{where}: unknown {config_type.__name__} field{hint}")
+    return known[name]
 
 
-def check_overrides(table: Any, where: str) -> dict[str, Any]:
+def check_overrides(table: Any, where: str, config_type: type = TrainConfig) -> dict[str, Any]:
     """A TOML table of field overrides, every value checked; ``where`` is e.g. 'x.toml: base'."""
     if not isinstance(table, dict):
-        raise StudyFileError(f"{where}: expected a table of TrainConfig fields, got {_shown(table)}")
-    return {name: check_field(name, value, f"{where}.{name}") for name, value in table.items()}
+        raise StudyFileError(f"{where}: expected a table of {config_type.__name__} fields, got {_shown(table)}")
+    return {name: check_field(name, value, f"{where}.{name}", config_type) for name, value in table.items()}
 
 
-def build_config(method: str, overrides: Mapping[str, Any], where: str) -> TrainConfig:
-    """The method's preset with the overrides; the config's own checks (e.g. tta_level) become one line."""
+def config_type_of(method: str) -> type:
+    return find_method(method).config_type
+
+
+def build_config(method: str, overrides: Mapping[str, Any], where: str) -> Any:
+    """The method's defaults with the overrides; the config's own checks (e.g. tta_level) become one line."""
     try:
-        return PRESETS[method].replace(**overrides)
-    except ValueError as exc:
+        return find_method(method).config(**overrides)
+    except (ValueError, TypeError) as exc:
         raise StudyFileError(f"{where}: {exc}") from None
 
 
@@ -183,15 +218,16 @@ def _cli_literal(text: str) -> Any:
     return text
 
 
-def parse_set(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
-    """``["lr=13", "flip=random", "widths=32,64,64", "n_train=none"]`` -> checked overrides."""
+def parse_set(items: Sequence[str], flag: str = "--set", config_type: type = TrainConfig) -> dict[str, Any]:
+    """``["lr=13", "flip=random", "widths=32,64,64", "n_train=none"]`` -> overrides checked against the
+    fields of ``config_type`` (the method's config dataclass)."""
     overrides: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name:
             raise StudyFileError(f"{flag} {item}: expected FIELD=VALUE")
-        overrides[name] = check_field(name, _cli_literal(text.strip()), f"{flag} {name}")
+        overrides[name] = check_field(name, _cli_literal(text.strip()), f"{flag} {name}", config_type)
     return overrides
 
 
@@ -215,9 +251,9 @@ class StudyFile:
 
     path: str
     name: str                       # the file's stem; names the study in the store and reports
-    method: str
+    method: str                     # the method spec (see harness.spec.methods)
     description: str
-    base: TrainConfig               # the method with the base overrides (and --set)
+    base: Any                      # the method with the base overrides (and --set)
     cells: tuple[Cell, ...]
     baseline: Cell | None           # variants: the base config; grid: the cell equal to it, if any
     primary: Cell | None            # the cell whose comparison with the baseline the study is about
@@ -233,8 +269,10 @@ class StudyFile:
         return [(c, self.baseline) for c in others]
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None, method: str | None = None) -> StudyFile:
-    """Read and check a study file. ``overrides`` (from :func:`parse_set`) and ``method`` replace the
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None, method: str | None = None,
+         set_items: Sequence[str] = ()) -> StudyFile:
+    """Read and check a study file. ``overrides`` (from :func:`parse_set`), ``set_items`` (raw
+    ``--set FIELD=VALUE`` strings, checked against the method's fields) and ``method`` replace the
     file's base overrides and method for every cell."""
     source = str(path)
     try:
@@ -247,32 +285,35 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, method: s
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyFileError(f"{source}: invalid TOML: {exc}") from None
-    return parse(data, source, overrides, method)
+    return parse(data, source, overrides, method, set_items)
 
 
 def parse(data: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | None = None,
-          method: str | None = None) -> StudyFile:
+          method: str | None = None, set_items: Sequence[str] = ()) -> StudyFile:
     """Check a study file's table (already read from TOML); ``source`` names it in messages."""
     for key in data:
         if key not in TOP_KEYS:
             close = difflib.get_close_matches(key, TOP_KEYS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise StudyFileError(f"{source}: {key}: unknown key ({hint}expected {', '.join(TOP_KEYS)})")
-    method = method or _method(data, source)
+    method = _method({"method": method} if method else data, source, "--method" if method else "method")
+    config_type = config_type_of(method)
+    overrides = {name: check_field(name, value, f"--set {name}", config_type) for name, value in
+                 {**dict(overrides or {}), **parse_set(set_items, config_type=config_type)}.items()}
     description = data.get("description", "")
     if not isinstance(description, str):
         raise StudyFileError(f"{source}: description: expected a string, got {_shown(description)}")
-    base_overrides = check_overrides(data.get("base", {}), f"{source}: base") | dict(overrides or {})
+    base_overrides = check_overrides(data.get("base", {}), f"{source}: base", config_type) | overrides
     base = build_config(method, base_overrides, f"{source}: base")
     if "variants" in data and "grid" in data:
         raise StudyFileError(f"{source}: grid: expected either [variants] or [grid], not both")
     if "variants" in data:
-        cells, baseline = _variant_cells(data["variants"], method, base_overrides, base, source)
+        cells, baseline = _variant_cells(data["variants"], method, base_overrides, base, source, config_type)
         primary = _variant_primary(data, cells, source)
     elif "grid" in data:
-        cells = _grid_cells(data["grid"], method, base_overrides, source)
+        cells = _grid_cells(data["grid"], method, base_overrides, source, config_type)
         baseline = next((c for c in cells if c.config == base), None)
-        primary = _grid_primary(data, cells, baseline, source)
+        primary = _grid_primary(data, cells, baseline, source, config_type)
     else:
         raise StudyFileError(f"{source}: variants: missing; expected a [variants] table or a [grid] table")
     adaptive = _adaptive(data, baseline, source)
@@ -281,29 +322,44 @@ def parse(data: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | N
                      tuple(cells), baseline, primary, adaptive)
 
 
-def _method(data: Mapping[str, Any], source: str) -> str:
+def _method(data: Mapping[str, Any], source: str, key: str = "method") -> str:
+    """The method spec, resolved once here so that every mistake in it is one line naming the file."""
+    expected = f"a built-in ({', '.join(builtin_names())}), package.module:NAME or path/to/file.py:NAME"
     if "method" not in data:
-        raise StudyFileError(f"{source}: method: missing; expected one of {', '.join(METHODS)}")
+        raise StudyFileError(f"{source}: method: missing; expected {expected}")
     method = data["method"]
-    if method not in METHODS:
-        raise StudyFileError(f"{source}: method: expected one of {', '.join(METHODS)}, got {_shown(method)}")
+    if not isinstance(method, str):
+        raise StudyFileError(f"{source}: {key}: expected {expected}, got {_shown(method)}")
+    try:
+        find_method(method)
+    except MethodError as exc:
+        text = str(exc).removeprefix(f"method {method}: ")
+        raise StudyFileError(f"{source}: {key}: {text}") from None
     return method
 
 
-def _variant_cells(table: Any, method: str, base_overrides: dict, base: TrainConfig, source: str
-                   ) -> tuple[list[Cell], Cell]:
+def _variant_cells(table: Any, method: str, base_overrides: dict, base: Any, source: str,
+                   config_type: type = TrainConfig) -> tuple[list[Cell], Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: variants: expected at least one [variants.NAME] table of overrides")
-    baseline = Cell({"variant": BASELINE}, base)
+    baseline = Cell({"variant": BASELINE}, base, method)
     cells = [baseline]
     for name, overrides in table.items():
         where = f"{source}: variants.{name}"
         if name == BASELINE:
             raise StudyFileError(f"{where}: the name {BASELINE!r} is the base config; choose another name")
-        config = build_config(method, base_overrides | check_overrides(overrides, where), where)
-        if config == base:
+        own, own_type, inherited = method, config_type, base_overrides
+        if isinstance(overrides, dict) and "method" in overrides:
+            # another method for this variant: the base overrides it has fields for (sizes), then its own
+            overrides = dict(overrides)
+            own = _method({"method": overrides.pop("method")}, source, f"variants.{name}.method")
+            own_type = config_type_of(own)
+            have = {f.name for f in fields(own_type)}
+            inherited = {k: v for k, v in base_overrides.items() if k in have}
+        config = build_config(own, inherited | check_overrides(overrides, where, own_type), where)
+        if own == method and config == base:
             raise StudyFileError(f"{where}: expected at least one override that differs from the base config")
-        cells.append(Cell({"variant": name}, config))
+        cells.append(Cell({"variant": name}, config, own))
     return cells, baseline
 
 
@@ -318,13 +374,14 @@ def _variant_primary(data: Mapping[str, Any], cells: list[Cell], source: str) ->
     return cells[1 + names.index(primary)]
 
 
-def _grid_cells(table: Any, method: str, base_overrides: dict, source: str) -> list[Cell]:
+def _grid_cells(table: Any, method: str, base_overrides: dict, source: str,
+                config_type: type = TrainConfig) -> list[Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: grid: expected at least one FIELD = [values] (the grid is empty)")
     axes: dict[str, list] = {}
     for name, values in table.items():
         where = f"{source}: grid.{name}"
-        kind = _field_kind(name, where)
+        kind = _field_kind(name, where, config_type)
         if not isinstance(values, list):
             raise StudyFileError(f"{where}: expected a list of {kind.many}, got {_shown(values)}")
         if not values:
@@ -343,11 +400,13 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str) -> l
     for combo in itertools.product(*axes.values()):
         factors = dict(zip(axes, combo))
         cells.append(Cell(factors, build_config(method, base_overrides | factors,
-                                                f"{source}: grid ({', '.join(f'{k}={v}' for k, v in factors.items())})")))
+                                                f"{source}: grid ({', '.join(f'{k}={v}' for k, v in factors.items())})"),
+                          method))
     return cells
 
 
-def _grid_primary(data: Mapping[str, Any], cells: list[Cell], baseline: Cell | None, source: str) -> Cell | None:
+def _grid_primary(data: Mapping[str, Any], cells: list[Cell], baseline: Cell | None, source: str,
+                  config_type: type = TrainConfig) -> Cell | None:
     if "primary" not in data:
         return None
     primary = data["primary"]
@@ -355,7 +414,7 @@ def _grid_primary(data: Mapping[str, Any], cells: list[Cell], baseline: Cell | N
     if not isinstance(primary, dict) or not primary or set(primary) - set(cells[0].factors):
         raise StudyFileError(f"{source}: primary: expected a table of grid values naming one cell, e.g. "
                              f"{example}, got {_shown(primary)}")
-    wanted = {k: check_field(k, v, f"{source}: primary.{k}") for k, v in primary.items()}
+    wanted = {k: check_field(k, v, f"{source}: primary.{k}", config_type) for k, v in primary.items()}
     matches = [c for c in cells if all(c.factors[k] == v for k, v in wanted.items())]
     if len(matches) != 1:
         raise StudyFileError(f"{source}: primary: expected grid values naming one cell, e.g. {example}; "

@@ -1,6 +1,7 @@
 """What a planned number of seeds will resolve, for ``--dry-run`` before anything is trained."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -122,17 +123,24 @@ def comparable(records: pd.DataFrame | None, preset: str, device: Device, specs=
 DEFAULT_SECONDS_PER_EPOCH = 0.27
 
 
-def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
+def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.ndarray, str]:
     """Wall seconds each planned run should take: the mean of the store's runs of the same config,
-    else the store's mean seconds per epoch times the run's epochs, else the stated default."""
-    epochs = np.array([s.cell.config.epochs for s in specs], dtype=float)
+    else the store's mean seconds per epoch times the run's epochs, else the reference seconds per
+    epoch (``reference``: one (method name, seconds or None) per spec, from the method's
+    ``reference_seconds_per_epoch``), else the stated default."""
+    epochs = np.array([getattr(s.cell.config, "epochs", 1.0) for s in specs], dtype=float)
     if records is None or not len(records) or "wall_seconds" not in records or "config_json" not in records:
-        return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
-                                                    "(one H200; no comparable runs in the store)")
+        if reference is None:
+            return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
+                                                        "(one H200; no comparable runs in the store)")
+        named = {name: DEFAULT_SECONDS_PER_EPOCH if r is None else r for name, r in reference}
+        per_epoch = np.array([named[name] for name, _ in reference], dtype=float)
+        shown = ", ".join(f"{v:g} s per {name}" for name, v in named.items())
+        return epochs * per_epoch, f"default {shown} epoch (one H200; no comparable runs in the store)"
     measured = records.groupby("config_json")["wall_seconds"].mean()
     per_epoch = float((records["wall_seconds"] / records["epochs_trained"]).mean()) \
         if "epochs_trained" in records else DEFAULT_SECONDS_PER_EPOCH
-    keys = [json.dumps(s.cell.config.to_dict(), sort_keys=True) for s in specs]
+    keys = [json.dumps(dataclasses.asdict(s.cell.config), sort_keys=True) for s in specs]
     seconds = np.array([measured.get(k, np.nan) for k in keys], dtype=float)
     matched = int(np.isfinite(seconds).sum())
     seconds = np.where(np.isfinite(seconds), seconds, epochs * per_epoch)
@@ -141,9 +149,10 @@ def seconds_per_run(specs, records: pd.DataFrame) -> tuple[np.ndarray, str]:
 
 
 def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str, device: Device = Device("gpu"),
-              runs_from: str | None = None) -> str:
-    """``records``: the comparable runs only (see ``comparable``); ``runs_from`` names them."""
-    seconds, source = seconds_per_run(specs, records)
+              runs_from: str | None = None, reference=None) -> str:
+    """``records``: the comparable runs only (see ``comparable``); ``runs_from`` names them;
+    ``reference``: (method name, its reference seconds per epoch) per spec, for a store with none."""
+    seconds, source = seconds_per_run(specs, records, reference)
     if device.kind == "cpu" and (records is None or not len(records)):
         source += " (a GPU figure: no CPU runs measured yet, so a CPU will take far longer)"
     total = float(seconds.sum())

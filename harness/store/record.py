@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airbench_core import RunResult
 
+from airbench_core.method import config_dict
+
 from harness.spec.grid import RunSpec
 
 
@@ -33,15 +35,14 @@ def code_version() -> str:
 
 
 def config_columns(spec: RunSpec) -> dict:
-    cfg = spec.cell.config.to_dict()
-    cfg["widths"] = "x".join(map(str, cfg["widths"]))
-    return cfg
+    """Every config field its own column; a list (widths) as one string, 64x256x256."""
+    return {k: ("x".join(map(str, v)) if isinstance(v, list) else v) for k, v in config_dict(spec.cell.config).items()}
 
 
 def base_record(spec: RunSpec, context: dict) -> dict:
     """Identity of a run: key, study, cell, factors and config columns, plus campaign context."""
-    row = {"key": spec.key, **context, "cell": spec.cell.label, "seed": spec.seed,
-           "config_json": json.dumps(spec.cell.config.to_dict(), sort_keys=True)}
+    row = {"key": spec.key, **context, "cell": spec.cell.label, "seed": spec.seed, "method": spec.cell.method_spec,
+           "config_json": json.dumps(config_dict(spec.cell.config), sort_keys=True)}
     row.update(config_columns(spec))
     row.update({k: v for k, v in spec.cell.factors.items() if k not in row})
     return row

@@ -491,8 +491,13 @@ def load_failures(out: str | os.PathLike) -> pd.DataFrame:
 
 # -- the store's identity --------------------------------------------------------------------------
 
+LEGACY_FAMILY = "airbench"    # a store written before methods were plugins held only the paper's methods
+
+
 def read_identity(root: Path) -> dict:
-    """{'method_versions': [...], 'data_fingerprints': [...]} of the runs a store holds."""
+    """{'method_versions': [...], 'data_fingerprints': [...], 'methods': {family: [versions]}} of the
+    runs a store holds. ``methods`` names which method (key family) each version belongs to; a version
+    it does not list is the paper's methods' (``airbench``), as every store before it was."""
     path = Path(root) / "store.json"
     if not path.exists():
         return {"format": STORE_FORMAT, "method_versions": [], "data_fingerprints": []}
@@ -502,14 +507,32 @@ def read_identity(root: Path) -> dict:
         raise StoreError(f"{path}: unreadable ({type(exc).__name__})") from None
 
 
-def note_identity(root: Path, method_version: str, data_fingerprint: str) -> None:
-    """Record that the store now holds (or will hold) runs of this method version and data."""
+def versions_by_method(ident: dict) -> dict[str, set[str]]:
+    """{method family: versions} of a store's identity (unattributed versions: the paper's methods)."""
+    out = {family: set(v) for family, v in (ident.get("methods") or {}).items()}
+    attributed = set().union(*out.values()) if out else set()
+    legacy = set(ident.get("method_versions", [])) - attributed
+    if legacy:
+        out.setdefault(LEGACY_FAMILY, set()).update(legacy)
+    return out
+
+
+def note_identity(root: Path, method_version: str | dict[str, str], data_fingerprint: str) -> None:
+    """Record that the store now holds (or will hold) runs of these method versions ({family:
+    version}, or one version of the paper's methods) and data."""
+    versions = method_version if isinstance(method_version, dict) else {LEGACY_FAMILY: method_version}
     ident = read_identity(root)
-    mv, fp = set(ident["method_versions"]) | {method_version}, set(ident["data_fingerprints"]) | {data_fingerprint}
-    if (mv, fp) == (set(ident["method_versions"]), set(ident["data_fingerprints"])) and (Path(root) / "store.json").exists():
+    mv = set(ident["method_versions"]) | set(versions.values())
+    fp = set(ident["data_fingerprints"]) | {data_fingerprint}
+    methods = {family: set(v) for family, v in (ident.get("methods") or {}).items()}
+    for family, version in versions.items():
+        methods.setdefault(family, set()).add(version)
+    if (mv, fp, methods) == (set(ident["method_versions"]), set(ident["data_fingerprints"]),
+                             {f: set(v) for f, v in (ident.get("methods") or {}).items()}) \
+            and (Path(root) / "store.json").exists():
         return
-    text = json.dumps({"format": STORE_FORMAT, "method_versions": sorted(mv), "data_fingerprints": sorted(fp)},
-                      indent=2)
+    text = json.dumps({"format": STORE_FORMAT, "method_versions": sorted(mv), "data_fingerprints": sorted(fp),
+                       "methods": {f: sorted(v) for f, v in sorted(methods.items())}}, indent=2)
     atomic_write(Path(root) / "store.json", lambda tmp: tmp.write_text(text))
 
 
