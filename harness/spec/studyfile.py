@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import tomllib
 import types
 import typing
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from airbench_core import TrainConfig
-from airbench_core.config import FLIP_MODES, PRESETS
+from airbench_core.config import FLIP_MODES, PRESETS, out_of_range
 
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
@@ -140,9 +141,18 @@ def check_field(name: str, value: Any, where: str) -> Any:
     """The value converted to the field's type, or a StudyFileError naming ``where`` (e.g. 'x.toml: base.lr')."""
     kind = _field_kind(name, where)
     try:
-        return kind.convert(value)
+        converted = kind.convert(value)
     except _Mismatch:
         raise StudyFileError(f"{where}: expected {kind.one}, got {_shown(value)}") from None
+    return _in_range(name, converted, where)
+
+
+def _in_range(name: str, value: Any, where: str) -> Any:
+    """The value, or a StudyFileError when it is not finite or outside the field's range (TrainConfig.RANGES)."""
+    bad = out_of_range(name, value)
+    if bad:
+        raise StudyFileError(f"{where}: expected {bad[0]}, got {_shown(bad[1])}")
+    return value
 
 
 def _field_kind(name: str, where: str) -> Kind:
@@ -332,7 +342,7 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str) -> l
         checked = []
         for v in values:
             try:
-                checked.append(kind.convert(v))
+                checked.append(_in_range(name, kind.convert(v), where))
             except _Mismatch:
                 raise StudyFileError(f"{where}: expected a list of {kind.many}, got {_shown(v)}") from None
         repeated = next((v for i, v in enumerate(checked) if v in checked[:i]), None)
@@ -382,7 +392,7 @@ def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Ad
         if key not in table:
             raise StudyFileError(f"{where}.{key}: missing")
     precision = table["precision"]
-    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision > 0:
+    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf:
         raise StudyFileError(f"{where}.precision: expected a positive number of points, got {_shown(precision)}")
     counts = {}
     for key in ("max_seeds", "min_seeds"):
