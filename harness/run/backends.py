@@ -59,6 +59,7 @@ class LocalBackend:
         self.worker = None
 
 
+LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_S = 5.0
 # A Ray head's address is its GCS, a gRPC server: HTTP/2, which answers a client's connection preface
 # with its own SETTINGS frame. Anything else that accepts the connection is not a Ray head.
@@ -159,7 +160,9 @@ class RayBackend:
             if address:
                 check_address(address)
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
-            where = dict(address=address) if address else dict(address="local", include_dashboard=False)
+            # the private Ray is reachable from this machine only: its node address is loopback
+            where = dict(address=address) if address else dict(address="local", include_dashboard=False,
+                                                                _node_ip_address=LOOPBACK)
             try:
                 ray.init(runtime_env=env, log_to_driver=verbose, logging_level="INFO" if verbose else "ERROR",
                          **where)
