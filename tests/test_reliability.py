@@ -3,9 +3,13 @@ failure is one line. Fast tests; the CLI ones run `python -m harness.study` on t
 from __future__ import annotations
 
 import http.server
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -66,3 +70,74 @@ def test_set_lr_nan_exits_2_and_writes_nothing(tmp_path):
                   "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s"))
     assert f"--set {item.split('=')[0]}: expected" in one_error_line(r)
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- item 7: file-system errors
+
+TINY = """method = "airbench94"
+[base]
+n_train = 500
+n_test = 200
+widths = [8, 16, 16]
+batch_size = 100
+whiten_samples = 500
+epochs = 0.5
+[variants.B]
+flip = "random"
+"""
+
+
+def tiny_study(folder) -> str:
+    path = folder / "tiny.toml"
+    path.write_text(TINY)
+    return str(path)
+
+
+@contextmanager
+def mounted(target, *args):
+    """``mount ARGS target`` for the block (root only: chmod does not stop root); skips otherwise."""
+    target.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root and mount(8): a read-only folder does not stop root, so the test mounts one")
+    r = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"mount {' '.join(args)} is not allowed here: {r.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+@contextmanager
+def read_only(folder):
+    src = folder.parent / (folder.name + "-src")
+    src.mkdir()
+    with mounted(folder, "--bind", "-o", "ro", str(src)):
+        yield folder
+
+
+def test_a_read_only_store_is_one_line_and_leaves_no_new_folder(tmp_path, data_source):
+    with read_only(tmp_path / "ro") as ro:
+        r = study_cli(tiny_study(tmp_path), "--seeds", "1", "--device", "cpu", "--backend", "local",
+                      "--out", str(tmp_path / "new" / "out"), "--store", str(ro / "store"), "--data", data_source)
+        line = one_error_line(r)
+        assert f"{ro / 'store'}: Read-only file system" in line, line
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "new").exists(), "the refused driver removed the study folder it created"
+
+
+def test_a_read_only_study_folder_is_one_line(tmp_path, data_source):
+    with read_only(tmp_path / "ro") as ro:
+        r = study_cli(tiny_study(tmp_path), "--seeds", "1", "--device", "cpu", "--backend", "local",
+                      "--out", str(ro / "out"), "--store", str(tmp_path / "store"), "--data", data_source)
+        assert f"{ro / 'out'}: Read-only file system" in one_error_line(r)
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, data_source):
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=8k", "tmpfs") as full:
+        r = study_cli(tiny_study(tmp_path), "--seeds", "1", "--device", "cpu", "--backend", "local",
+                      "--out", str(tmp_path / "out"), "--store", str(full / "store"), "--data", data_source)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and str(full / "store") in errors[0] and "No space left on device" in errors[0], r.stderr

@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(target, args, out, root)
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(os_error_line(exc))
     # A real campaign from here on: torch, and Ray unless --backend local.
     from airbench_core import DataError, load_cifar10
     from harness.run import campaign
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = train(target, args, out, root, data, plan)
     except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
         return fail(str(exc))
+    except OSError as exc:                    # read-only folder, full disk, permission: one line, exit 2
+        return fail(os_error_line(exc))
     if summary.interrupted:
         print("stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -286,7 +290,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {path}", file=sys.stderr)
         except store.StoreError as exc:
             return fail(str(exc))
+        except OSError as exc:
+            return fail(os_error_line(exc))
     return 1 if summary.failed else 0
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path: '<path>: Read-only file system (while writing the campaign)'."""
+    path = exc.filename if exc.filename is not None else None
+    paths = " -> ".join(str(p) for p in (path, exc.filename2) if p is not None)
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return f"{paths}: {why}" if paths else f"{type(exc).__name__}: {why}"
 
 
 def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.Summary:
@@ -294,8 +308,10 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
     asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
     from harness.run import campaign
     from harness.run.backends import BackendError
+    from harness import store
+    from harness.store.lock import LockHeld
     study, preset = target.study, target.preset
-    created = [p for p in (out, root) if not p.exists()]
+    created = [top_missing(p) for p in (out, root) if not p.exists()]
     try:
         with campaign.locked(out, root):
             if not plan.todo and target.rule is None:
@@ -324,12 +340,33 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
                 summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
             print(summary.line(), file=sys.stderr)
             return summary
-    except (UserError, BackendError):
+    except (UserError, BackendError, LockHeld, store.StoreError, OSError):
         for folder in created:
-            if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
-                (folder / ".lock").unlink()
-                folder.rmdir()
+            remove_if_only_locks(folder)
         raise
+
+
+def top_missing(path: Path) -> Path:
+    """The outermost folder of ``path`` that does not exist yet (what creating ``path`` would create)."""
+    path = path.absolute()
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def remove_if_only_locks(folder: Path) -> None:
+    """Remove a folder this driver created when it holds nothing but (empty folders and) lock files."""
+    try:
+        if not folder.is_dir():
+            return
+        entries = sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+        if any(p.is_file() and p.name != ".lock" for p in entries):
+            return
+        for p in entries:
+            p.unlink() if p.is_file() else p.rmdir()
+        folder.rmdir()
+    except OSError:
+        pass                          # could not be created or cleaned: nothing (more) to undo
 
 
 def train_adaptive(target: Target, out: Path, root: Path, data, backend, common: dict) -> campaign.Summary:
