@@ -13,7 +13,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness.run.backends import BackendError, check_address
+from conftest import tiny_config
+from harness import store
+from harness.run import campaign
+from harness.run.backends import BackendError, LocalBackend, check_address
+from harness.spec.grid import Cell, Study
 from helpers import study_cli
 
 
@@ -141,3 +145,28 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, data_source):
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and str(full / "store") in errors[0] and "No space left on device" in errors[0], r.stderr
+
+
+# --------------------------------------------------------------------------- item 3: workers that differ
+
+class OtherDataBackend(LocalBackend):
+    """A worker whose copy of the data differs from the driver's (as a node with another copy would)."""
+
+    def run(self, queue):
+        for outcome in super().run(queue):
+            outcome.worker = {**outcome.worker, "data_fingerprint": "0123456789ab"}
+            yield outcome
+
+
+def test_a_worker_on_other_data_is_a_failed_run_naming_both(cifar, tmp_path):
+    cell = Cell({"cell": "tiny"}, tiny_config())
+    study = Study("tiny", "one tiny cell", lambda preset, base: [cell], lambda c: [])
+    summary = campaign.run(study, "smoke", 1, tmp_path, cifar, OtherDataBackend(cifar.source, None, "cpu", False),
+                           retries=2, progress=False)
+    assert (summary.trained, summary.failed, summary.mismatched, summary.retries) == (0, 1, 1, 0)
+    assert "1 refused: the worker's method version or data differ" in summary.line()
+    assert not store.done_keys(tmp_path), "never stored as a success"
+    failure = store.load_failures(tmp_path).iloc[0]
+    assert "data fingerprint 0123456789ab" in failure["error"] and cifar.fingerprint in failure["error"]
+    assert failure["data_fingerprint"] == cifar.fingerprint and failure["worker_data_fingerprint"] == "0123456789ab"
+    assert store.read_identity(tmp_path)["data_fingerprints"] == [cifar.fingerprint]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import stats, store
-from harness.report.campaign import LoadedCampaign, cell_order, distinct, load_campaign
+from harness.report.campaign import LoadedCampaign, cell_order, distinct, identity_views, load_campaign
 from harness.report.page import (SMALL_N, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text,
                                   number_figures, pct)
 from harness.spec.studies import find_study
@@ -117,18 +117,18 @@ def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
 
 
 def render_report(c: LoadedCampaign, study) -> str:
-    """The whole page. Several method versions in one store: each analysis per version."""
+    """The whole page. Several method versions or data fingerprints in one store: each analysis per
+    (version, data) pair."""
     sections = [header(c)]
     if not len(c.runs):
         sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
     else:
-        versions = distinct(c.runs, "method_version")
-        views = [(None, c)] if len(versions) == 1 else \
-            [(v, c.subset(c.runs["method_version"].fillna("unknown").astype(str) == v, v)) for v in versions]
-        for version, view in views:
+        for version, view in identity_views(c):
             if version is not None:
-                sections.append(f"# Method version {version}\n\nRuns of this method version only: versions are "
-                                "never pooled.")
+                v, _, d = version.partition("_data-")
+                sections.append(f"# Method version {v}" + (f", data {d}" if d else "") +
+                                "\n\nRuns of this method version" + (" on this data" if d else "") +
+                                " only: versions and data are never pooled.")
             own, notes = study_blocks(view, study)
             sections += [accuracy_table(view), *own, precision_section(view, notes)]
     sections.append(failures_section(c))

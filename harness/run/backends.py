@@ -172,6 +172,8 @@ class RayBackend:
             self.started_here = True
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
+        self.restarts = 0            # actors Ray restarted (a new pid answered) or the backend replaced
+        self.pids: dict = {}         # actor -> the worker pid that last answered for it
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
         self.actors: list = []
@@ -217,8 +219,15 @@ class RayBackend:
                 outcomes = [Outcome(spec, None, error, {}) for spec in pack]
                 self.actors.remove(actor)
                 self.ray.kill(actor, no_restart=True)
+                self.pids.pop(actor, None)
                 actor = self._new_actor()
                 self.actors.append(actor)
+                self.restarts += 1
+            pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
+            if pid is not None:
+                if self.pids.get(actor, pid) != pid:       # Ray restarted this actor in a new process
+                    self.restarts += 1
+                self.pids[actor] = pid
             idle.append(actor)
             yield from outcomes
 
@@ -226,6 +235,7 @@ class RayBackend:
         for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
         self.actors = []
+        self.pids = {}
         if self.started_here:
             self.ray.shutdown()
             self.started_here = False

@@ -62,6 +62,8 @@ class Summary:
     failed: int = 0
     retries: int = 0             # failed attempts that were put back in the queue
     recovered: int = 0           # runs stored after at least one failed attempt
+    mismatched: int = 0          # runs refused: the worker's method version or data differ from the campaign's
+    restarts: int = 0            # workers that died and were restarted (by Ray) or replaced (by the backend)
     interrupted: bool = False
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -75,8 +77,10 @@ class Summary:
     def line(self) -> str:
         rate = 60 * self.trained / self.wall_seconds if self.wall_seconds else 0.0
         state = "interrupted" if self.interrupted else "finished"
-        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed, "
-                f"{self.retries} retries ({self.recovered} runs recovered), "
+        refused = (f" ({self.mismatched} refused: the worker's method version or data differ from the "
+                   f"campaign's, see the failures)") if self.mismatched else ""
+        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed{refused}, "
+                f"{self.retries} retries ({self.recovered} runs recovered), {self.restarts} worker restarts, "
                 f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
                 f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)")
 
@@ -116,6 +120,26 @@ def check_identity(root: Path, version: str, fingerprint: str, allow_mixed_versi
         raise MixedStoreError(f"store {root} holds runs of method version {', '.join(other_versions)}, but "
                               f"airbench_core here is {version}; use another --store, or pass "
                               f"--allow-mixed-versions to add runs of this version (reports split by version)")
+
+
+def identity_mismatch(worker: dict, version: str, fingerprint: str) -> str | None:
+    """Why a finished run cannot be stored as this campaign's: its worker ran another method version
+    (airbench_core edited mid-campaign) or saw other data (a node's copy differs); None when it matches."""
+    problems = []
+    if worker.get("method_version", version) != version:
+        problems.append(f"method version {worker['method_version']} (the campaign's is {version})")
+    if worker.get("data_fingerprint", fingerprint) != fingerprint:
+        problems.append(f"data fingerprint {worker['data_fingerprint']} (the campaign's is {fingerprint})")
+    if not problems:
+        return None
+    where = f" on {worker.get('worker_host', '?')} pid {worker.get('worker_pid', '?')}"
+    return f"IdentityMismatch: the worker{where} ran {' and '.join(problems)}; run not stored"
+
+
+def worker_columns(worker: dict) -> dict:
+    """A worker's fields for a failure record: its identity as worker_* columns, so a failure record's
+    method_version and data_fingerprint stay the campaign's (the values store.json lists)."""
+    return {(f"worker_{k}" if k in ("method_version", "data_fingerprint") else k): v for k, v in worker.items()}
 
 
 def study_keys(specs: list[RunSpec]) -> list[dict]:
@@ -199,7 +223,14 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     try:
         for outcome in backend.run(queue):
             key = outcome.spec.key
-            if outcome.result is not None:
+            mismatch = identity_mismatch(outcome.worker, version, data.fingerprint) if outcome.result else None
+            if mismatch:                                  # never stored as a success, never retried
+                store.write_failure(root, {**base_record(outcome.spec, context), **worker_columns(outcome.worker)},
+                                    mismatch)
+                summary.failed += 1
+                summary.mismatched += 1
+                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {mismatch}")
+            elif outcome.result is not None:
                 store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context),
                                 outcome.result.predictions, outcome.result.logits)
                 summary.trained += 1
@@ -213,7 +244,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                     if on_outcome:
                         on_outcome(outcome)
                     continue
-                store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
+                store.write_failure(root, {**base_record(outcome.spec, context), **worker_columns(outcome.worker)},
+                                    outcome.error)
                 summary.failed += 1
                 bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
             bar.update(1)
@@ -226,6 +258,7 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     finally:
         bar.close()
         summary.wall_seconds = time.perf_counter() - t0
+        summary.restarts = getattr(backend, "restarts", 0)
     if compact_at_end and not summary.interrupted:
         if stop_backend:
             backend.stop()       # free the workers before the (single-threaded) compaction
