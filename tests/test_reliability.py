@@ -170,3 +170,22 @@ def test_a_worker_on_other_data_is_a_failed_run_naming_both(cifar, tmp_path):
     assert "data fingerprint 0123456789ab" in failure["error"] and cifar.fingerprint in failure["error"]
     assert failure["data_fingerprint"] == cifar.fingerprint and failure["worker_data_fingerprint"] == "0123456789ab"
     assert store.read_identity(tmp_path)["data_fingerprints"] == [cifar.fingerprint]
+
+
+# --------------------------------------------------------------------------- item 8: the dry run warns
+
+def test_the_dry_run_says_the_real_run_would_be_refused(tmp_path, capsys):
+    from harness.cli.study import main
+    from harness.spec.identity import method_version
+    root = tmp_path / "store"
+    root.mkdir()
+    store.note_identity(root, "0123456789ab", "somedata1234")
+    assert main(["tta_variance", "--seeds", "2", "--preset", "smoke", "--dry-run", "--store", str(root),
+                 "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert f"the real run would be refused: store {root} holds runs of method version 0123456789ab, but " \
+           f"airbench_core here is {method_version()}" in out
+    assert "holds runs on data somedata1234" in out
+    assert main(["tta_variance", "--seeds", "2", "--preset", "smoke", "--dry-run", "--store", str(root),
+                 "--out", str(tmp_path / "out"), "--allow-mixed-versions"]) == 0
+    assert "would be refused" not in capsys.readouterr().out

@@ -233,7 +233,29 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(planning.adaptive_lines(target.rule, records, slots))
     else:
         print(planning.planned_precision(args.seeds, records if len(records) else None).line())
+    for line in refusal_notes(root, args.allow_mixed_versions):
+        print(line)
     return 0
+
+
+def refusal_notes(root: Path, allow_mixed_versions: bool) -> list[str]:
+    """What the real run would refuse that a dry run can see without loading data: another method
+    version in the store; and the data the store holds (other data is refused once it is loaded)."""
+    from harness import store
+    from harness.spec.identity import method_version
+    if not (root / "store.json").exists():
+        return []
+    ident = store.read_identity(root)
+    notes = []
+    others = sorted(set(ident.get("method_versions", [])) - {method_version()})
+    if others and not allow_mixed_versions:
+        notes.append(f"the real run would be refused: store {root} holds runs of method version "
+                     f"{', '.join(others)}, but airbench_core here is {method_version()}; use another --store, or "
+                     f"pass --allow-mixed-versions")
+    if ident.get("data_fingerprints"):
+        notes.append(f"store {root} holds runs on data {', '.join(ident['data_fingerprints'])}: a campaign on "
+                     f"other data is refused once --data is loaded")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
