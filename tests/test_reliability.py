@@ -189,3 +189,38 @@ def test_the_dry_run_says_the_real_run_would_be_refused(tmp_path, capsys):
     assert main(["tta_variance", "--seeds", "2", "--preset", "smoke", "--dry-run", "--store", str(root),
                  "--out", str(tmp_path / "out"), "--allow-mixed-versions"]) == 0
     assert "would be refused" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- item 5: bounds on a grid
+
+def grid_file(tmp_path, axes: dict[str, list]) -> str:
+    lines = ['method = "airbench94"', "[grid]"] + [f"{k} = {v}" for k, v in axes.items()]
+    path = tmp_path / "big.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_a_million_cells_are_refused_before_they_are_built(tmp_path, capsys):
+    from harness.cli.study import main
+    path = grid_file(tmp_path, {"lr": [float(i + 1) for i in range(100)], "epochs": [float(i + 1) for i in range(100)],
+                                "batch_size": list(range(1, 101))})
+    t0 = time.monotonic()
+    assert main([path, "--seeds", "1", "--dry-run", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {path}: grid: 1,000,000 cells (100 lr x 100 epochs x 100 batch_size) is above the "
+                   "bound of 10,000 cells per study; split it into several studies")
+    assert time.monotonic() - t0 < 5 and not list(tmp_path.glob("[so]"))
+
+
+def test_too_many_runs_are_refused_and_a_long_dry_run_is_summed_up(tmp_path, capsys):
+    from harness.cli.study import main
+    path = grid_file(tmp_path, {"lr": [float(i + 1) for i in range(50)], "epochs": [1.0, 2.0]})
+    args = ["--dry-run", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o")]
+    assert main([path, "--seeds", "2", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len([line for line in out if line.startswith("lr=")]) == 40
+    assert "... and 60 more cells: 120 runs, 0 done, 120 to do" in out
+    assert "100 cells, 200 runs, 0 already done, 200 to do" in out
+    path = grid_file(tmp_path, {"lr": [float(i + 1) for i in range(101)]})
+    assert main([path, "--seeds", "100000", *args]) == 2
+    assert "101 cells x 100,000 seeds = 10,100,000 runs is above the bound of 10,000,000" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from airbench_core.config import PRESETS
 from harness.cli.common import Parser, UserError, fail, positive_float, positive_int
 from harness.spec import studyfile
 from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
-from harness.spec.grid import PRESET_NAMES, Base, Study
+from harness.spec.grid import PRESET_NAMES, Base, Study, check_size
 from harness.spec.studies import all_studies
 from harness.stats import sequential
 
@@ -168,8 +168,10 @@ def resolve(args, studies: dict[str, Study]) -> Target:
             raise UserError("--seeds N is required (or --until decided with a study file)")
         if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds)):
             raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
-        return target
-    return dataclasses.replace(target, rule=adaptive_rule(args, target.file))
+    else:
+        target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
+    check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
+    return target
 
 
 def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:

@@ -16,12 +16,12 @@ from tqdm import tqdm
 
 from harness import store
 from harness.store.compact import compact
-from harness.spec.grid import RunSpec, Study, expand
+from harness.spec.grid import RunSpec, Study, check_size, expand
 from harness.spec.identity import method_version
 from harness.store.lock import hold
 from harness.store.record import base_record, code_version, run_record
 
-from harness.spec.defaults import MAX_SEEDS  # noqa: E402
+from harness.spec.defaults import MAX_SEEDS, SCREEN_CELLS  # noqa: E402
 
 
 class MixedStoreError(store.StoreError):
@@ -45,8 +45,12 @@ class Plan:
         for s in self.specs:
             cells.setdefault(s.cell.label, [0, 0])[s.key in self.done] += 1
         lines = [f"{'cell':<48} {'runs':>5} {'done':>5} {'to do':>6}"]
-        for label, (todo, done) in cells.items():
+        for label, (todo, done) in list(cells.items())[:SCREEN_CELLS]:
             lines.append(f"{label:<48} {todo + done:>5} {done:>5} {todo:>6}")
+        if len(cells) > SCREEN_CELLS:
+            rest = list(cells.values())[SCREEN_CELLS:]
+            lines.append(f"... and {len(rest):,} more cells: {sum(t + d for t, d in rest):,} runs, "
+                         f"{sum(d for _, d in rest):,} done, {sum(t for t, _ in rest):,} to do")
         todo = len(self.todo)
         lines.append(f"{len(cells)} cells, {len(self.specs)} runs, {len(self.specs) - todo} already done, "
                      f"{todo} to do" + (f" ({len(self.failed_before & {s.key for s in self.todo})} failed before)"
@@ -101,7 +105,9 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
     """The grid x seeds (or seeds per cell label) against what the store ``root`` already holds."""
     if most_seeds(seeds) > MAX_SEEDS:
         raise ValueError(f"--seeds {most_seeds(seeds)} is above the bound of {MAX_SEEDS:,} per cell")
-    specs = expand(study.cells(preset), seeds)
+    cells = study.cells(preset)
+    check_size(len(cells), most_seeds(seeds))
+    specs = expand(cells, seeds)
     root = Path(root)
     return Plan(specs, store.done_keys(root) if root.exists() else set(),
                 store.failed_keys(root) if root.exists() else set())

@@ -37,6 +37,7 @@ from typing import Any
 from airbench_core import TrainConfig
 from airbench_core.config import FLIP_MODES, PRESETS, out_of_range
 
+from harness.spec.defaults import MAX_CELLS
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.stats.sequential import Rule
@@ -304,6 +305,9 @@ def _variant_cells(table: Any, method: str, base_overrides: dict, base: TrainCon
                    ) -> tuple[list[Cell], Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: variants: expected at least one [variants.NAME] table of overrides")
+    if len(table) + 1 > MAX_CELLS:
+        raise StudyFileError(f"{source}: variants: {len(table) + 1:,} cells is above the bound of {MAX_CELLS:,} "
+                             "cells per study; split it into several studies")
     baseline = Cell({"variant": BASELINE}, base)
     cells = [baseline]
     for name, overrides in table.items():
@@ -349,6 +353,11 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str) -> l
         if repeated is not None:
             raise StudyFileError(f"{where}: expected distinct values, got {_shown(repeated)} twice")
         axes[name] = checked
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_CELLS:
+        shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise StudyFileError(f"{source}: grid: {size:,} cells ({shape}) is above the bound of {MAX_CELLS:,} cells "
+                             "per study; split it into several studies")
     cells = []
     for combo in itertools.product(*axes.values()):
         factors = dict(zip(axes, combo))
