@@ -224,3 +224,39 @@ def test_too_many_runs_are_refused_and_a_long_dry_run_is_summed_up(tmp_path, cap
     path = grid_file(tmp_path, {"lr": [float(i + 1) for i in range(101)]})
     assert main([path, "--seeds", "100000", *args]) == 2
     assert "101 cells x 100,000 seeds = 10,100,000 runs is above the bound of 10,000,000" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- item 9: counts and clean-up
+
+def test_already_done_counts_this_studys_runs_only(tmp_path, monkeypatch):
+    cell = Cell({"cell": "tiny"}, tiny_config())
+    study = Study("tiny", "one tiny cell", lambda preset, base: [cell], lambda c: [])
+    mine = cell.config.key(0)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setattr(store, "done_keys", lambda root: {mine} | {f"other{i}" for i in range(3000)})
+    monkeypatch.setattr(store, "failed_keys", lambda root: {"other-failed"})
+    p = campaign.plan(study, "smoke", 3, tmp_path)
+    assert p.done == {mine} and p.failed_before == set()
+    assert p.describe().splitlines()[-1] == "1 cells, 3 runs, 1 already done, 2 to do"
+
+
+def test_ctrl_c_of_store_compact_is_one_line_exit_130(tmp_path, monkeypatch, capsys):
+    from harness.cli.store import main
+    import harness.store.compact as compact_module
+
+    def interrupted(root):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(compact_module, "compact", interrupted)
+    (tmp_path / "s").mkdir()
+    assert main(["compact", str(tmp_path / "s")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("stopped by Ctrl-C")
+
+
+def test_the_calibration_table_warns_of_nothing():
+    import warnings
+    from studies.calibration import mean_or_na
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mean_or_na([float("nan"), float("nan")]) == "n/a"
+        assert mean_or_na([0.5, float("nan"), 1.5]) == "1.0000"

@@ -59,4 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.folder}: {len(frame)} runs, every checksum verified, predictions {preds.shape}")
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename else f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C; every run is still in at least one file (rerun to finish)", file=sys.stderr)
+        return 130
     return 0

@@ -438,8 +438,9 @@ def record_only(target: Target, args, out: Path, root: Path, data, seeds) -> cam
     """Nothing to train (another study may have trained it all): write the study folder only."""
     from harness.run import campaign
     print(f"{target.study.name} ({target.preset}): every run already in {root}; nothing to train", file=sys.stderr)
+    # compact_at_end: a rerun with nothing to train still finishes an interrupted compaction
     return campaign.run(target.study, target.preset, seeds, out, data, _NoBackend(), progress=False,
-                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=False,
+                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=True,
                         take_locks=False, manifest_extra=target.manifest_extra(args, 1))
 
 

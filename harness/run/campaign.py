@@ -109,8 +109,9 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
     check_size(len(cells), most_seeds(seeds))
     specs = expand(cells, seeds)
     root = Path(root)
-    return Plan(specs, store.done_keys(root) if root.exists() else set(),
-                store.failed_keys(root) if root.exists() else set())
+    mine = {s.key for s in specs}           # the store's other studies' runs are not this study's count
+    return Plan(specs, store.done_keys(root) & mine if root.exists() else set(),
+                store.failed_keys(root) & mine if root.exists() else set())
 
 
 def check_identity(root: Path, version: str, fingerprint: str, allow_mixed_versions: bool = False) -> None:
