@@ -260,3 +260,16 @@ def test_the_calibration_table_warns_of_nothing():
         warnings.simplefilter("error")
         assert mean_or_na([float("nan"), float("nan")]) == "n/a"
         assert mean_or_na([0.5, float("nan"), 1.5]) == "1.0000"
+
+
+# --------------------------------------------------------------------------- item 6: token authentication
+
+def test_a_refused_token_keeps_the_root_cause_and_says_what_to_do():
+    from harness.run.backends import auth_hint, ray_error_text
+
+    class AuthenticationError(Exception):
+        pass
+    exc = AuthenticationError("Authentication failed: InvalidAuthToken: the token does not match.\nmore")
+    line = f"{ray_error_text(exc)}{auth_hint(exc)}"
+    assert "InvalidAuthToken" in line and "RAY_AUTH_MODE=token" in line and "\n" not in line
+    assert auth_hint(RuntimeError("connection refused")) == ""
