@@ -37,7 +37,7 @@ def test_the_baseline_covers_every_field_keys_were_defined_with():
     assert set(AIRBENCH94) == set(KEY_BASELINE)
 
 
-VALID_CHANGE = {"convs_per_block": 3, "tta_level": 1, "flip": "random"}
+VALID_CHANGE = {"convs_per_block": 3, "tta_level": 1, "flip": "random", "momentum": 0.9, "bn_momentum": 0.5}   # in range
 
 
 def changed(name: str, value):
