@@ -2,11 +2,61 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .method import run_key
 
 FLIP_MODES = ("none", "random", "alternating")
+CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}   # images in CIFAR-10's training and test sets
+MAX_WIDTH = 4096         # channels per block: beyond this a width is a typo, not an experiment
+MAX_EPOCHS = 1000.0
+
+# Every numeric field's range: (low, high, low_open); math.inf: no upper bound.
+# Optional fields (n_train, init_seed, ...) may also be None; tta_level and convs_per_block take a
+# few values, checked in TrainConfig.__post_init__.
+_INF = math.inf
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "epochs": (0, MAX_EPOCHS, True), "batch_size": (1, 50_000, False), "lr": (0, _INF, True),
+    "momentum": (0, 1, False), "weight_decay": (0, _INF, False), "bias_scaler": (0, _INF, True),
+    "label_smoothing": (0, 1, False), "widths": (1, MAX_WIDTH, False),
+    "bn_momentum": (0, 1, False), "logit_scale": (0, _INF, True), "translate": (0, 16, False),
+    "cutout": (0, 32, False), "whiten_bias_epochs": (0, MAX_EPOCHS, False), "whiten_eps": (0, _INF, True),
+    "whiten_samples": (1, CIFAR_SIZES["n_train"], False), "lookahead_every": (1, 1_000_000, False),
+    "lookahead_start_epoch": (0, MAX_EPOCHS, False),
+    "lr_warmup_frac": (0, 1, False), "lr_start": (0, _INF, False), "lr_end": (0, _INF, False),
+    "n_train": (1, CIFAR_SIZES["n_train"], False), "n_test": (1, CIFAR_SIZES["n_test"], False),
+    "init_seed": (0, 2**63 - 1, False), "order_seed": (0, 2**63 - 1, False), "aug_seed": (0, 2**63 - 1, False),
+}
+
+
+def _range_text(low: float, high: float, low_open: bool) -> str:
+    if high == _INF:
+        return "a positive number" if low_open and low == 0 else f"a number of at least {low:g}"
+    if low_open:
+        return f"a number above {low:g} and at most {high:g}"
+    return f"between {low:g} and {high:g}"
+
+
+def out_of_range(name: str, value) -> tuple[str, object] | None:
+    """(what ``name`` accepts, the offending value) when ``value`` (or an element of it) is not a
+    finite number in the field's range; None when it fits. NaN and infinities compare False with
+    every bound, so they are caught here rather than at run time."""
+    if name not in RANGES or value is None:
+        return None
+    low, high, low_open = RANGES[name]
+    for v in (value if isinstance(value, (tuple, list)) else (value,)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return "a number", v
+        if not math.isfinite(v) or v < low or v > high or (low_open and v == low):
+            return _range_text(low, high, low_open), v
+    return None
+
+
+def field_problem(name: str, value) -> str | None:
+    """Why ``value`` does not fit the numeric field ``name``, as one phrase; None when it fits."""
+    bad = out_of_range(name, value)
+    return f"{name} must be {bad[0]}, not {bad[1]!r}" if bad else None
 
 
 @dataclass(frozen=True)
@@ -52,18 +102,16 @@ class TrainConfig:
     aug_seed: int | None = None
 
     def __post_init__(self) -> None:
+        problems = [p for p in (field_problem(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        problems = []
         if self.flip not in FLIP_MODES:
             problems.append(f"flip must be one of {', '.join(FLIP_MODES)}, not {self.flip!r}")
         if self.tta_level not in (0, 1, 2):
             problems.append(f"tta_level must be 0, 1 or 2, not {self.tta_level}")
-        if self.epochs <= 0 or self.batch_size <= 0:
-            problems.append("epochs and batch_size must be positive")
         if self.convs_per_block not in (2, 3):
             problems.append("convs_per_block must be 2 or 3")
-        if self.lookahead_start_epoch < 0 or self.lookahead_every < 1:
-            problems.append("lookahead_start_epoch must be 0 or more and lookahead_every at least 1")
         if len(self.widths) != 3:
             problems.append("widths must have three entries")
         if problems:

@@ -42,7 +42,7 @@ def report(c: LoadedCampaign) -> list[Block]:
                                **{f"class {k}": f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
                                   for k, e in enumerate(cal.classwise)},
                                "mean at R": f"{np.mean([e.value for e in cal.classwise]):.4f}",
-                               "mean at R/2": f"{np.nanmean(cal.classwise_half):.4f}"})
+                               "mean at R/2": mean_or_na(cal.classwise_half)})
             bins.append(pd.DataFrame({"cell": cell, "TTA": f"TTA {level}", **cal.bins}))
             gaps.append({"TTA": f"TTA {level}", "cell": cell, "panel": "disagreement − error",
                          "diff": 100 * cal.gap.value, "low": 100 * cal.gap.low, "high": 100 * cal.gap.high})
@@ -86,3 +86,10 @@ def report(c: LoadedCampaign) -> list[Block]:
 
 
 STUDY = Study("calibration", __doc__.strip(), grid, report)
+
+
+def mean_or_na(values) -> str:
+    """The mean of the finite values, or n/a when there are none (np.nanmean would warn on an empty slice)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return f"{v.mean():.4f}" if len(v) else "n/a"

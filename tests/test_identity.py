@@ -52,7 +52,7 @@ def test_the_baseline_covers_every_field_keys_were_defined_with():
     assert set(AIRBENCH94) == set(KEY_BASELINE)
 
 
-VALID_CHANGE = {"convs_per_block": 3, "tta_level": 1, "flip": "random"}
+VALID_CHANGE = {"convs_per_block": 3, "tta_level": 1, "flip": "random", "momentum": 0.9, "bn_momentum": 0.5}   # in range
 
 
 def changed(name: str, value):
@@ -117,3 +117,25 @@ def test_keys_are_the_same_in_another_process_and_under_any_hash_seed(hash_seed)
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [k for _, _, k in GOLDEN] + [TrainConfig(flip="none", epochs=3.0).key(9)]
+
+
+# --------------------------------------------------------------------------- method version (issue 20, item 8)
+
+def test_comments_docstrings_and_layout_do_not_change_the_method_version():
+    from harness.spec.identity import normalised_source
+    code = b'"""Module doc."""\nimport math\n\n\ndef f(x):\n    """Doc."""\n    return math.sqrt(x) + 1  # note\n'
+    same = b'import math\n# a comment\ndef f(x):\n    """Another doc."""\n\n    return math.sqrt( x ) + 1\n'
+    changed = b'import math\n\n\ndef f(x):\n    return math.sqrt(x) + 2\n'
+    only_doc = b'def g():\n    """Only a docstring."""\n'
+    assert normalised_source(code) == normalised_source(same)
+    assert normalised_source(code) != normalised_source(changed)
+    assert normalised_source(only_doc) == normalised_source(b"def g():\n    pass\n")
+    assert normalised_source(b"def (:\n") == b"def (:\n"          # unparsable: its bytes
+
+
+def test_the_method_version_is_the_same_in_a_fresh_process():
+    from harness.spec.identity import method_version
+    other = subprocess.run([sys.executable, "-c", "from harness.spec.identity import method_version as m; print(m())"],
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "7"},
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert other == method_version() and len(other) == 12

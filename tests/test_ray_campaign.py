@@ -53,6 +53,7 @@ def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, c
     frame, _ = store.load(tmp_path)
     assert summary.failed == 0 and len(frame) == 6 and frame["key"].is_unique
     assert summary.retries == 0, "Ray restarted the actor and retried its task: no attempt failed"
+    assert summary.restarts >= 1 and f"{summary.restarts} worker restarts" in summary.line()
     assert sorted(frame["seed"]) == list(range(6))
     assert killed and len(set(frame["worker_pid"])) >= 3, "a new actor process took over from the killed one"
 
@@ -68,6 +69,7 @@ def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retr
     assert died and all(o.error.startswith("worker died: ") for o in died)
     assert "(raylet)" not in died[0].error
     assert (summary.trained, summary.failed, summary.retries, summary.recovered) == (4, 0, len(died), len(died))
+    assert summary.restarts == len(died), "each replaced actor is a worker restart"
     frame, _ = store.load(tmp_path)
     assert len(frame) == 4 and frame["key"].is_unique
     assert list(frame["worker_pid"]).count(killed[0]) == 1, "the killed actor trained nothing after its first run"

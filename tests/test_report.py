@@ -234,3 +234,17 @@ def test_a_campaign_whose_every_run_failed_gives_a_valid_report(tmp_path):
     text = write_report(tmp_path).read_text()
     assert "0 finished, 2 failed" in text and "## No finished runs" in text
     assert len(table_after(text, "## Failed runs")) == 2 and "out of memory" in text
+
+
+def test_several_data_fingerprints_are_analysed_apart(tmp_path):
+    study = find_study("variance_vs_epochs")
+    m, old, p_old, labels = simulated_runs(study, 4)
+    _, new, p_new, _ = simulated_runs(study, 6, seed=1)
+    runs = pd.concat([old, new.assign(data_fingerprint="otherdata123")], ignore_index=True)
+    c = campaign_from(tmp_path, m, runs, np.concatenate([p_old, p_new]), labels, pd.DataFrame())
+    assert len(c.runs) == 20                      # (version, data, cell, seed) is the unit
+    text = render_report(c, study)
+    version = old["method_version"].iloc[0]
+    assert f"# Method version {version}, data otherdata123" in text
+    assert {r["n"] for r in table_after(text, f"# Method version {version}, data otherdata123")} == {"6 ⚠"}
+    assert {r["n"] for r in table_after(text, f"# Method version {version}, data simulated")} == {"4 ⚠"}

@@ -331,3 +331,20 @@ def test_store_command_compacts_checks_and_refuses_a_locked_store(tmp_path):
     pack.write_bytes(bytes(raw))
     r = store_cli("check", str(tmp_path))
     assert r.returncode == 2 and r.stderr.startswith(f"error: {pack}: corrupt Parquet file"), r.stderr
+
+
+def test_when_a_pack_and_a_single_run_file_disagree_the_packs_copy_is_kept(tmp_path):
+    """Issue 20, item 12: a key in a pack and in a single-run file (a leftover of an interrupted
+    compaction, or a bad copy) counts once, and always as the pack's copy: the loader reads packs
+    first, and compaction folds the leftover away without replacing the pack's values."""
+    old = np.full((3, 7), 1, np.uint8)
+    store.write_run(tmp_path, record("k", acc_tta2=0.5), old)
+    store.write_run(tmp_path, record("j", acc_tta2=0.25), np.full((3, 7), 2, np.uint8))
+    compact(tmp_path)
+    store.write_run(tmp_path, record("k", acc_tta2=0.9), np.full((3, 7), 9, np.uint8))   # disagrees
+    for _ in range(2):                       # before and after the next compaction
+        frame, preds = store.load(tmp_path)
+        assert list(frame["key"]) == ["j", "k"] and frame["acc_tta2"].tolist() == [0.25, 0.5]
+        assert np.array_equal(preds[1], old)
+        compact(tmp_path)
+    assert not list((tmp_path / "runs").glob("*.parquet"))

@@ -220,3 +220,46 @@ def test_the_primary_comparison_comes_first(tmp_path):
     study = load(path)
     assert [c.factors["lr"] for c, base in study.comparisons] == [14.0, 8.0, 10.0]
     assert all(base is study.baseline for _, base in study.comparisons)
+
+
+# --------------------------------------------------------------------------- numbers in range (issue 20, item 4)
+
+@pytest.mark.parametrize("item, expected", [
+    ("lr=nan", "--set lr: expected a positive number, got nan"),
+    ("lr=0", "--set lr: expected a positive number, got 0.0"),
+    ("epochs=inf", "--set epochs: expected a number above 0 and at most 1000, got inf"),
+    ("epochs=1e300", "--set epochs: expected a number above 0 and at most 1000, got 1e+300"),
+    ("n_train=-5", "--set n_train: expected between 1 and 50000, got -5"),
+    ("n_test=20000", "--set n_test: expected between 1 and 10000, got 20000"),
+    ("widths=100000,64,64", "--set widths: expected between 1 and 4096, got 100000"),
+    ("label_smoothing=1.5", "--set label_smoothing: expected between 0 and 1, got 1.5"),
+    ("lr_warmup_frac=-0.1", "--set lr_warmup_frac: expected between 0 and 1, got -0.1"),
+    ("momentum=-inf", "--set momentum: expected between 0 and 1, got -inf"),
+])
+def test_set_values_must_be_finite_and_in_range(item, expected):
+    with pytest.raises(StudyFileError) as caught:
+        parse_set([item])
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('method = "airbench94"\n[base]\nlr = nan\n[variants.B]\nflip = "random"\n', "base.lr: expected a positive number, got nan"),
+    ('method = "airbench94"\n[grid]\nepochs = [1.0, inf]\n', "grid.epochs: expected a number above 0 and at most 1000, got inf"),
+    ('method = "airbench94"\n[variants.B]\nbn_momentum = 2.0\n', "variants.B.bn_momentum: expected between 0 and 1, got 2.0"),
+    (AB + '[adaptive]\nprecision = inf\nmax_seeds = 10\n', "adaptive.precision: expected a positive number of points, got inf"),
+])
+def test_study_file_numbers_must_be_finite_and_in_range(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(StudyFileError) as caught:
+        load(path)
+    assert str(caught.value) == f"{path}: {expected}"
+
+
+def test_train_config_itself_refuses_values_out_of_range():
+    for bad in (dict(lr=float("nan")), dict(epochs=float("inf")), dict(n_train=0), dict(widths=(16, 0, 16)),
+                dict(whiten_eps=0.0), dict(init_seed=-1)):
+        with pytest.raises(ValueError):
+            tiny_config(**bad)
+    for field in dataclasses.fields(TrainConfig):
+        for p in preset("airbench94"), preset("airbench96"):
+            assert check_field(field.name, getattr(p, field.name), "t") == getattr(p, field.name)

@@ -63,4 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'s' if len(groups) != 1 else ''}: {sets})")
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}" if exc.filename else f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C; every run is still in at least one file (rerun to finish)", file=sys.stderr)
+        return 130
     return 0

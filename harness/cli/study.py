@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from harness.cli.common import Parser, UserError, fail, positive_float, positive_int, quiet_numerics
 from harness.spec import studyfile
 from harness.spec.defaults import DEFAULT_STORE, MAX_SEEDS
-from harness.spec.grid import PRESET_NAMES, Base, Study
+from harness.spec.grid import PRESET_NAMES, Base, Study, check_size
 from harness.spec.methods import DEFAULT_METHOD, builtin_names, find_method
 from harness.spec.studies import all_studies
 from harness.stats import sequential
@@ -179,8 +179,10 @@ def resolve(args, studies: dict[str, Study]) -> Target:
             raise UserError("--seeds N is required (or --until decided with a study file)")
         if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds)):
             raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
-        return target
-    return dataclasses.replace(target, rule=adaptive_rule(args, target.file))
+    else:
+        target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
+    check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
+    return target
 
 
 def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
@@ -301,7 +303,33 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
     else:
         print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
+    for line in refusal_notes(root, args.allow_mixed_versions, campaign.method_versions(plan.specs)):
+        print(line)
     return 0
+
+
+def refusal_notes(root: Path, allow_mixed_versions: bool, versions: dict[str, str]) -> list[str]:
+    """What the real run would refuse that a dry run can see without loading data: runs of one of
+    this campaign's methods at another version in the store; and the data the store holds (other
+    data is refused once it is loaded). ``versions``: {method spec: version here}."""
+    from harness import store
+    from harness.spec.identity import method_family
+    if not (root / "store.json").exists():
+        return []
+    ident = store.read_identity(root)
+    held = store.versions_by_method(ident)
+    notes = []
+    for spec, version in versions.items():
+        family = method_family(find_method(spec))
+        others = sorted(held.get(family, set()) - {version})
+        if others and not allow_mixed_versions:
+            notes.append(f"the real run would be refused: store {root} holds runs of {family} at method version "
+                         f"{', '.join(others)}, but method {spec} here is version {version}; use another --store, "
+                         f"or pass --allow-mixed-versions")
+    if ident.get("data_fingerprints"):
+        notes.append(f"store {root} holds runs on data {', '.join(ident['data_fingerprints'])}: a campaign on "
+                     f"other data is refused once --data is loaded")
+    return notes
 
 
 @quiet_numerics
@@ -338,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(target, args, out, root)
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(os_error_line(exc))
     # A real campaign from here on: torch, and Ray unless --backend local.
     from airbench_core import DataError, load_cifar10
     from harness.run import campaign
@@ -354,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = train(target, args, out, root, data, plan)
     except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
         return fail(str(exc))
+    except OSError as exc:                    # read-only folder, full disk, permission: one line, exit 2
+        return fail(os_error_line(exc))
     if summary.interrupted:
         print("stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -364,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {path} (and {path.with_name('report.html')})", file=sys.stderr)
         except store.StoreError as exc:
             return fail(str(exc))
+        except OSError as exc:
+            return fail(os_error_line(exc))
     print_verdicts(study, out)
     return 1 if summary.failed else 0
 
@@ -387,12 +421,20 @@ def print_verdicts(study: Study, out: Path) -> None:
         print(text)
 
 
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path: '<path>: Read-only file system (while writing the campaign)'."""
+    path = exc.filename if exc.filename is not None else None
+    paths = " -> ".join(str(p) for p in (path, exc.filename2) if p is not None)
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return f"{paths}: {why}" if paths else f"{type(exc).__name__}: {why}"
+
+
 def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.Summary:
     """Under the study folder's and the store's locks: start the backend, check it can do what was
     asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
     from harness.run import campaign
     study, preset = target.study, target.preset
-    created = [p for p in (out, root) if not p.exists()]
+    created = [top_missing(p) for p in (out, root) if not p.exists()]
     try:
         with campaign.locked(out, root):
             if not plan.todo and target.rule is None:
@@ -425,10 +467,31 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
         # whatever stopped it (a refusal, a lock held by another driver, Ctrl-C), a folder this call
         # created that holds nothing but its lock file is removed: no lock-only folders left behind
         for folder in created:
-            if folder.is_dir() and [p.name for p in folder.iterdir()] == [".lock"]:
-                (folder / ".lock").unlink()
-                folder.rmdir()
+            remove_if_only_locks(folder)
         raise
+
+
+def top_missing(path: Path) -> Path:
+    """The outermost folder of ``path`` that does not exist yet (what creating ``path`` would create)."""
+    path = path.absolute()
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def remove_if_only_locks(folder: Path) -> None:
+    """Remove a folder this driver created when it holds nothing but (empty folders and) lock files."""
+    try:
+        if not folder.is_dir():
+            return
+        entries = sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+        if any(p.is_file() and p.name != ".lock" for p in entries):
+            return
+        for p in entries:
+            p.unlink() if p.is_file() else p.rmdir()
+        folder.rmdir()
+    except OSError:
+        pass                          # could not be created or cleaned: nothing (more) to undo
 
 
 def train_adaptive(target: Target, out: Path, root: Path, data, backend, common: dict) -> campaign.Summary:
@@ -486,8 +549,9 @@ def record_only(target: Target, args, out: Path, root: Path, data, seeds) -> cam
     """Nothing to train (another study may have trained it all): write the study folder only."""
     from harness.run import campaign
     print(f"{target.study.name} ({target.preset}): every run already in {root}; nothing to train", file=sys.stderr)
+    # compact_at_end: a rerun with nothing to train still finishes an interrupted compaction
     return campaign.run(target.study, target.preset, seeds, out, data, _NoBackend(), progress=False,
-                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=False,
+                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=True,
                         take_locks=False, manifest_extra=target.manifest_extra(args, 1))
 
 

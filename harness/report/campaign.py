@@ -77,11 +77,12 @@ class LoadedCampaign:
 
 
 def unique_runs(runs: pd.DataFrame) -> np.ndarray:
-    """Positions of the rows to count: each (cell, seed) once per method version, the first by run key."""
+    """Positions of the rows to count: each (cell, seed) once per method version and data fingerprint,
+    the first by run key."""
     if not len(runs) or not {"cell", "seed"} <= set(runs.columns):
         return np.arange(len(runs))
     order = np.argsort(runs["key"].to_numpy(), kind="stable") if "key" in runs else np.arange(len(runs))
-    unit = [c for c in ("method_version", "cell", "seed") if c in runs.columns]
+    unit = [c for c in ("method_version", "data_fingerprint", "cell", "seed") if c in runs.columns]
     first = ~runs.iloc[order].duplicated(unit, keep="first").to_numpy()
     return np.sort(order[first])
 
@@ -111,6 +112,27 @@ def distinct(runs: pd.DataFrame, column: str) -> list[str]:
         return ["unknown"]
     values = runs[column].fillna("unknown").astype(str)
     return sorted(values.unique())
+
+
+def identity_views(c: LoadedCampaign) -> list[tuple[str | None, LoadedCampaign]]:
+    """The campaign split by method version and data fingerprint (never pooled): [(None, c)] when the
+    runs share one of each, else one (label, view) per pair; the label names files, so no spaces."""
+    versions = c.runs["method_version"].fillna("unknown").astype(str) if "method_version" in c.runs \
+        else pd.Series(["unknown"] * len(c.runs))
+    if "method" in c.runs and len(c.runs) and \
+            (versions.groupby(c.runs["method"].fillna("airbench94").astype(str)).nunique() <= 1).all():
+        versions = pd.Series(["per-method"] * len(c.runs), index=c.runs.index)   # methods compared, not versions
+    data = c.runs["data_fingerprint"].fillna("unknown").astype(str) if "data_fingerprint" in c.runs \
+        else pd.Series(["unknown"] * len(c.runs))
+    pairs = sorted(set(zip(versions, data)))
+    if len(pairs) <= 1:
+        return [(None, c)]
+    several_data = len({d for _, d in pairs}) > 1
+    views = []
+    for v, d in pairs:
+        label = f"{v}_data-{d}" if several_data else v
+        views.append((label, c.subset(((versions == v) & (data == d)).to_numpy(), label)))
+    return views
 
 
 def cell_order(c: LoadedCampaign) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import stats, store
-from harness.report.campaign import LoadedCampaign, cell_order, distinct, load_campaign
+from harness.report.campaign import LoadedCampaign, cell_order, distinct, identity_views, load_campaign
 from harness.report.page import (SMALL_N, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text,
                                   number_figures, pct)
 from harness.spec.studies import find_study
@@ -116,32 +116,21 @@ def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
     return sections, notes
 
 
-def split_versions(runs) -> list[str]:
-    """The method versions to analyse apart: every version, when one method has runs of several (a
-    campaign comparing methods holds one version per method and is analysed whole)."""
-    versions = distinct(runs, "method_version")
-    if len(versions) > 1 and "method" in runs.columns:
-        methods = runs["method"].fillna("airbench94").astype(str)
-        if (runs.groupby(methods)["method_version"].nunique() <= 1).all():
-            return []
-    return versions
-
-
 def render_report(c: LoadedCampaign, study) -> str:
-    """The whole page. Several method versions in one store: each analysis per version."""
+    """The whole page. Several method versions or data fingerprints in one store: each analysis per
+    (version, data) pair."""
     from harness.report.figures import reset_colours
     reset_colours()                 # one colour per meaning across this report's figures
     sections = [header(c)]
     if not len(c.runs):
         sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
     else:
-        versions = split_versions(c.runs)
-        views = [(None, c)] if len(versions) <= 1 else \
-            [(v, c.subset(c.runs["method_version"].fillna("unknown").astype(str) == v, v)) for v in versions]
-        for version, view in views:
+        for version, view in identity_views(c):
             if version is not None:
-                sections.append(f"# Method version {version}\n\nRuns of this method version only: versions are "
-                                "never pooled.")
+                v, _, d = version.partition("_data-")
+                sections.append(f"# Method version {v}" + (f", data {d}" if d else "") +
+                                "\n\nRuns of this method version" + (" on this data" if d else "") +
+                                " only: versions and data are never pooled.")
             own, notes = study_blocks(view, study)
             sections += [accuracy_table(view), *own, precision_section(view, notes)]
     sections.append(failures_section(c))

@@ -66,12 +66,17 @@ class LocalBackend:
         self.worker = None
 
 
+LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_S = 5.0
+# A Ray head's address is its GCS, a gRPC server: HTTP/2, which answers a client's connection preface
+# with its own SETTINGS frame. Anything else that accepts the connection is not a Ray head.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
-def check_address(address: str) -> None:
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Refuse what cannot work before Ray spends minutes retrying it: ray:// client addresses (they
-    need ray[client]; use ``ray job submit``) and a HOST:PORT that nothing answers on."""
+    need ray[client]; use ``ray job submit``), a HOST:PORT that nothing answers on, and one where
+    something other than a Ray head (a gRPC server) answers. Takes at most about 2 x ``timeout``."""
     if address.startswith("ray://"):
         raise BackendError(f"--address {address}: ray:// client addresses are not supported; run the campaign "
                            f"on a cluster node with --address auto, or submit it with `ray job submit`")
@@ -81,9 +86,46 @@ def check_address(address: str) -> None:
     if not host or not port.isdigit():
         raise BackendError(f"--address {address}: expected 'auto' or HOST:PORT of a Ray head node")
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as exc:
         raise BackendError(f"--address {address}: no Ray head answers there ({exc.strerror or type(exc).__name__})") from None
+    with conn:
+        answer = _first_bytes(conn, timeout)
+    what = answered(answer)
+    if what is not None:
+        raise BackendError(f"--address {address}: not a Ray head: {what}")
+
+
+def _first_bytes(conn: socket.socket, timeout: float) -> bytes:
+    """What the server says (at most 256 bytes) after an HTTP/2 client preface, within ``timeout``."""
+    conn.settimeout(timeout)
+    try:
+        conn.sendall(HTTP2_PREFACE)
+        return conn.recv(256)
+    except TimeoutError:
+        return b"<silent>"
+    except OSError:
+        return b""
+
+
+def answered(reply: bytes) -> str | None:
+    """None when ``reply`` is what a gRPC (HTTP/2) server or a TLS one (Ray with RAY_USE_TLS) sends
+    first; otherwise what answered instead, in words."""
+    if len(reply) >= 9 and reply[3] == 0x04 and reply[4] in (0, 1):      # an HTTP/2 SETTINGS frame
+        return None
+    if reply[:1] in (b"\x15", b"\x16") and reply[1:2] == b"\x03":       # a TLS record (alert or handshake)
+        return None
+    if reply == b"<silent>":
+        return "something accepted the connection but sent nothing back (not a gRPC server)"
+    if not reply:
+        return "something accepted the connection and closed it without a word (not a gRPC server)"
+    first = reply.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("ascii", "replace")
+    printable = "".join(c if c.isprintable() else "?" for c in first)[:80]
+    if reply.startswith(b"HTTP/") or b"<html" in reply.lower() or b"<!doctype html" in reply.lower():
+        return f"an HTTP/1 (web) server answered ({printable!r})"
+    if reply.startswith(b"SSH-"):
+        return f"an SSH server answered ({printable!r})"
+    return f"a server that does not speak gRPC answered ({printable!r})"
 
 
 def ray_error_text(exc: BaseException) -> str:
@@ -125,16 +167,20 @@ class RayBackend:
             if address:
                 check_address(address)
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
-            where = dict(address=address) if address else dict(address="local", include_dashboard=False)
+            # the private Ray is reachable from this machine only: its node address is loopback
+            where = dict(address=address) if address else dict(address="local", include_dashboard=False,
+                                                                _node_ip_address=LOOPBACK)
             try:
                 ray.init(runtime_env=env, log_to_driver=verbose, logging_level="INFO" if verbose else "ERROR",
                          **where)
             except Exception as exc:
                 raise BackendError(f"could not {'join Ray at ' + address if address else 'start Ray'}: "
-                                   f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                                   f"{ray_error_text(exc)}{auth_hint(exc)}") from None
             self.started_here = True
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
+        self.restarts = 0            # actors Ray restarted (a new pid answered) or the backend replaced
+        self.pids: dict = {}         # actor -> the worker pid that last answered for it
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
         self.actors: list = []
@@ -182,8 +228,15 @@ class RayBackend:
                 outcomes = [Outcome(spec, None, error, {}) for spec in pack]
                 self.actors.remove(actor)
                 self.ray.kill(actor, no_restart=True)
+                self.pids.pop(actor, None)
                 actor = self._new_actor()
                 self.actors.append(actor)
+                self.restarts += 1
+            pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
+            if pid is not None:
+                if self.pids.get(actor, pid) != pid:       # Ray restarted this actor in a new process
+                    self.restarts += 1
+                self.pids[actor] = pid
             idle.append(actor)
             yield from outcomes
 
@@ -191,12 +244,23 @@ class RayBackend:
         for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
         self.actors = []
+        self.pids = {}
         if self.started_here:
             self.ray.shutdown()
             self.started_here = False
         if self.quiet:
             self.quiet()
             self.quiet = None
+
+
+def auth_hint(exc: BaseException) -> str:
+    """What to do when Ray refused us for want of its authentication token (Ray >= 2.5x turns token
+    authentication on in ``ray start``)."""
+    text = f"{type(exc).__name__} {exc}"
+    if "AuthToken" in text or "authentication" in text.lower() or "UNAUTHENTICATED" in text:
+        return ("; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this driver the "
+                "cluster's token (RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token), see README")
+    return ""
 
 
 def silence_ray_errors(ray):

@@ -16,13 +16,13 @@ from tqdm import tqdm
 
 from harness import store
 from harness.store.compact import compact
-from harness.spec.grid import RunSpec, Study, expand
+from harness.spec.grid import RunSpec, Study, check_size, expand
 from harness.spec.identity import method_family, method_version
 from harness.spec.methods import find_method
 from harness.store.lock import hold
 from harness.store.record import base_record, code_version, run_record
 
-from harness.spec.defaults import MAX_SEEDS  # noqa: E402
+from harness.spec.defaults import MAX_SEEDS, SCREEN_CELLS  # noqa: E402
 from airbench_core.method import config_dict  # noqa: E402
 
 
@@ -47,8 +47,12 @@ class Plan:
         for s in self.specs:
             cells.setdefault(s.cell.label, [0, 0])[s.key in self.done] += 1
         lines = [f"{'cell':<48} {'runs':>5} {'done':>5} {'to do':>6}"]
-        for label, (todo, done) in cells.items():
+        for label, (todo, done) in list(cells.items())[:SCREEN_CELLS]:
             lines.append(f"{label:<48} {todo + done:>5} {done:>5} {todo:>6}")
+        if len(cells) > SCREEN_CELLS:
+            rest = list(cells.values())[SCREEN_CELLS:]
+            lines.append(f"... and {len(rest):,} more cells: {sum(t + d for t, d in rest):,} runs, "
+                         f"{sum(d for _, d in rest):,} done, {sum(t for t, _ in rest):,} to do")
         todo = len(self.todo)
         lines.append(f"{len(cells)} cells, {len(self.specs)} runs, {len(self.specs) - todo} already done, "
                      f"{todo} to do" + (f" ({len(self.failed_before & {s.key for s in self.todo})} failed before)"
@@ -64,6 +68,8 @@ class Summary:
     failed: int = 0
     retries: int = 0             # failed attempts that were put back in the queue
     recovered: int = 0           # runs stored after at least one failed attempt
+    mismatched: int = 0          # runs refused: the worker's method version or data differ from the campaign's
+    restarts: int = 0            # workers that died and were restarted (by Ray) or replaced (by the backend)
     interrupted: bool = False
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -77,8 +83,10 @@ class Summary:
     def line(self) -> str:
         rate = 60 * self.trained / self.wall_seconds if self.wall_seconds else 0.0
         state = "interrupted" if self.interrupted else "finished"
-        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed, "
-                f"{self.retries} retries ({self.recovered} runs recovered), "
+        refused = (f" ({self.mismatched} refused: the worker's method version or data differ from the "
+                   f"campaign's, see the failures)") if self.mismatched else ""
+        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed{refused}, "
+                f"{self.retries} retries ({self.recovered} runs recovered), {self.restarts} worker restarts, "
                 f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
                 f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)")
 
@@ -99,10 +107,13 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
     """The grid x seeds (or seeds per cell label) against what the store ``root`` already holds."""
     if most_seeds(seeds) > MAX_SEEDS:
         raise ValueError(f"--seeds {most_seeds(seeds)} is above the bound of {MAX_SEEDS:,} per cell")
-    specs = expand(study.cells(preset), seeds)
+    cells = study.cells(preset)
+    check_size(len(cells), most_seeds(seeds))
+    specs = expand(cells, seeds)
     root = Path(root)
-    return Plan(specs, store.done_keys(root) if root.exists() else set(),
-                store.failed_keys(root) if root.exists() else set())
+    mine = {s.key for s in specs}           # the store's other studies' runs are not this study's count
+    return Plan(specs, store.done_keys(root) & mine if root.exists() else set(),
+                store.failed_keys(root) & mine if root.exists() else set())
 
 
 def method_versions(specs_or_cells) -> dict[str, str]:
@@ -135,6 +146,26 @@ def check_identity(root: Path, version: str | Mapping[str, str], fingerprint: st
             raise MixedStoreError(f"store {root} holds runs of {family} at method version {', '.join(other_versions)}, "
                                   f"but the code of method {spec} here is version {v}; use another --store, or pass "
                                   f"--allow-mixed-versions to add runs of this version (reports split by version)")
+
+
+def identity_mismatch(worker: dict, version: str, fingerprint: str) -> str | None:
+    """Why a finished run cannot be stored as this campaign's: its worker ran another method version
+    (airbench_core edited mid-campaign) or saw other data (a node's copy differs); None when it matches."""
+    problems = []
+    if worker.get("method_version", version) != version:
+        problems.append(f"method version {worker['method_version']} (the campaign's is {version})")
+    if worker.get("data_fingerprint", fingerprint) != fingerprint:
+        problems.append(f"data fingerprint {worker['data_fingerprint']} (the campaign's is {fingerprint})")
+    if not problems:
+        return None
+    where = f" on {worker.get('worker_host', '?')} pid {worker.get('worker_pid', '?')}"
+    return f"IdentityMismatch: the worker{where} ran {' and '.join(problems)}; run not stored"
+
+
+def worker_columns(worker: dict) -> dict:
+    """A worker's fields for a failure record: its identity as worker_* columns, so a failure record's
+    method_version and data_fingerprint stay the campaign's (the values store.json lists)."""
+    return {(f"worker_{k}" if k in ("method_version", "data_fingerprint") else k): v for k, v in worker.items()}
 
 
 def study_keys(specs: list[RunSpec]) -> list[dict]:
@@ -223,7 +254,15 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     try:
         for outcome in backend.run(queue):
             key = outcome.spec.key
-            if outcome.result is not None:
+            mismatch = identity_mismatch(outcome.worker, versions[outcome.spec.cell.method_spec],
+                                         data.fingerprint) if outcome.result else None
+            if mismatch:                                  # never stored as a success, never retried
+                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
+                                           **worker_columns(outcome.worker)}, mismatch)
+                summary.failed += 1
+                summary.mismatched += 1
+                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {mismatch}")
+            elif outcome.result is not None:
                 store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context_of(outcome.spec)),
                                 outcome.result.predictions, outcome.result.logits)
                 summary.trained += 1
@@ -237,7 +276,8 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                     if on_outcome:
                         on_outcome(outcome)
                     continue
-                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)), **outcome.worker},
+                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
+                                           **worker_columns(outcome.worker)},
                                     outcome.error)
                 summary.failed += 1
                 bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
@@ -251,6 +291,7 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     finally:
         bar.close()
         summary.wall_seconds = time.perf_counter() - t0
+        summary.restarts = getattr(backend, "restarts", 0)
     if compact_at_end and not summary.interrupted:
         if stop_backend:
             backend.stop()       # free the workers before the (single-threaded) compaction

@@ -8,6 +8,9 @@ from typing import Any
 
 from harness.spec.methods import DEFAULT_METHOD, find_method
 
+from harness.spec.defaults import MAX_CELLS, MAX_RUNS
+from harness.spec.errors import UserError
+
 PRESET_NAMES = ("full", "smoke")
 # smoke: 2,000 training / 1,000 test images, narrow, two epochs: a whole study in minutes on a CPU
 SMOKE_SIZING = dict(n_train=2000, n_test=1000, widths=(16, 32, 32), batch_size=100, whiten_samples=2000, epochs=2.0)
@@ -98,3 +101,16 @@ def expand(cells: list[Cell], seeds: int | Mapping[str, int]) -> list[RunSpec]:
             if key not in specs:
                 specs[key] = RunSpec(cell, seed, key)
     return list(specs.values())
+
+
+class TooLarge(UserError):
+    """A study beyond the bounds on cells or runs, refused before its runs are built."""
+
+
+def check_size(cells: int, seeds: int) -> None:
+    """Refuse more than MAX_CELLS cells, or more than MAX_RUNS cells x seeds."""
+    if cells > MAX_CELLS:
+        raise TooLarge(f"{cells:,} cells is above the bound of {MAX_CELLS:,} cells per study; split the study")
+    if cells * seeds > MAX_RUNS:
+        raise TooLarge(f"{cells:,} cells x {seeds:,} seeds = {cells * seeds:,} runs is above the bound of "
+                       f"{MAX_RUNS:,} runs per study; use fewer seeds or split the study")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import tomllib
 import types
 import typing
@@ -38,8 +39,9 @@ from typing import Any
 
 from functools import lru_cache
 
-from airbench_core.config import FLIP_MODES, TrainConfig
+from airbench_core.config import FLIP_MODES, TrainConfig, out_of_range
 
+from harness.spec.defaults import MAX_CELLS
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.spec.methods import MethodError, builtin_names, find_method
@@ -170,9 +172,21 @@ def check_field(name: str, value: Any, where: str, config_type: type = TrainConf
     """The value converted to the field's type, or a StudyFileError naming ``where`` (e.g. 'x.toml: base.lr')."""
     kind = _field_kind(name, where, config_type)
     try:
-        return kind.convert(value)
+        converted = kind.convert(value)
     except _Mismatch:
         raise StudyFileError(f"{where}: expected {kind.one}, got {_shown(value)}") from None
+    return _in_range(name, converted, where)
+
+
+def _in_range(name: str, value: Any, where: str) -> Any:
+    """The value, or a StudyFileError when it is not finite or outside the field's range (TrainConfig.RANGES)."""
+    bad = out_of_range(name, value)
+    if bad:
+        raise StudyFileError(f"{where}: expected {bad[0]}, got {_shown(bad[1])}")
+    for v in (value if isinstance(value, (tuple, list)) else (value,)):     # any method's fields: finite numbers
+        if isinstance(v, float) and not math.isfinite(v):
+            raise StudyFileError(f"{where}: expected a finite number, got {_shown(v)}")
+    return value
 
 
 def _field_kind(name: str, where: str, config_type: type = TrainConfig) -> Kind:
@@ -342,6 +356,9 @@ def _variant_cells(table: Any, method: str, base_overrides: dict, base: Any, sou
                    config_type: type = TrainConfig) -> tuple[list[Cell], Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: variants: expected at least one [variants.NAME] table of overrides")
+    if len(table) + 1 > MAX_CELLS:
+        raise StudyFileError(f"{source}: variants: {len(table) + 1:,} cells is above the bound of {MAX_CELLS:,} "
+                             "cells per study; split it into several studies")
     baseline = Cell({"variant": BASELINE}, base, method)
     cells = [baseline]
     for name, overrides in table.items():
@@ -389,13 +406,18 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str,
         checked = []
         for v in values:
             try:
-                checked.append(kind.convert(v))
+                checked.append(_in_range(name, kind.convert(v), where))
             except _Mismatch:
                 raise StudyFileError(f"{where}: expected a list of {kind.many}, got {_shown(v)}") from None
         repeated = next((v for i, v in enumerate(checked) if v in checked[:i]), None)
         if repeated is not None:
             raise StudyFileError(f"{where}: expected distinct values, got {_shown(repeated)} twice")
         axes[name] = checked
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_CELLS:
+        shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise StudyFileError(f"{source}: grid: {size:,} cells ({shape}) is above the bound of {MAX_CELLS:,} cells "
+                             "per study; split it into several studies")
     cells = []
     for combo in itertools.product(*axes.values()):
         factors = dict(zip(axes, combo))
@@ -441,7 +463,7 @@ def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Ad
         if key not in table:
             raise StudyFileError(f"{where}.{key}: missing")
     precision = table["precision"]
-    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision > 0:
+    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf:
         raise StudyFileError(f"{where}.precision: expected a positive number of points, got {_shown(precision)}")
     counts = {}
     for key in ("max_seeds", "min_seeds"):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,9 +78,25 @@ def atomic_write(path: Path, write) -> None:
             os.close(fd)
         os.replace(tmp, path)
         fsync_folder(path.parent)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise named_os_error(exc, path) from None    # pyarrow's OSErrors name no file: name it here
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def named_os_error(exc: OSError, path: Path) -> OSError:
+    """The same error naming ``path``; errno and reason parsed from a library's message when it has
+    only text ('... Detail: [errno 28] No space left on device')."""
+    text = exc.strerror or str(exc)
+    found = re.search(r"\[errno (\d+)\] ([^\n]*)", text)
+    if found:
+        return OSError(int(found.group(1)), found.group(2).strip(), str(path))
+    return OSError(exc.errno or 0, text.splitlines()[0] if text else type(exc).__name__, str(path))
 
 
 def remove_durably(paths: list[Path]) -> None:
