@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.spec.grid import RunSpec
+from harness.run.method_worker import MethodWorker
 from harness.run.worker import Outcome, RunWorker, exception_text
 
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -37,10 +38,11 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
-                 pack: int = 1, compile: bool = False):
+                 pack: int = 1, compile: bool = False, method=None, method_data=None):
         self.args = (data_source, cache_dir, device, None, compile)
         self.save_logits, self.pack = save_logits, pack
-        self.worker: RunWorker | None = None
+        self.method, self.method_data = method, method_data     # see RayBackend
+        self.worker: RunWorker | MethodWorker | None = None
 
     def has_gpu(self) -> bool:
         import torch
@@ -51,7 +53,8 @@ class LocalBackend:
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         if self.worker is None:
-            self.worker = RunWorker(*self.args)
+            self.worker = RunWorker(*self.args) if self.method is None else \
+                MethodWorker(self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", ""))
         while queue:
             yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
 
@@ -95,6 +98,10 @@ def ray_error_text(exc: BaseException) -> str:
 class RayBackend:
     """Long-lived actors that load the data once; a dead actor is restarted and its run retried.
 
+    ``method`` (an ``airbench_core.method.Method``) runs that method on ``MethodWorker`` actors,
+    which call ``method.train(config, seed, method_data, device)`` and load nothing themselves;
+    without it the actors are airbench ``RunWorker``s that load ``data_source``.
+
     Without ``address`` it always starts a private local cluster (``address="local"``), even when
     RAY_ADDRESS is set or another cluster runs on the machine: a bare ``ray.init()`` would join it.
     """
@@ -103,7 +110,8 @@ class RayBackend:
 
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
                  address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
-                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False):
+                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False,
+                 method=None, method_data=None):
         try:
             import ray
         except ImportError:
@@ -112,6 +120,7 @@ class RayBackend:
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
         self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
+        self.method, self.method_data = method, method_data
         self.started_here = False
         self.quiet = None
         if not ray.is_initialized():
@@ -149,8 +158,11 @@ class RayBackend:
         else:
             options = dict(num_cpus=1)
             device, threads = "cpu" if self.device == "auto" else self.device, 1
-        remote = self.ray.remote(RunWorker).options(max_restarts=self.max_restarts,
-                                                    max_task_retries=self.max_restarts, **options)
+        remote = self.ray.remote(RunWorker if self.method is None else MethodWorker).options(
+            max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **options)
+        if self.method is not None:
+            return remote.remote(self.method, self.method_data, device,
+                                 getattr(self.method_data, "fingerprint", ""))
         return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:

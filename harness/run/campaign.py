@@ -124,7 +124,7 @@ def study_keys(specs: list[RunSpec]) -> list[dict]:
 
 def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, backend_name: str, old: dict | None,
              out: Path, root: Path, extra: dict | None = None) -> dict:
-    import torch
+    torch = sys.modules.get("torch")       # imported by the workers' code when it trains here; else not needed
     cells = study.cells(preset)
     per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
     return {
@@ -135,7 +135,7 @@ def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, ba
         "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
         "backend": backend_name, "code_version": code_version(), "method_version": method_version(),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "python": platform.python_version(), "torch": torch.__version__ if torch else None,
         "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }
@@ -186,8 +186,12 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     store.note_identity(root, version, data.fingerprint)
     store.write_manifest(out, m)
     store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
-    from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
-    store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
+    n_test = test_size(p.specs)
+    if n_test is None or n_test >= len(data.test_labels):
+        store.write_labels(out, data.test_labels)     # the whole test set, in source order (no torch needed)
+    else:
+        from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
+        store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), n_test).numpy()])
     context = {"study": study.name, "preset": preset, "data_source": data.source,
                "data_description": data.description, "method_version": version,
                "data_fingerprint": data.fingerprint}

@@ -5,41 +5,21 @@ backend, so both paths train with the same code.
 """
 from __future__ import annotations
 
-import os
-import socket
-import traceback
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 
-from airbench_core import DeviceData, RunResult, load_cifar10
+from airbench_core import DeviceData, load_cifar10
 from airbench_core.net import NetPool
 from airbench_core.train import train_many
 
 from harness.spec.grid import RunSpec
 from harness.spec.identity import method_version
+from harness.run.method_worker import Outcome, exception_text, placement  # noqa: F401  (re-exported)
 
 
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def exception_text(exc: BaseException) -> str:
-    """The root cause, complete: 'Type: message' (every line of it), then where it was raised."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-@dataclass
-class Outcome:
-    spec: RunSpec
-    result: RunResult | None
-    error: str | None
-    worker: dict
 
 
 class RunWorker:
@@ -61,18 +41,7 @@ class RunWorker:
 
     def info(self) -> dict:
         """Where this worker runs: what the records keep to show how work was spread."""
-        node = ""
-        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        try:
-            import ray
-            if ray.is_initialized():
-                ctx = ray.get_runtime_context()
-                node = ctx.get_node_id()
-                gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
-        except ImportError:
-            pass
-        return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu,
-                    **self.identity)
+        return placement(self.identity)
 
     def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
         """Train runs that share one config together (packed); a Python error comes back as

@@ -33,9 +33,9 @@ def code_version() -> str:
 
 
 def config_columns(spec: RunSpec) -> dict:
-    cfg = spec.cell.config.to_dict()
-    cfg["widths"] = "x".join(map(str, cfg["widths"]))
-    return cfg
+    """Lists (airbench's ``widths``) are spelled 32x64x64, as one column."""
+    return {k: "x".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+            for k, v in spec.cell.config.to_dict().items()}
 
 
 def base_record(spec: RunSpec, context: dict) -> dict:
