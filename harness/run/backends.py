@@ -22,6 +22,8 @@ PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
     """The next run and up to k-1 queued runs of the same config, to train packed together."""
     first = queue.popleft()
+    if k == 1:              # no scan of the queue: it may hold 100,000 runs, taken one at a time
+        return [first]
     pack = [first] + [s for s in list(queue) if s.cell.config == first.cell.config][: k - 1]
     for s in pack[1:]:
         queue.remove(s)
@@ -50,6 +52,10 @@ class LocalBackend:
 
     def slots(self) -> int:
         return 1
+
+    def run_batches(self, queue: deque[RunSpec]) -> Iterator[list[Outcome]]:
+        for outcome in self.run(queue):
+            yield [outcome]
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         if self.worker is None:
@@ -120,6 +126,7 @@ class RayBackend:
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
         self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
+        self.depth = 2          # tasks queued per actor: the next run waits on the actor, not on the driver
         self.method, self.method_data = method, method_data
         self.started_here = False
         self.quiet = None
@@ -166,29 +173,55 @@ class RayBackend:
         return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        for batch in self.run_batches(queue):
+            yield from batch
+
+    def run_batches(self, queue: deque[RunSpec]) -> Iterator[list[Outcome]]:
+        """Outcomes in batches: every task that has finished when the driver looks. Each actor holds
+        ``depth`` tasks (one running, the next queued on it), and idle actors get their next
+        task before the batch is handed over, so no actor waits while the driver stores runs."""
         ray = self.ray
         if not self.actors:
             self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
-        idle, in_flight = list(self.actors), {}
+        load = {actor: 0 for actor in self.actors}
+        in_flight: dict = {}
+
+        def submit() -> None:
+            for _ in range(self.depth):
+                for actor in self.actors:
+                    if not queue:
+                        return
+                    if load[actor] < self.depth:
+                        pack = take_pack(queue, self.pack)
+                        in_flight[actor.run.remote(pack, self.save_logits)] = (actor, pack)
+                        load[actor] += 1
+
+        submit()
         while queue or in_flight:
-            while idle and queue:
-                actor = idle.pop()
-                pack = take_pack(queue, self.pack)
-                in_flight[actor.run.remote(pack, self.save_logits)] = (actor, pack)
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            actor, pack = in_flight.pop(ready[0])
-            try:
-                outcomes = ray.get(ready[0])
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
-                error = f"worker died: {ray_error_text(exc)}"
-                outcomes = [Outcome(spec, None, error, {}) for spec in pack]
-                self.actors.remove(actor)
-                self.ray.kill(actor, no_restart=True)
-                actor = self._new_actor()
-                self.actors.append(actor)
-            idle.append(actor)
-            yield from outcomes
+            if len(in_flight) > 1:
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            batch = []
+            for ref in ready:
+                actor, pack = in_flight.pop(ref)
+                try:
+                    batch += ray.get(ref)
+                    if actor in load:
+                        load[actor] -= 1
+                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                    # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
+                    error = f"worker died: {ray_error_text(exc)}"
+                    batch += [Outcome(spec, None, error, {}) for spec in pack]
+                    if actor in load:
+                        self.actors.remove(actor)
+                        del load[actor]
+                        self.ray.kill(actor, no_restart=True)
+                        fresh = self._new_actor()
+                        self.actors.append(fresh)
+                        load[fresh] = 0
+            submit()
+            yield batch
+            submit()          # retries the campaign put back
 
     def stop(self) -> None:
         for actor in self.actors:

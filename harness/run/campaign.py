@@ -201,30 +201,36 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
-        for outcome in backend.run(queue):
-            key = outcome.spec.key
-            if outcome.result is not None:
-                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context),
-                                outcome.result.predictions, outcome.result.logits)
-                summary.trained += 1
-                summary.recovered += key in attempts
-                summary.train_seconds += outcome.result.train_seconds
-            else:
-                attempts[key] = attempts.get(key, 0) + 1
-                if attempts[key] <= retries:
-                    summary.retries += 1
-                    queue.append(outcome.spec)
-                    if on_outcome:
-                        on_outcome(outcome)
-                    continue
-                store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
-                summary.failed += 1
-                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
-            bar.update(1)
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix_str(f"{60 * summary.trained / elapsed:.1f} runs/min, {summary.failed} failed")
-            if on_outcome:
-                on_outcome(outcome)
+        batches = backend.run_batches(queue) if hasattr(backend, "run_batches") else \
+            ([outcome] for outcome in backend.run(queue))
+        for batch in batches:
+            good = [o for o in batch if o.result is not None]
+            if good:     # every run that finished together, in one durable file
+                store.write_runs(root, [run_record(o.spec, o.result, o.worker, context) for o in good],
+                                 [o.result.predictions for o in good], [o.result.logits for o in good])
+            for outcome in batch:
+                key = outcome.spec.key
+                if outcome.result is not None:
+                    summary.trained += 1
+                    summary.recovered += key in attempts
+                    summary.train_seconds += outcome.result.train_seconds
+                else:
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] <= retries:
+                        summary.retries += 1
+                        queue.append(outcome.spec)
+                        if on_outcome:
+                            on_outcome(outcome)
+                        continue
+                    store.write_failure(root, {**base_record(outcome.spec, context), **outcome.worker}, outcome.error)
+                    summary.failed += 1
+                    bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
+                bar.update(1)
+                if on_outcome:
+                    on_outcome(outcome)
+            if progress:
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix_str(f"{60 * summary.trained / elapsed:.1f} runs/min, {summary.failed} failed")
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -130,6 +131,27 @@ def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndar
     failed = Path(root) / "failed" / f"{record['key']}.parquet"
     if failed.exists():
         remove_durably([failed])
+    return path
+
+
+def write_runs(root: Path, records: list[dict], predictions: list[np.ndarray],
+               logits: list[np.ndarray | None] | None = None) -> Path:
+    """Store runs that finished together in one file (group commit: one write and two fsyncs for
+    all of them, where ``write_run`` pays that per run). Several runs go in a small pack, which the
+    loader reads like any pack and compaction folds into a big one; a single run is ``write_run``."""
+    logits = logits or [None] * len(records)
+    if len(records) == 1:
+        return write_run(root, records[0], predictions[0], logits[0])
+    try:
+        table = pa.concat_tables([run_table(r, p, lg) for r, p, lg in zip(records, predictions, logits)],
+                                 promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):      # payloads of different shapes: one file each
+        return [write_run(root, r, p, lg) for r, p, lg in zip(records, predictions, logits)][-1]
+    path = Path(root) / "packs" / f"batch-{uuid.uuid4().hex[:16]}.parquet"
+    write_table(path, table)
+    failed = [f for f in (Path(root) / "failed" / f"{r['key']}.parquet" for r in records) if f.exists()]
+    if failed:
+        remove_durably(failed)
     return path
 
 
