@@ -127,6 +127,7 @@ class RayBackend:
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
         self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
         self.depth = 2          # tasks queued per actor: the next run waits on the actor, not on the driver
+        self.linger = 0.05      # seconds a batch waits for more finished runs (the actors stay busy meanwhile)
         self.method, self.method_data = method, method_data
         self.started_here = False
         self.quiet = None
@@ -199,8 +200,8 @@ class RayBackend:
         submit()
         while queue or in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            if len(in_flight) > 1:
-                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            if len(in_flight) > 1:     # and what finishes within `linger`: fewer, larger writes
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=self.linger)
             batch = []
             for ref in ready:
                 actor, pack = in_flight.pop(ref)
