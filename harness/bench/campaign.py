@@ -178,6 +178,7 @@ class Result:
     compact_s: float = 0.0
     report_s: float = 0.0
     kill: dict | None = None
+    actor_s: float = 0.0           # seconds each run took inside its actor (sleep + predictions)
 
     @property
     def ideal(self) -> float:
@@ -195,13 +196,13 @@ class Result:
         return (f"{self.actors:>6} {self.nodes:>5} {self.runs:>7} {self.runs_per_s:>8.1f} {self.ideal:>7.1f} "
                 f"{100 * self.runs_per_s / self.ideal:>6.1f}% {self.cpu_ms_per_run:>9.2f} {self.runs_per_s:>8.1f} "
                 f"{self.peak_rss_mb:>8.0f} {self.rss_growth_mb_per_10k:>9.1f} {self.compact_s:>8.1f} "
-                f"{self.report_s:>8.1f} {self.startup_s:>8.1f}  "
+                f"{self.report_s:>8.1f} {self.startup_s:>8.1f} {self.actor_s:>7.3f}  "
                 + ("ok" if self.unique == self.stored == self.runs and not self.failed else
                    f"LOST/DUPLICATED: {self.stored} stored, {self.unique} keys, {self.failed} failed"))
 
 
 HEADER = (f"{'actors':>6} {'nodes':>5} {'runs':>7} {'runs/s':>8} {'ideal':>7} {'ratio':>7} {'cpu ms/run':>9} "
-          f"{'writes/s':>8} {'peak MB':>8} {'MB/10k':>9} {'compact s':>8} {'report s':>8} {'start s':>8}  store")
+          f"{'writes/s':>8} {'peak MB':>8} {'MB/10k':>9} {'compact s':>8} {'report s':>8} {'start s':>8} {'actor s':>7}  store")
 
 
 class Meter:
@@ -285,6 +286,7 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
         profiler.dump_stats(str(profile))
     backend.stop()
     res.stored, res.failed, res.retries = summary.trained, summary.failed, summary.retries
+    res.actor_s = summary.train_seconds / summary.trained if summary.trained else 0.0
     res.peak_rss_mb, res.rss_growth_mb_per_10k = peak_rss_mb(), meter.growth_per_10k()
     if kill:
         res.kill.update(retries=summary.retries,
