@@ -15,7 +15,7 @@ _HOMES = {
     "FLIP_MODES": "config", "PRESETS": "config", "TrainConfig": "config", "preset": "config",
     "Method": "method", "BUILTIN_METHODS": "methods",
     "Cifar10": "data", "DataError": "data", "load_cifar10": "data",
-    "DeviceData": "train", "RunResult": "train", "train": "train",
+    "DeviceData": "train", "RunResult": "result", "train": "train",
 }
 __all__ = list(_HOMES)
 

@@ -5,7 +5,7 @@ import hashlib
 import math
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -13,26 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
+from .result import RunResult  # noqa: F401  (defined without torch; re-exported here)
 from .data import Cifar10
 from .loader import TrainLoader, to_device_images
 from .net import NetPool, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
 from .tta import tta_logits
-
-
-@dataclass
-class RunResult:
-    config: TrainConfig
-    seed: int
-    accuracy: tuple[float, float, float]          # TTA level 0, 1, 2
-    train_seconds: float                          # whitening fit + training epochs (CUDA events on GPU)
-    eval_seconds: float                           # the final TTA evaluation of the test set
-    wall_seconds: float                           # the whole call, host clock, per run
-    epochs: float
-    steps: int
-    predictions: np.ndarray                       # uint8 (3, n_test): predicted class per TTA level
-    logits: np.ndarray | None = None              # float16 (3, n_test, 10) when asked for
-    env: dict = field(default_factory=dict)       # device, versions, host, timestamps
 
 
 def fixed_order(n: int, device: torch.device | str = "cpu") -> torch.Tensor:

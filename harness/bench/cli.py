@@ -4,6 +4,7 @@
     python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
     python -m harness.bench acceptance --data SOURCE [--method NAME] [--runs 40]   (a GPU machine's one command)
     python -m harness.bench store [--runs 60000] [--examples 10000]
+    python -m harness.bench campaign [--actors 8 64 256] [--runs 1000 10000 100000] [--run-seconds 0.5] [--two-nodes]
     python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
     python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
 """
@@ -190,6 +191,22 @@ def main(argv: list[str] | None = None) -> int:
                        "at the n reports use (truth known): quantity, n, nominal, achieved, Monte Carlo error")
     v.add_argument("--quick", action="store_true", help="fewer simulated campaigns (seconds; what the tests run)")
     v.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    r = sub.add_parser("campaign", help="real campaigns of a simulated method (sleeps, synthetic predictions) on "
+                       "Ray actors with logical GPUs: runs/s against ideal, driver CPU per run, store writes/s, "
+                       "driver memory, compaction and report seconds")
+    r.add_argument("--actors", type=positive_int, nargs="+", default=[8, 64, 256],
+                   help="actors (logical GPUs) per setting (default 8 64 256)")
+    r.add_argument("--runs", type=positive_int, nargs="+", default=[1000, 10000, 100000],
+                   help="runs per campaign (default 1000 10000 100000)")
+    r.add_argument("--run-seconds", type=positive_float, default=0.5, help="seconds each run sleeps (default 0.5)")
+    r.add_argument("--two-nodes", action="store_true",
+                   help="also run each actor count on two `ray start` nodes on this machine (half the actors each)")
+    r.add_argument("--kill-node", action="store_true",
+                   help="with --two-nodes: one more campaign (the largest --runs) that SIGKILLs the second node a "
+                        "third of the way through and starts a replacement; reports retries, loss, recovery")
+    r.add_argument("--no-report", action="store_true", help="skip loading the store and rendering the report")
+    r.add_argument("--profile", help="write the driver's cProfile of each campaign to PATH.aA.rN.prof")
+    r.add_argument("--tmp", help="folder for the temporary stores (default: the system's)")
     c = sub.add_parser("cli", help="seconds the CLI takes to answer --help and a bad study file, beside "
                        "the import time of torch and Ray")
     c.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per command (default 5)")
@@ -200,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         return bench_coverage(args.quick, args.seed)
     if args.what == "adaptive":
         return bench_adaptive(args)
+    if args.what == "campaign":
+        if args.kill_node and not args.two_nodes:
+            return fail("--kill-node needs --two-nodes")
+        from harness.bench.campaign import bench_campaign
+        bench_campaign(args.actors, args.runs, args.run_seconds, args.two_nodes, args.kill_node, args.tmp,
+                       args.profile, not args.no_report)
+        return 0
     if args.what == "store":
         from harness.bench.store import bench_store
         bench_store(args.runs, args.examples, folder=args.tmp)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.spec.grid import RunSpec
+from harness.run.method_worker import MethodWorker
 from harness.run.worker import Outcome, RunWorker, exception_text
 
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -27,6 +28,8 @@ def plain_fields(config) -> dict:
 def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
     """The next run and up to k-1 queued runs of the same config, to train packed together."""
     first = queue.popleft()
+    if k == 1:              # no scan of the queue: it may hold 100,000 runs, taken one at a time
+        return [first]
     same = (first.cell.method_spec, first.cell.config)
     pack = [first] + [s for s in list(queue) if (s.cell.method_spec, s.cell.config) == same][: k - 1]
     for s in pack[1:]:
@@ -44,10 +47,11 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
-                 pack: int = 1, compile: bool = False):
+                 pack: int = 1, compile: bool = False, method=None, method_data=None):
         self.args = (data_source, cache_dir, device, None, compile)
         self.save_logits, self.pack = save_logits, pack
-        self.worker: RunWorker | None = None
+        self.method, self.method_data = method, method_data     # see RayBackend
+        self.worker: RunWorker | MethodWorker | None = None
 
     def has_gpu(self) -> bool:
         import torch
@@ -56,9 +60,14 @@ class LocalBackend:
     def slots(self) -> int:
         return 1
 
+    def run_batches(self, queue: deque[RunSpec]) -> Iterator[list[Outcome]]:
+        for outcome in self.run(queue):
+            yield [outcome]
+
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         if self.worker is None:
-            self.worker = RunWorker(*self.args)
+            self.worker = RunWorker(*self.args) if self.method is None else \
+                MethodWorker(self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", ""))
         while queue:
             yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
 
@@ -144,6 +153,10 @@ def ray_error_text(exc: BaseException) -> str:
 class RayBackend:
     """Long-lived actors that load the data once; a dead actor is restarted and its run retried.
 
+    ``method`` (an ``airbench_core.method.Method``) runs that method on ``MethodWorker`` actors,
+    which call ``method.train(config, seed, method_data, device)`` and load nothing themselves;
+    without it the actors are airbench ``RunWorker``s that load ``data_source``.
+
     Without ``address`` it always starts a private local cluster (``address="local"``), even when
     RAY_ADDRESS is set or another cluster runs on the machine: a bare ``ray.init()`` would join it.
     """
@@ -152,7 +165,8 @@ class RayBackend:
 
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
                  address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
-                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False):
+                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False,
+                 method=None, method_data=None):
         try:
             import ray
         except ImportError:
@@ -161,6 +175,9 @@ class RayBackend:
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
         self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
+        self.depth = 2          # tasks queued per actor: the next run waits on the actor, not on the driver
+        self.linger = 0.05      # seconds a batch waits for more finished runs (the actors stay busy meanwhile)
+        self.method, self.method_data = method, method_data
         self.started_here = False
         self.quiet = None
         if not ray.is_initialized():
@@ -202,43 +219,86 @@ class RayBackend:
         else:
             options = dict(num_cpus=1)
             device, threads = "cpu" if self.device == "auto" else self.device, 1
-        remote = self.ray.remote(RunWorker).options(max_restarts=self.max_restarts,
-                                                    max_task_retries=self.max_restarts, **options)
+        remote = self.ray.remote(RunWorker if self.method is None else MethodWorker).options(
+            max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **options)
+        if self.method is not None:
+            return remote.remote(self.method, self.method_data, device,
+                                 getattr(self.method_data, "fingerprint", ""))
         return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
 
+    def _submit(self, actor, pack: list[RunSpec]):
+        """One task: a MethodWorker takes the specs; a RunWorker (maybe on another node) the method
+        spec and config fields as plain data, resolving the method itself."""
+        if self.method is not None:
+            return actor.run.remote(pack, self.save_logits)
+        cell = pack[0].cell
+        return actor.run_plain.remote(cell.method_spec, os.getcwd(), plain_fields(cell.config),
+                                      [s.seed for s in pack], self.save_logits)
+
+    def _outcomes(self, pack: list[RunSpec], answer) -> list[Outcome]:
+        if self.method is not None:
+            return answer
+        return [Outcome(spec, r, e, info) for spec, (r, e, info) in zip(pack, answer)]
+
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
+        for batch in self.run_batches(queue):
+            yield from batch
+
+    def run_batches(self, queue: deque[RunSpec]) -> Iterator[list[Outcome]]:
+        """Outcomes in batches: every task that has finished when the driver looks. Each actor holds
+        ``depth`` tasks (one running, the next queued on it), and idle actors get their next
+        task before the batch is handed over, so no actor waits while the driver stores runs."""
         ray = self.ray
         if not self.actors:
             self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
-        idle, in_flight = list(self.actors), {}
+        load = {actor: 0 for actor in self.actors}
+        in_flight: dict = {}
+
+        def submit() -> None:
+            for _ in range(self.depth):
+                for actor in self.actors:
+                    if not queue:
+                        return
+                    if load[actor] < self.depth:
+                        pack = take_pack(queue, self.pack)
+                        in_flight[self._submit(actor, pack)] = (actor, pack)
+                        load[actor] += 1
+
+        submit()
         while queue or in_flight:
-            while idle and queue:
-                actor = idle.pop()
-                pack = take_pack(queue, self.pack)
-                cell = pack[0].cell
-                in_flight[actor.run_plain.remote(cell.method_spec, os.getcwd(), plain_fields(cell.config),
-                                                 [s.seed for s in pack], self.save_logits)] = (actor, pack)
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            actor, pack = in_flight.pop(ready[0])
-            try:
-                outcomes = [Outcome(spec, r, e, info) for spec, (r, e, info) in zip(pack, ray.get(ready[0]))]
-            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
-                error = f"worker died: {ray_error_text(exc)}"
-                outcomes = [Outcome(spec, None, error, {}) for spec in pack]
-                self.actors.remove(actor)
-                self.ray.kill(actor, no_restart=True)
-                self.pids.pop(actor, None)
-                actor = self._new_actor()
-                self.actors.append(actor)
-                self.restarts += 1
-            pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
-            if pid is not None:
-                if self.pids.get(actor, pid) != pid:       # Ray restarted this actor in a new process
-                    self.restarts += 1
-                self.pids[actor] = pid
-            idle.append(actor)
-            yield from outcomes
+            if len(in_flight) > 1:     # and what finishes within `linger`: fewer, larger writes
+                ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=self.linger)
+            batch = []
+            for ref in ready:
+                actor, pack = in_flight.pop(ref)
+                try:
+                    outcomes = self._outcomes(pack, ray.get(ref))
+                    if actor in load:
+                        load[actor] -= 1
+                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                    # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
+                    error = f"worker died: {ray_error_text(exc)}"
+                    outcomes = [Outcome(spec, None, error, {}) for spec in pack]
+                    if actor in load:          # its other queued task fails too: replace it once
+                        self.actors.remove(actor)
+                        del load[actor]
+                        self.ray.kill(actor, no_restart=True)
+                        self.pids.pop(actor, None)
+                        fresh = self._new_actor()
+                        self.actors.append(fresh)
+                        load[fresh] = 0
+                        self.restarts += 1
+                else:
+                    pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
+                    if pid is not None:
+                        if self.pids.get(actor, pid) != pid:       # Ray restarted this actor in a new process
+                            self.restarts += 1
+                        self.pids[actor] = pid
+                batch += outcomes
+            submit()
+            yield batch
+            submit()          # retries the campaign put back
 
     def stop(self) -> None:
         for actor in self.actors:

@@ -174,7 +174,7 @@ def study_keys(specs: list[RunSpec]) -> list[dict]:
 
 def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, backend_name: str, old: dict | None,
              out: Path, root: Path, extra: dict | None = None) -> dict:
-    import torch
+    torch = sys.modules.get("torch")       # imported by the workers' code when it trains here; else not needed
     cells = study.cells(preset)
     per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
     versions = method_versions(cells)
@@ -187,8 +187,9 @@ def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, ba
                  for c in cells],
         "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
-        "backend": backend_name, "code_version": code_version(), "method_version": ", ".join(dict.fromkeys(versions.values())),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "backend": backend_name, "code_version": code_version(),
+        "method_version": ", ".join(dict.fromkeys(versions.values())),
+        "python": platform.python_version(), "torch": torch.__version__ if torch else None,
         "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }
@@ -239,8 +240,12 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     store.note_identity(root, family_versions(versions), data.fingerprint)
     store.write_manifest(out, m)
     store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
-    from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
-    store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), test_size(p.specs)).numpy()])
+    n_test = test_size(p.specs)
+    if n_test is None or n_test >= len(data.test_labels):
+        store.write_labels(out, data.test_labels)     # the whole test set, in source order (no torch needed)
+    else:
+        from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
+        store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), n_test).numpy()])
     context = {"study": study.name, "preset": preset, "data_source": data.source,
                "data_description": data.description, "data_fingerprint": data.fingerprint}
 
@@ -252,40 +257,46 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                file=sys.stderr, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
-        for outcome in backend.run(queue):
-            key = outcome.spec.key
-            mismatch = identity_mismatch(outcome.worker, versions[outcome.spec.cell.method_spec],
-                                         data.fingerprint) if outcome.result else None
-            if mismatch:                                  # never stored as a success, never retried
-                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
-                                           **worker_columns(outcome.worker)}, mismatch)
-                summary.failed += 1
-                summary.mismatched += 1
-                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {mismatch}")
-            elif outcome.result is not None:
-                store.write_run(root, run_record(outcome.spec, outcome.result, outcome.worker, context_of(outcome.spec)),
-                                outcome.result.predictions, outcome.result.logits)
-                summary.trained += 1
-                summary.recovered += key in attempts
-                summary.train_seconds += outcome.result.train_seconds
-            else:
-                attempts[key] = attempts.get(key, 0) + 1
-                if attempts[key] <= retries:
-                    summary.retries += 1
-                    queue.append(outcome.spec)
-                    if on_outcome:
-                        on_outcome(outcome)
-                    continue
-                store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
-                                           **worker_columns(outcome.worker)},
-                                    outcome.error)
-                summary.failed += 1
-                bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
-            bar.update(1)
-            elapsed = time.perf_counter() - t0
-            bar.set_postfix_str(f"{60 * summary.trained / elapsed:.1f} runs/min, {summary.failed} failed")
-            if on_outcome:
-                on_outcome(outcome)
+        batches = backend.run_batches(queue) if hasattr(backend, "run_batches") else \
+            ([outcome] for outcome in backend.run(queue))
+        for batch in batches:
+            mismatch = {id(o): identity_mismatch(o.worker, versions[o.spec.cell.method_spec], data.fingerprint)
+                        for o in batch if o.result is not None}
+            good = [o for o in batch if o.result is not None and not mismatch[id(o)]]
+            if good:     # every run that finished together, in one durable file
+                store.write_runs(root, [run_record(o.spec, o.result, o.worker, context_of(o.spec)) for o in good],
+                                 [o.result.predictions for o in good], [o.result.logits for o in good])
+            for outcome in batch:
+                key = outcome.spec.key
+                refused = mismatch.get(id(outcome))
+                if refused:                                  # never stored as a success, never retried
+                    store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
+                                               **worker_columns(outcome.worker)}, refused)
+                    summary.failed += 1
+                    summary.mismatched += 1
+                    bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {refused}")
+                elif outcome.result is not None:
+                    summary.trained += 1
+                    summary.recovered += key in attempts
+                    summary.train_seconds += outcome.result.train_seconds
+                else:
+                    attempts[key] = attempts.get(key, 0) + 1
+                    if attempts[key] <= retries:
+                        summary.retries += 1
+                        queue.append(outcome.spec)
+                        if on_outcome:
+                            on_outcome(outcome)
+                        continue
+                    store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
+                                               **worker_columns(outcome.worker)}, outcome.error)
+                    summary.failed += 1
+                    bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
+                bar.update(1)
+                if on_outcome:
+                    on_outcome(outcome)
+            if progress:
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix_str(f"{60 * summary.trained / elapsed:.1f} runs/min, {summary.failed} failed")
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

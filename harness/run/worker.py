@@ -8,12 +8,7 @@ the method's ``train_many`` fast path when it has one, else with ``train`` seed 
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import traceback
-from dataclasses import dataclass
 from typing import Any
-from pathlib import Path
 
 import torch
 
@@ -24,27 +19,13 @@ from airbench_core.net import NetPool
 from harness.spec.grid import RunSpec
 from harness.spec.identity import method_version
 from harness.spec.methods import find_method
+from harness.run.method_worker import Outcome, exception_text, placement  # noqa: F401  (Outcome re-exported)
 
 
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def exception_text(exc: BaseException) -> str:
-    """The root cause, complete: 'Type: message' (every line of it), then where it was raised."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
-@dataclass
-class Outcome:
-    spec: RunSpec
-    result: RunResult | None
-    error: str | None
-    worker: dict
 
 
 class RunWorker:
@@ -69,18 +50,7 @@ class RunWorker:
 
     def info(self, method: Method | None = None) -> dict:
         """Where this worker runs: what the records keep to show how work was spread."""
-        node = ""
-        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        try:
-            import ray
-            if ray.is_initialized():
-                ctx = ray.get_runtime_context()
-                node = ctx.get_node_id()
-                gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
-        except ImportError:
-            pass
-        return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu,
-                    **self.identity(method))
+        return placement(self.identity(method))
 
     def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
         """Train runs that share one method and config together (packed); a Python error comes back

@@ -36,7 +36,8 @@ def code_version() -> str:
 
 def config_columns(spec: RunSpec) -> dict:
     """Every config field its own column; a list (widths) as one string, 64x256x256."""
-    return {k: ("x".join(map(str, v)) if isinstance(v, list) else v) for k, v in config_dict(spec.cell.config).items()}
+    return {k: ("x".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+            for k, v in config_dict(spec.cell.config).items()}
 
 
 def base_record(spec: RunSpec, context: dict) -> dict:

@@ -1,0 +1,77 @@
+"""A worker for any :class:`airbench_core.method.Method` (the hook a methods registry folds in):
+it trains run by run with ``method.train`` (or packed with ``method.train_many`` when the method has
+one) and imports nothing heavy itself, so a method without torch (``airbench_core.simulated``)
+gives actors of a few tens of MB. Also home of what every worker returns (``Outcome``)."""
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.spec.grid import RunSpec
+from harness.spec.identity import method_version
+
+
+def exception_text(exc: BaseException) -> str:
+    """The root cause, complete: 'Type: message' (every line of it), then where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    result: Any                  # airbench_core.RunResult, or None when the run failed
+    error: str | None
+    worker: dict
+
+
+def placement(identity: dict) -> dict:
+    """Where this worker runs: what the records keep to show how work was spread."""
+    node = ""
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    try:
+        import ray
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            node = ctx.get_node_id()
+            gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
+    except ImportError:
+        pass
+    return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu, **identity)
+
+
+class MethodWorker:
+    """Runs the specs of one method on ``data`` (whatever the method's ``train`` takes; None for the
+    simulated method). ``data_fingerprint`` is what the records say the runs saw."""
+
+    def __init__(self, method, data=None, device: str = "cpu", data_fingerprint: str = ""):
+        self.method, self.data, self.device = method, data, device
+        self.identity = dict(method_version=method_version(method), data_fingerprint=data_fingerprint)
+        self._where: dict | None = None
+
+    def info(self) -> dict:
+        if self._where is None:          # fixed for the worker's life: ask Ray once
+            self._where = placement(self.identity)
+        return self._where
+
+    def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
+        where, out = self.info(), []
+        if self.method.train_many is not None and len(specs) > 1:
+            try:
+                results = self.method.train_many(specs[0].cell.config, [s.seed for s in specs], self.data,
+                                                 self.device, save_logits)
+                return [Outcome(s, r, None, where) for s, r in zip(specs, results)]
+            except Exception as exc:
+                return [Outcome(s, None, exception_text(exc), where) for s in specs]
+        for s in specs:
+            try:
+                out.append(Outcome(s, self.method.train(s.cell.config, s.seed, self.data, self.device, save_logits),
+                                   None, where))
+            except Exception as exc:
+                out.append(Outcome(s, None, exception_text(exc), where))
+        return out
