@@ -51,7 +51,7 @@ def free_port() -> int:
 def simulated_study(config):
     from harness.spec.grid import Cell, Study
     return Study("simulated", "the simulated method (airbench_core.simulated): the harness's own cost at scale",
-                 grid=lambda preset, base: [Cell({"method": "simulated"}, config, "airbench_core.simulated:METHOD")],
+                 grid=lambda preset, base: [Cell({"method": "simulated"}, config, "simulated")],
                  presets=("full",))
 
 

@@ -35,6 +35,7 @@ BUILTINS: dict[str, str] = {
     "airbench96": "airbench_core.methods:AIRBENCH96",
     "airbench94_muon": "airbench_core.muon:METHOD",
     "airbench96_faster": "airbench_core.faster:METHOD",
+    "simulated": "airbench_core.simulated:METHOD",      # sleeps and synthetic predictions: the harness's own cost
 }
 FORMS = "a built-in name, package.module:NAME or path/to/file.py:NAME"
 
