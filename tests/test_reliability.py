@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from contextlib import contextmanager
 
 import pytest
@@ -41,29 +40,45 @@ def http_server():
     server.server_close()
 
 
+def finishes(call, hang: float = 120.0):
+    """``call()``'s exception (or None), failing the test if it is still running after ``hang`` seconds:
+    a guard against the old hang (minutes of Ray retries), not a speed goal (those are benchmarks)."""
+    outcome: list = []
+
+    def target():
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:       # noqa: BLE001  (handed back to the test)
+            outcome.append(exc)
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(hang)
+    assert outcome, f"still waiting after {hang:.0f} s: the address check hangs"
+    return outcome[0]
+
+
 def test_an_http_server_is_not_a_ray_head(http_server):
-    t0 = time.monotonic()
-    with pytest.raises(BackendError, match=r"not a Ray head: an HTTP/1 \(web\) server answered"):
-        check_address(http_server)
-    assert time.monotonic() - t0 < 30
+    exc = finishes(lambda: check_address(http_server))
+    assert isinstance(exc, BackendError) and "not a Ray head: an HTTP/1 (web) server answered" in str(exc)
 
 
 def test_a_silent_listener_is_not_a_ray_head():
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        t0 = time.monotonic()
-        with pytest.raises(BackendError, match="accepted the connection but sent nothing back"):
-            check_address(f"127.0.0.1:{listener.getsockname()[1]}", timeout=0.5)
-        assert time.monotonic() - t0 < 5
+        exc = finishes(lambda: check_address(f"127.0.0.1:{listener.getsockname()[1]}", timeout=0.5))
+        assert isinstance(exc, BackendError) and "accepted the connection but sent nothing back" in str(exc)
 
 
-def test_the_cli_refuses_an_http_server_in_one_line_in_under_30s(http_server, tmp_path):
-    t0 = time.monotonic()
+def test_the_cli_refuses_an_http_server_in_one_line(http_server, tmp_path):
+    """(The hang this replaces lasted minutes: a 120 s subprocess timeout catches it without timing
+    the answer, which `python -m harness.bench cli`-style benchmarks measure instead.)"""
     r = study_cli("tta_variance", "--seeds", "1", "--preset", "smoke", "--address", http_server,
-                  "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s"), "--data", str(tmp_path / "none"))
+                  "--out", str(tmp_path / "o"), "--store", str(tmp_path / "s"), "--data", str(tmp_path / "none"),
+                  timeout=120)
     assert "not a Ray head: an HTTP/1 (web) server answered" in one_error_line(r)
-    assert time.monotonic() - t0 < 30 and not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------- item 4: numbers
@@ -204,12 +219,11 @@ def test_a_million_cells_are_refused_before_they_are_built(tmp_path, capsys):
     from harness.cli.study import main
     path = grid_file(tmp_path, {"lr": [float(i + 1) for i in range(100)], "epochs": [float(i + 1) for i in range(100)],
                                 "batch_size": list(range(1, 101))})
-    t0 = time.monotonic()
     assert main([path, "--seeds", "1", "--dry-run", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"error: {path}: grid: 1,000,000 cells (100 lr x 100 epochs x 100 batch_size) is above the "
                    "bound of 10,000 cells per study; split it into several studies")
-    assert time.monotonic() - t0 < 5 and not list(tmp_path.glob("[so]"))
+    assert not list(tmp_path.glob("[so]"))
 
 
 def test_too_many_runs_are_refused_and_a_long_dry_run_is_summed_up(tmp_path, capsys):
