@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .method import run_key
+from .method import ConfigMethods
 
 FLIP_MODES = ("none", "random", "alternating")
 CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}   # images in CIFAR-10's training and test sets
@@ -60,8 +61,11 @@ def field_problem(name: str, value) -> str | None:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """airbench94 by default. Each ``bool``/mode field turns one feature of the method off."""
+class TrainConfig(ConfigMethods):
+    """airbench94 by default. Each ``bool``/mode field turns one feature of the method off. Keys hash
+    the name "airbench" and compare against KEY_BASELINE (below), frozen on purpose."""
+
+    KEY_NAME: ClassVar[str] = "airbench"
 
     epochs: float = 9.9
     batch_size: int = 1024
@@ -117,26 +121,6 @@ class TrainConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def replace(self, **changes) -> "TrainConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items()})
-
-    def key(self, seed: int) -> str:
-        """Stable run key: hash of the method name, the fields that differ from the key baseline,
-        and the seed. Fields at their baseline value are left out, so a field added later whose
-        default reproduces the old behaviour leaves every existing key unchanged."""
-        return run_key(METHOD_NAME, self, seed, _BASELINE_ITEMS)
 
 
 METHOD_NAME = "airbench"
@@ -152,6 +136,7 @@ KEY_BASELINE: dict = {
     "init_seed": None, "order_seed": None, "aug_seed": None,
 }
 _BASELINE_ITEMS = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in KEY_BASELINE.items())
+TrainConfig.KEY_BASELINE = _BASELINE_ITEMS
 
 
 PRESETS: dict[str, TrainConfig] = {

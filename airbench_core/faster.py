@@ -67,19 +67,21 @@ This module imports no torch: the training code is in ``airbench_core.faster_tra
 """
 from __future__ import annotations
 
-import dataclasses
+from typing import ClassVar
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FLIP_MODES
-from .method import Method, deferred, run_key
+from .method import ConfigMethods, Method, deferred
 
 METHOD_NAME = "airbench96_faster"
 
 
 @dataclass(frozen=True)
-class FasterConfig:
+class FasterConfig(ConfigMethods):
     """airbench96_faster by default (the script's values); every field can be overridden."""
+
+    KEY_NAME: ClassVar[str] = METHOD_NAME
 
     epochs: float = 45.0
     batch_size: int = 1024
@@ -168,24 +170,6 @@ class FasterConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def replace(self, **changes) -> "FasterConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["widths"], d["proxy_widths"] = list(self.widths), list(self.proxy_widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FasterConfig":
-        return cls(**{k: (tuple(v) if k in ("widths", "proxy_widths") else v) for k, v in d.items()})
-
-    def key(self, seed: int) -> str:
-        """Stable run key: the method name, the fields that differ from the class defaults, the seed."""
-        return run_key(METHOD_NAME, self, seed)
 
 
 train = deferred("airbench_core.faster_train", "train")   # torch loads on the first call only

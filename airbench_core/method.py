@@ -22,7 +22,7 @@ import hashlib
 import importlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,32 @@ def deferred(module: str, name: str) -> Callable[..., Any]:
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"``{module}.{name}``, imported on first use."
     return call
+
+
+class ConfigMethods:
+    """What every method's config dataclass does alike: ``replace``, ``to_dict``/``from_dict`` (tuples
+    as lists) and ``key``. A subclass sets ``KEY_NAME`` (the method name its keys hash) and may set
+    ``KEY_BASELINE`` (frozen (field, value) pairs; default: the class's own defaults)."""
+
+    KEY_NAME: ClassVar[str]
+    KEY_BASELINE: ClassVar[tuple | None] = None
+
+    def replace(self, **changes):
+        return replace_fields(self, changes)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+        return cls(**{k: (tuple(v) if k in tuples and v is not None else v) for k, v in d.items()})
+
+    def key(self, seed: int) -> str:
+        """Stable run key: hash of the method name, the fields that differ from the key baseline, and
+        the seed. Fields at their baseline value are left out, so a field added later whose default
+        reproduces the old behaviour leaves every existing key unchanged."""
+        return run_key(self.KEY_NAME, self, seed, self.KEY_BASELINE)
 
 
 def replace_fields(config: Any, changes: Mapping[str, Any]) -> Any:

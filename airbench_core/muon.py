@@ -60,13 +60,13 @@ This module imports no torch (listing methods and checking fields stay instant);
 """
 from __future__ import annotations
 
-import dataclasses
+from typing import ClassVar
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FLIP_MODES
-from .method import Method, deferred, run_key
+from .method import ConfigMethods, Method, deferred
 
 METHOD_NAME = "airbench94_muon"
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -74,8 +74,10 @@ NS_DTYPES = ("bfloat16", "float32")
 
 
 @dataclass(frozen=True)
-class MuonConfig:
+class MuonConfig(ConfigMethods):
     """airbench94_muon as published by default; every field overridable (see FIELD_HELP)."""
+
+    KEY_NAME: ClassVar[str] = METHOD_NAME
 
     epochs: float = 8.0
     batch_size: int = 2000
@@ -159,25 +161,6 @@ class MuonConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def replace(self, **changes) -> "MuonConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MuonConfig":
-        return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items()})
-
-    def key(self, seed: int) -> str:
-        """Stable run key: hash of the method name, the fields that differ from the class defaults
-        (the published script) and the seed."""
-        return run_key(METHOD_NAME, self, seed)
 
 
 FIELD_HELP = {

@@ -77,7 +77,9 @@ def test_editing_a_method_file_changes_its_version(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(source)
     before = method_version(find_method(f"{path}:METHOD"))
-    path.write_text(source + "\n# a change\n")
+    path.write_text(source + "\n# a comment is no change to the method\n")
+    assert method_version(find_method(f"{path}:METHOD")) == before
+    path.write_text(source + "\nHEAD_LR_FLOOR = 1e-6\n")
     assert method_version(find_method(f"{path}:METHOD")) != before
 
 
