@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -19,8 +18,8 @@ from .faster import FasterConfig
 from .loader import TrainLoader
 from .net import Net, make_net, patch_covariance, whitening_weights
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
-from .train import DeviceData, RunResult, Stopwatch, derive_seed, run_environment
-from .tta import tta_logits
+from .train import DeviceData, RunResult, Stopwatch, derive_seed, evaluated_run, resident
+
 
 
 def net_view(cfg: FasterConfig, proxy: bool = False) -> TrainConfig:
@@ -92,9 +91,7 @@ def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: s
     """Train one run from scratch (proxy and main network) and evaluate it at TTA levels 0, 1, 2."""
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
     device = torch.device(device)
-    if not isinstance(data, DeviceData):
-        data = DeviceData.build(data, device, config.n_train, config.n_test)
-    data = data.for_config(config)
+    data = resident(data, device, config)
     half = device.type == "cuda"
     view = net_view(config)
     seeds = stream_seeds(config, seed)
@@ -133,13 +130,5 @@ def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: s
         if lookahead is not None:
             lookahead.copy_back()
 
-    with eval_clock:
-        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[:, :, 0]   # 3, n, 10
-    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
-    labels = data.test_labels.cpu().numpy()
-    env = {**run_environment(device, started), "packed": 1, "compiled": False}
-    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions),
-                     train_seconds=train_clock.seconds, eval_seconds=eval_clock.seconds,
-                     wall_seconds=time.perf_counter() - wall0, epochs=steps / steps_per_epoch, steps=steps,
-                     predictions=np.ascontiguousarray(predictions),
-                     logits=logits.half().cpu().numpy() if save_logits else None, env=env)
+    return evaluated_run(net, data, config, seed, device, (train_clock, eval_clock), steps, steps_per_epoch,
+                         wall0, started, save_logits)

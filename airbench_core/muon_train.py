@@ -9,7 +9,6 @@ import math
 import time
 from datetime import datetime, timezone
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,8 +18,8 @@ from .loader import TrainLoader
 from .muon import NS_COEFFICIENTS, MuonConfig
 from .net import NetPool, fit_whitening, make_net
 from .optim import total_steps
-from .train import DeviceData, RunResult, Stopwatch, run_environment, stream_seed
-from .tta import tta_logits
+from .train import DeviceData, RunResult, Stopwatch, evaluated_run, resident, stream_seed
+
 
 NS_EPS = 1e-7
 
@@ -127,9 +126,7 @@ def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str
     ``pool`` re-uses a long-lived network (reset to a fresh one's state) between runs."""
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
     device = torch.device(device)
-    if not isinstance(data, DeviceData):
-        data = DeviceData.build(data, device, config.n_train, config.n_test)
-    data = data.for_config(config)
+    data = resident(data, device, config)
     half = device.type == "cuda"
 
     loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
@@ -162,13 +159,5 @@ def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str
                 if step >= steps:
                     break
 
-    with eval_clock:
-        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[:, :, 0]   # 3, n, 10
-    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
-    labels = data.test_labels.cpu().numpy()
-    env = {**run_environment(device, started), "packed": 1, "compiled": False}
-    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions),
-                     train_seconds=train_clock.seconds, eval_seconds=eval_clock.seconds,
-                     wall_seconds=time.perf_counter() - wall0, epochs=steps / steps_per_epoch, steps=steps,
-                     predictions=np.ascontiguousarray(predictions),
-                     logits=logits.half().cpu().numpy() if save_logits else None, env=env)
+    return evaluated_run(net, data, config, seed, device, (train_clock, eval_clock), steps, steps_per_epoch,
+                         wall0, started, save_logits)

@@ -128,9 +128,7 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
     """
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
     device, k = torch.device(device), len(seeds)
-    if not isinstance(data, DeviceData):
-        data = DeviceData.build(data, device, config.n_train, config.n_test)
-    data = data.for_config(config)
+    data = resident(data, device, config)
     half = device.type == "cuda"
 
     loaders = [TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
@@ -186,6 +184,32 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
                       predictions=np.ascontiguousarray(predictions[:, :, g]),
                       logits=logits[:, :, g].half().cpu().numpy() if save_logits else None, env=env)
             for g, seed in enumerate(seeds)]
+
+
+def resident(data: Cifar10 | DeviceData, device: torch.device, config) -> DeviceData:
+    """The data on ``device``, cut to the config's subset (built from a Cifar10 when it is not yet there)."""
+    if not isinstance(data, DeviceData):
+        data = DeviceData.build(data, device, config.n_train, config.n_test)
+    return data.for_config(config)
+
+
+def evaluated_run(net, data: DeviceData, config, seed: int, device: torch.device, clocks: tuple,
+                  steps: int, steps_per_epoch: int, wall0: float, started: datetime,
+                  save_logits: bool) -> RunResult:
+    """One trained (unpacked) network's record: TTA 0/1/2 logits of the test set, timed on the eval
+    clock of ``clocks`` (train, eval), and everything a RunResult holds."""
+    train_clock, eval_clock = clocks
+    half = device.type == "cuda"
+    with eval_clock:
+        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[:, :, 0]   # 3, n, 10
+    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
+    labels = data.test_labels.cpu().numpy()
+    env = {**run_environment(device, started), "packed": 1, "compiled": False}
+    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions),
+                     train_seconds=train_clock.seconds, eval_seconds=eval_clock.seconds,
+                     wall_seconds=time.perf_counter() - wall0, epochs=steps / steps_per_epoch, steps=steps,
+                     predictions=np.ascontiguousarray(predictions),
+                     logits=logits.half().cpu().numpy() if save_logits else None, env=env)
 
 
 def run_environment(device: torch.device, started: datetime) -> dict:
