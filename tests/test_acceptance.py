@@ -69,6 +69,7 @@ def test_every_record_is_the_run_of_its_own_flip_and_seed(data_source, tmp_path,
     assert trained[1:] == [(f, s) for s in range(3) for f in ("alternating", "random")]   # [0] is the warm-up
     assert [(r["seed"], r["flip"]) for r in result["runs"]] == [(s, f) for f, s in trained[1:]]
     diff = result["alternating_minus_random"]["tta2"]
-    assert diff["mean"] == pytest.approx(-3.0) and diff["low"] == pytest.approx(-3.0)   # same seed: d is exact
+    # same seed: d is exact, and differences that never vary give no interval (not a zero-width one)
+    assert diff["mean"] == pytest.approx(-3.0) and np.isnan(diff["low"]) and np.isnan(diff["high"])
     assert json.loads((tmp_path / "a.json").read_text())["accuracy"]["random"]["tta2"]["mean"] == \
         pytest.approx(100 * np.mean([0.53 + 0.01 * s + 0.001 * s * s for s in range(3)]))

@@ -60,7 +60,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     (["tta_variance", "--seeds", "100001"], "above the bound of 100,000"),
     (["tta_variance", "--seeds", "1000000000"], "above the bound of 100,000"),
     (["tta_variance", "--seeds", "2", "--data", "/nonexistent/cifar.tar.gz"], "no such file"),
-    (["tta_variance", "--seeds", "2", "--gpus-per-run", "0"], "must be positive"),
+    (["tta_variance", "--seeds", "2", "--gpus-per-run", "0"], "must be a positive"),
     (["flip_vs_alternating", "--seeds", "2"], "holds study tta_variance"),
     (["tta_variance", "--seeds", "2", "--address", "ray://somewhere:10001"], "ray job submit"),
 ])

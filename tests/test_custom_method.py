@@ -39,13 +39,15 @@ def test_custom_method_decided_resumed_and_refused_after_an_edit(data_source, tm
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["methods"]) == {"airbench94", spec}
 
-    # resumed: the first round's runs stay, more seeds are added only where the rule still asks for them
+    # resumed under the same rule: the runs stay, nothing is retrained; another rule is refused (the
+    # stopping rule is fixed at the first round), exit 2, naming both rules
     before = set(zip(runs["key"], runs["started_at"]))
-    second = study_cli(*args, "--max-seeds", "4", timeout=1200)
+    second = study_cli(*args, "--max-seeds", "3", timeout=1200)
     assert second.returncode == 0, second.stderr
     runs, _ = store.load(out)
-    assert before <= set(zip(runs["key"], runs["started_at"])) and runs["key"].is_unique   # nothing retrained
-    assert len(runs) in (6, 8) and runs.groupby("cell")["seed"].nunique().min() >= 3
+    assert before == set(zip(runs["key"], runs["started_at"])) and runs["key"].is_unique   # nothing retrained
+    other_rule = study_cli(*args, "--max-seeds", "4", timeout=600)
+    assert other_rule.returncode == 2 and "max = 3" in other_rule.stderr and "max = 4" in other_rule.stderr
 
     # the method file edited: its version changes, and the store (holding the old one) refuses, exit 2
     old = method_version(find_method(spec))
@@ -53,7 +55,7 @@ def test_custom_method_decided_resumed_and_refused_after_an_edit(data_source, tm
     new = method_version(find_method(spec))
     assert new != old
     untouched = snapshot(tmp_path)
-    refused = study_cli(*args, "--max-seeds", "6", timeout=600)
+    refused = study_cli(*args, "--max-seeds", "3", timeout=600)
     assert refused.returncode == 2
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and old in lines[0] and new in lines[0] and "airbench94_head_adam" in lines[0], lines

@@ -180,17 +180,17 @@ def specs(epochs: float, n: int) -> list[RunSpec]:
 
 
 def test_cost_line_sums_run_seconds_and_divides_the_wall_time_by_the_slots():
-    plan = specs(1000.0, 3) + specs(3000.0, 3)
-    # no runs stored: 12,000 epochs at the default 0.27 s = 3,240 s = 0.90 GPU-hours, 0.30 h on 3 slots
-    assert 12000 * DEFAULT_SECONDS_PER_EPOCH == pytest.approx(3240)
+    plan = specs(100.0, 3) + specs(300.0, 3)
+    # no runs stored: 1,200 epochs at the default 0.27 s = 324 s = 0.09 GPU-hours, 0.03 h on 3 slots
+    assert 1200 * DEFAULT_SECONDS_PER_EPOCH == pytest.approx(324)
     assert cost_line(plan, store.empty_frame(), 3, "--workers").startswith(
-        "cost: 0.90 GPU-hours, about 0.30 h wall on 3 slot(s) (--workers)")
-    # stored: config A twice (3,600 s and 5,400 s over 1,000 epochs), another config once (1,200 s over 100 epochs)
+        "cost: 0.09 GPU-hours, about 0.03 h wall on 3 slot(s) (--workers)")
+    # stored: config A twice (360 s and 540 s over 100 epochs), another config once (120 s over 10 epochs)
     key = lambda e: json.dumps(tiny_config(epochs=e).to_dict(), sort_keys=True)
-    records = pd.DataFrame({"config_json": [key(1000.0), key(1000.0), key(100.0)],
-                            "wall_seconds": [3600.0, 5400.0, 1200.0], "epochs_trained": [1000.0, 1000.0, 100.0]})
-    # A's runs take their mean, 4,500 s; the 3,000-epoch runs the store's mean 7 s per epoch: 21,000 s
-    total = 3 * 4500 + 3 * 21000
+    records = pd.DataFrame({"config_json": [key(100.0), key(100.0), key(10.0)],
+                            "wall_seconds": [360.0, 540.0, 120.0], "epochs_trained": [100.0, 100.0, 10.0]})
+    # A's runs take their mean, 450 s; the 300-epoch runs the store's mean 7 s per epoch: 2,100 s
+    total = 3 * 450 + 3 * 2100
     line = cost_line(plan, records, 3, "--workers")
     assert line.startswith(f"cost: {total / 3600:.2f} GPU-hours, about {total / 3 / 3600:.2f} h wall on 3 slot(s)")
     assert "3 of 6 runs from runs of the same config, the rest at its mean 7.000 s per epoch" in line

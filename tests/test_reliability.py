@@ -198,8 +198,8 @@ def test_the_dry_run_says_the_real_run_would_be_refused(tmp_path, capsys):
     assert main(["tta_variance", "--seeds", "2", "--preset", "smoke", "--dry-run", "--store", str(root),
                  "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert f"the real run would be refused: store {root} holds runs of method version 0123456789ab, but " \
-           f"airbench_core here is {method_version()}" in out
+    assert f"the real run would be refused: store {root} holds runs of airbench at method version 0123456789ab, " \
+           f"but method airbench94 here is version {method_version()}" in out
     assert "holds runs on data somedata1234" in out
     assert main(["tta_variance", "--seeds", "2", "--preset", "smoke", "--dry-run", "--store", str(root),
                  "--out", str(tmp_path / "out"), "--allow-mixed-versions"]) == 0

@@ -46,7 +46,7 @@ def interval(x: np.ndarray, digits: int = 2) -> str:
     m = x.mean()
     lo, hi = st.t.interval(0.95, len(x) - 1, loc=m, scale=st.sem(x))
     if np.isnan(lo):                           # runs that tie: scipy gives no interval, nor does the report
-        return f"{100 * m:.{digits}f}"
+        return f"{100 * m:.{digits}f} [n too small]"
     return f"{100 * m:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
 
@@ -186,7 +186,7 @@ def test_every_study_reports_from_simulated_runs(study, tmp_path):
     if study in ("tta_variance", "variance_vs_epochs"):
         assert "runs to exclude 0" in text and "distribution-wise std" in text
     if study == "calibration":
-        assert "CACE at R/2" in text and "a fraction in [0, K]" in text and "class 9" in text
+        assert "CACE at R/2" in text and "a fraction in [0, 2]" in text and "class 9" in text
 
 
 def test_duplicate_records_are_counted_once(tmp_path):

@@ -119,9 +119,10 @@ def identity_views(c: LoadedCampaign) -> list[tuple[str | None, LoadedCampaign]]
     runs share one of each, else one (label, view) per pair; the label names files, so no spaces."""
     versions = c.runs["method_version"].fillna("unknown").astype(str) if "method_version" in c.runs \
         else pd.Series(["unknown"] * len(c.runs))
-    if "method" in c.runs and len(c.runs) and \
-            (versions.groupby(c.runs["method"].fillna("airbench94").astype(str)).nunique() <= 1).all():
-        versions = pd.Series(["per-method"] * len(c.runs), index=c.runs.index)   # methods compared, not versions
+    methods = c.runs["method"].fillna("airbench94").astype(str) if "method" in c.runs else None
+    if methods is not None and methods.nunique() > 1 and (versions.groupby(methods).nunique() <= 1).all():
+        # methods compared with each other, each at one version: their versions differ by nature
+        versions = pd.Series(["per-method"] * len(c.runs), index=c.runs.index)
     data = c.runs["data_fingerprint"].fillna("unknown").astype(str) if "data_fingerprint" in c.runs \
         else pd.Series(["unknown"] * len(c.runs))
     pairs = sorted(set(zip(versions, data)))
