@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from harness import store
+from harness import stats, store
 from harness.report.campaign import campaign_from, load_campaign
 from harness.report.writer import render_report, write_report
 from harness.run.simulate import simulated_campaign, simulated_runs
@@ -90,6 +90,11 @@ def check_flip_differences(report: str, runs: pd.DataFrame) -> None:
         pick = lambda mode: runs[(runs["flip"] == mode) & (runs["epochs"] == epochs)][["seed", f"acc_tta{level}"]]  # noqa: E731
         both = pick(a).merge(pick(b), on="seed")
         d = (both.iloc[:, 1] - both.iloc[:, 2]).to_numpy()
+        if len(d) < stats.MIN_PAIRS:       # too few pairs for a t-interval that covers: none, and no p
+            assert row["difference (pts) [95% CI]"] == f"{100 * d.mean():.3f} [n too small]"
+            assert row["p"] == "n/a" and row["Holm p"] in ("–", "n/a", "primary (unadjusted)")
+            assert row["test"].startswith(f"paired, {len(d)}")
+            continue
         res = st.ttest_rel(both.iloc[:, 1], both.iloc[:, 2])
         lo, hi = res.confidence_interval(0.95)
         assert row["difference (pts) [95% CI]"] == f"{100 * d.mean():.3f} [{100 * lo:.3f}, {100 * hi:.3f}]"
@@ -121,12 +126,15 @@ def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     check_flip_differences(report, runs)
     assert "## Equivalent-epoch speedup" in report and "## Precision: what these runs can resolve" in report
     assert "Fewer than 10 runs" in report
-    for stem in ("accuracy_vs_epochs", "flip_differences"):
+    # the differences figure draws intervals only: with 2 seeds per cell there are none (n too small)
+    drawn = "Differences in test accuracy between flip modes" in report
+    assert drawn == (smoke_campaign / "figures" / "flip_differences.png").exists()
+    for stem in ("accuracy_vs_epochs", "flip_differences")[: 2 if drawn else 1]:
         w, h = png_size(smoke_campaign / "figures" / f"{stem}.png")
         assert w > 400 and h > 300
         assert (smoke_campaign / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         assert f"figures/{stem}.png" in report
-    assert re.findall(r"\*Figure (\d+):", report) == ["1", "2"]
+    assert re.findall(r"\*Figure (\d+):", report) == ["1", "2"][: 2 if drawn else 1]      # numbered in order
 
 
 def test_harness_report_rebuilds_the_same_tables(smoke_campaign):
