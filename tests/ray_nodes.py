@@ -20,12 +20,16 @@ def free_port() -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the node's process group, wait for its ``ray start`` to exit, then SIGKILL what is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        time.sleep(2)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def ray_command() -> str:

@@ -1,6 +1,8 @@
-"""A campaign through --address spreads over two Ray nodes started on this machine."""
+"""Two Ray nodes started on this machine with `ray start` (one cluster for the module): a campaign
+through --address spreads over both, and one that loses a node for good finishes on the other."""
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -13,10 +15,11 @@ from ray_nodes import free_port, ray_node
 TOKEN_AUTH = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_nodes():
     """Two nodes of one cluster, stopped by signalling their own process groups (never `ray stop`,
-    which would stop every Ray on the machine)."""
+    which would stop every Ray on the machine). Yields the head's address and the second node's
+    process (the last test kills it)."""
     port = free_port()
     ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")       # its own temp dir: no cluster file in /tmp/ray
     env = {**TOKEN_AUTH, "RAY_TMPDIR": ray_tmp}
@@ -24,18 +27,52 @@ def two_nodes():
         with ray_node("--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=1",
                       "--include-dashboard=false", env=env):
             with ray_node(f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                          "--num-gpus=1", env=env):
-                yield f"127.0.0.1:{port}"
+                          "--num-gpus=1", env=env) as second:
+                yield f"127.0.0.1:{port}", second, ray_tmp
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_campaign_through_address_uses_both_nodes(two_nodes, tmp_path, data_source):
     out = tmp_path / "out"
-    r = study_cli("tta_variance", "--seeds", "4", "--preset", "smoke", "--address", two_nodes, "--out", str(out),
+    r = study_cli("tta_variance", "--seeds", "4", "--preset", "smoke", "--address", two_nodes[0], "--out", str(out),
                   "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", timeout=400,
                   env=TOKEN_AUTH)
     assert r.returncode == 0, r.stderr
     frame, _ = store.load(out)
     assert len(frame) == 4
     assert frame["worker_node"].nunique() == 2, frame[["worker_node", "gpu_slot"]]
+
+
+def test_a_node_lost_for_good_leaves_its_runs_to_the_other_node(two_nodes, tmp_path, monkeypatch):
+    """The second node is SIGKILLed mid-campaign and nothing replaces it: Ray keeps its actor pending
+    for a GPU that never returns; the backend gives that actor up after ``lost_after`` seconds, and
+    its queued runs are trained on the head's actor: every run stored once, none failed for good."""
+    from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
+    from harness.bench.campaign import simulated_study
+    from harness.run import campaign
+    from harness.run.backends import RayBackend
+
+    address, second, ray_tmp = two_nodes
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    config = SimulatedConfig(run_seconds=0.2, n_test=500)
+    backend = RayBackend("", None, "auto", False, address=address, method=METHOD, method_data=SimulatedData(500),
+                         lost_after=5.0)
+    assert backend.slots() == 2
+    seen = []
+
+    def kill_second_node_after_ten_runs(outcome) -> None:
+        if outcome.result is None:         # a task on the killed node may fail: the campaign retries it
+            return
+        seen.append(outcome.worker["worker_node"])
+        if len(seen) == 10:
+            os.killpg(second.pid, signal.SIGKILL)
+
+    summary = campaign.run(simulated_study(config), "full", 60, tmp_path, SimulatedData(500), backend, progress=False,
+                           on_outcome=kill_second_node_after_ten_runs)
+    assert (summary.trained, summary.failed) == (60, 0)
+    assert backend.lost == 1
+    frame, _ = store.load(tmp_path)
+    assert frame["key"].nunique() == len(frame) == 60
+    assert len(set(seen[:10])) == 2 and len(set(seen[-20:])) == 1      # both nodes worked, then the head alone

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,7 +167,7 @@ class RayBackend:
     def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
                  address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
                  pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False,
-                 method=None, method_data=None):
+                 method=None, method_data=None, lost_after: float = 300.0):
         try:
             import ray
         except ImportError:
@@ -178,6 +179,9 @@ class RayBackend:
         self.depth = 2          # tasks queued per actor: the next run waits on the actor, not on the driver
         self.linger = 0.05      # seconds a batch waits for more finished runs (the actors stay busy meanwhile)
         self.method, self.method_data = method, method_data
+        # An actor with work that has not answered for `lost_after` s while Ray reports it not alive
+        # (its node left and no node has room to restart it) is given up and its runs go to the others.
+        self.lost_after, self.poll = lost_after, min(10.0, lost_after / 4)
         self.started_here = False
         self.quiet = None
         if not ray.is_initialized():
@@ -197,6 +201,7 @@ class RayBackend:
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
         self.restarts = 0            # actors Ray restarted (a new pid answered) or the backend replaced
+        self.lost = 0                # actors given up: not alive and not restarted within lost_after
         self.pids: dict = {}         # actor -> the worker pid that last answered for it
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
@@ -252,6 +257,7 @@ class RayBackend:
         if not self.actors:
             self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
         load = {actor: 0 for actor in self.actors}
+        answered = {actor: time.monotonic() for actor in self.actors}   # its last answer, or work given when idle
         in_flight: dict = {}
 
         def submit() -> None:
@@ -262,12 +268,26 @@ class RayBackend:
                     if load[actor] < self.depth:
                         pack = take_pack(queue, self.pack)
                         in_flight[self._submit(actor, pack)] = (actor, pack)
+                        if not load[actor]:
+                            answered[actor] = time.monotonic()
                         load[actor] += 1
 
+        def retire(actor, replace: bool) -> None:
+            self.actors.remove(actor)
+            del load[actor]
+            self.ray.kill(actor, no_restart=True)
+            self.pids.pop(actor, None)
+            if replace:
+                fresh = self._new_actor()
+                self.actors.append(fresh)
+                load[fresh], answered[fresh] = 0, time.monotonic()
+                self.restarts += 1
+
         submit()
+        checked = time.monotonic()
         while queue or in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            if len(in_flight) > 1:     # and what finishes within `linger`: fewer, larger writes
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=self.poll)
+            if ready and len(in_flight) > 1:     # and what finishes within `linger`: fewer, larger writes
                 ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=self.linger)
             batch = []
             for ref in ready:
@@ -276,19 +296,13 @@ class RayBackend:
                     outcomes = self._outcomes(pack, ray.get(ref))
                     if actor in load:
                         load[actor] -= 1
+                        answered[actor] = time.monotonic()
                 except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                     # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
                     error = f"worker died: {ray_error_text(exc)}"
                     outcomes = [Outcome(spec, None, error, {}) for spec in pack]
                     if actor in load:          # its other queued task fails too: replace it once
-                        self.actors.remove(actor)
-                        del load[actor]
-                        self.ray.kill(actor, no_restart=True)
-                        self.pids.pop(actor, None)
-                        fresh = self._new_actor()
-                        self.actors.append(fresh)
-                        load[fresh] = 0
-                        self.restarts += 1
+                        retire(actor, replace=True)
                 else:
                     pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
                     if pid is not None:
@@ -296,9 +310,43 @@ class RayBackend:
                             self.restarts += 1
                         self.pids[actor] = pid
                 batch += outcomes
+            if time.monotonic() - checked >= self.poll:
+                checked = time.monotonic()
+                for actor in self._lost(load, answered):
+                    for ref, (owner, pack) in list(in_flight.items()):
+                        if owner is actor:          # never started elsewhere: back to the queue, not a failed attempt
+                            del in_flight[ref]
+                            queue.extendleft(reversed(pack))
+                    retire(actor, replace=self._room_for_another())
+                    self.lost += 1
+                if not self.actors:
+                    raise BackendError(f"every worker was lost: none answered for {self.lost_after:g} s and Ray "
+                                       f"could not restart them (did nodes leave the cluster?); the runs finished "
+                                       f"so far are stored: rerun the same command to resume")
             submit()
-            yield batch
-            submit()          # retries the campaign put back
+            if batch:
+                yield batch
+                submit()          # retries the campaign put back
+
+    def _lost(self, load: dict, answered: dict) -> list:
+        """Actors with work outstanding, silent for ``lost_after`` s, that Ray says are not alive
+        (restarting or pending creation for want of a node with room)."""
+        from ray._private import state
+        now, lost = time.monotonic(), []
+        for actor in self.actors:
+            if load[actor] and now - answered[actor] > self.lost_after:
+                try:
+                    alive = state.actors(actor_id=actor._actor_id.hex()).get("State") == "ALIVE"
+                except Exception:        # the GCS did not answer: not evidence that the actor is gone
+                    continue
+                if not alive:
+                    lost.append(actor)
+        return lost
+
+    def _room_for_another(self) -> bool:
+        """Whether the cluster has a free slot for a replacement actor right now."""
+        free = self.ray.available_resources()
+        return free.get("GPU", 0.0) + 1e-9 >= self.gpus_per_run if self.has_gpu() else free.get("CPU", 0.0) >= 1
 
     def stop(self) -> None:
         for actor in self.actors:
