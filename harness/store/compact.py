@@ -7,6 +7,7 @@ least one file; the loader counts a key once, and the next compaction removes th
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,50 +51,69 @@ def normalized(path: Path) -> pa.Table:
                             promote_options="default")
 
 
-def _groups(tables: list[pa.Table]) -> list[pa.Table]:
-    """Tables that can share a pack, merged (missing columns become nulls, outside every checksum)."""
-    by_payload: dict[tuple, list[pa.Table]] = {}
-    for t in tables:
-        shape = (t.schema.field(store.PRED_COLUMN).type, store.LOGITS_COLUMN in t.column_names)
-        by_payload.setdefault(shape, []).append(t)
-    merged = []
-    for group in by_payload.values():
-        try:
-            merged.append(pa.concat_tables(group, promote_options="default"))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            by_schema: dict[pa.Schema, list[pa.Table]] = {}
-            for t in group:
-                by_schema.setdefault(t.schema, []).append(t)
-            merged += [pa.concat_tables(ts) for ts in by_schema.values()]
-    return merged
+def _payload(table: pa.Table) -> tuple:
+    """What runs must share to sit in one pack: the predictions' width and whether logits are kept."""
+    return table.schema.field(store.PRED_COLUMN).type, store.LOGITS_COLUMN in table.column_names
+
+
+def _merged(group: list[pa.Table]) -> list[pa.Table]:
+    """Tables of one payload as few tables as their columns allow (missing columns become nulls,
+    outside every checksum; types that cannot be promoted stay apart)."""
+    try:
+        return [pa.concat_tables(group, promote_options="default")]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        by_schema: dict[pa.Schema, list[pa.Table]] = {}
+        for t in group:
+            by_schema.setdefault(t.schema, []).append(t)
+        return [pa.concat_tables(ts) for ts in by_schema.values()]
+
+
+READ_AHEAD = 64           # files decoded ahead of the writer: memory stays ~ one pack per payload
 
 
 def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     """Fold single-run files and small packs into packs of up to ``pack_rows`` runs. Call it while
-    holding the store's lock (``harness.store.lock.hold(root, 'store')``): it is the store's writer."""
+    holding the store's lock (``harness.store.lock.hold(root, 'store')``): it is the store's writer.
+    Streams: a pack is written as soon as it is full, so memory does not grow with the store."""
     root = Path(root)
     done = Compaction(removed=clean_temporary(root))
     packs = sorted((root / "packs").glob("*.parquet"))
-    sizes = {p: store._open(p).metadata.num_rows for p in packs}
-    big = [p for p in packs if sizes[p] >= pack_rows // 2]
+    # a campaign's batch-* files (runs that finished together) are small by construction: no need to open them
+    big = {p for p in packs if p.name.startswith("pack-") and store._open(p).metadata.num_rows >= pack_rows // 2}
     sources = [p for p in packs if p not in big] + sorted((root / "runs").glob("*.parquet"))
     if not sources:
         return done
     seen = {k for p in big for k in store.keys_in(p)}
-    fresh = []
-    for path in sources:
-        table = normalized(path)
-        keys = table.column("key").to_pylist()
-        new = [i for i, k in enumerate(keys) if k not in seen]
-        seen.update(keys)
-        if new:
-            fresh.append(table.take(pa.array(new)) if len(new) < len(keys) else table)
-    for group in _groups(fresh):
-        for start in range(0, len(group), pack_rows):
-            part = group.slice(start, pack_rows)
-            store.write_table(root / "packs" / f"pack-{uuid.uuid4().hex[:16]}.parquet", part)
-            done.packs += 1
-            done.runs += len(part)
+    pending: dict[tuple, list[pa.Table]] = {}
+
+    def write(payload: tuple, final: bool) -> None:
+        rest = []
+        for table in _merged(pending.pop(payload)):
+            full = len(table) if final else len(table) - len(table) % pack_rows
+            for start in range(0, full, pack_rows):
+                part = table.slice(start, min(pack_rows, full - start))
+                store.write_table(root / "packs" / f"pack-{uuid.uuid4().hex[:16]}.parquet", part)
+                done.packs += 1
+                done.runs += len(part)
+            if full < len(table):
+                rest.append(table.slice(full))
+        if rest:
+            pending[payload] = rest
+
+    with ThreadPoolExecutor(4) as pool:          # Parquet decoding and CRCs release the GIL
+        for first in range(0, len(sources), READ_AHEAD):
+            for table in pool.map(normalized, sources[first:first + READ_AHEAD]):
+                keys = table.column("key").to_pylist()
+                new = [i for i, k in enumerate(keys) if k not in seen]
+                seen.update(keys)
+                if not new:
+                    continue
+                payload = _payload(table)
+                pending.setdefault(payload, []).append(table.take(pa.array(new)) if len(new) < len(keys) else table)
+                if sum(map(len, pending[payload])) >= pack_rows:
+                    write(payload, final=False)
+    for payload in list(pending):
+        write(payload, final=True)
     store.remove_durably(sources)       # only now: every run of these files is in a durable pack
     done.removed += len(sources)
     return done

@@ -465,8 +465,9 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         else np.array([], dtype=object)
     starts = np.cumsum([0] + [len(t) for t in records])
     row_sizes = np.repeat(np.array(sizes, dtype=np.int64), np.diff(starts)) if records else np.array([], np.int64)
-    first = pd.Index(keys).duplicated(keep="first")
-    keep = ~first if wanted is None else ~first & np.isin(keys, list(wanted))
+    index = pd.Index(keys)
+    first = index.duplicated(keep="first")
+    keep = ~first if wanted is None else ~first & index.isin(list(wanted))     # a hash lookup: np.isin sorts
     if test_set is not None:
         keep &= row_sizes == _test_set_size(test_set)
     kept_keys = keys[keep]
