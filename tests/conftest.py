@@ -3,6 +3,7 @@ that ``--data`` takes ('download', a cifar-10-batches-py folder, an image tree, 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,9 @@ import torch
 from airbench_core import DataError, TrainConfig, load_cifar10, preset
 from airbench_core.data import DATA_ENV
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Under pytest-xdist (`-n 2`) each worker process trains on one thread: two workers share two cores.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
+torch.set_num_threads(THREADS)
 
 SOURCES = ("'download', a cifar-10-batches-py folder, an image tree train/<class>/... test/<class>/... "
            "or a .tar.gz of one (e.g. ../shared/data/cifar10-jpeg.tar.gz)")
@@ -54,3 +57,15 @@ def tiny_config(**overrides) -> TrainConfig:
     base = dict(n_train=1000, n_test=500, widths=(16, 32, 32), batch_size=100, epochs=1.0,
                 whiten_samples=500)
     return preset("airbench94", **{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tta_smoke(tmp_path_factory, data_source) -> Path:
+    """One finished tta_variance smoke campaign (2 seeds, local backend, no report) trained once per
+    test process: ``out/`` (the study folder) and ``store/``. Tests that change it copy it first."""
+    from helpers import study_cli
+    base = tmp_path_factory.mktemp("tta_smoke")
+    r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--out", str(base / "out"),
+                  "--store", str(base / "store"), "--data", data_source, "--no-report")
+    assert r.returncode == 0, r.stderr
+    return base

@@ -12,9 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def study_cli(*args: str, timeout: int = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m harness.study`` as a user would, from the project root."""
-    env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT), **one_thread_under_xdist()}
     return subprocess.run([sys.executable, "-m", "harness.study", *args], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=timeout, **kwargs)
+
+
+def one_thread_under_xdist() -> dict:
+    """Under pytest-xdist two test processes share the cores: a CLI they start trains on one thread
+    (OpenMP threads beyond the cores spin against each other)."""
+    return {"OMP_NUM_THREADS": "1"} if os.environ.get("PYTEST_XDIST_WORKER") else {}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

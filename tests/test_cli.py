@@ -28,20 +28,11 @@ class Campaign:
         return ["--out", str(self.out), "--store", str(self.store)]
 
 
-@pytest.fixture(scope="module")
-def finished_campaign(tmp_path_factory, data_source):
-    """A finished two-run local campaign, to prove bad input never touches it."""
-    base = tmp_path_factory.mktemp("campaign")
-    done = study_cli("tta_variance", "--seeds", "2", *SMOKE, "--backend", "local", "--out", str(base / "out"),
-                     "--store", str(base / "store"), "--data", data_source, "--no-report")
-    assert done.returncode == 0, done.stderr
-    return base
-
-
 @pytest.fixture
-def existing(finished_campaign, tmp_path) -> Campaign:
-    """A private copy of the finished campaign (study folder and store) for a test to poke at."""
-    base = shutil.copytree(finished_campaign, tmp_path / "c")
+def existing(tta_smoke, tmp_path) -> Campaign:
+    """A private copy of a finished two-run campaign (study folder and store), to prove bad input
+    never touches it."""
+    base = shutil.copytree(tta_smoke, tmp_path / "c")
     return Campaign(base / "out", base / "store")
 
 
@@ -200,13 +191,20 @@ def test_list_and_help():
         assert flag in h.stdout
 
 
+# Killing and interrupting a driver is about the driver, the store and Ray, not about training: the
+# simulated method (a run sleeps a second) on two Ray workers makes "mid-campaign" last seconds.
+SLEEPING_STUDY = 'method = "simulated"\n\n[base]\nrun_seconds = 1.0\nn_test = 1000\n\n[grid]\naccuracy = [0.94]\n'
+
+
 def campaign_cmd(c: Campaign, seeds: int, data_source: str) -> list[str]:
-    return [sys.executable, "-m", "harness.study", "tta_variance", "--seeds", str(seeds), *SMOKE, *c.args(),
-            "--data", data_source, "--workers", "2", "--no-report"]
+    study_file = c.out.parent / "sleeping.toml"
+    study_file.write_text(SLEEPING_STUDY)
+    return [sys.executable, "-m", "harness.study", str(study_file), "--seeds", str(seeds), "--device", "cpu",
+            *c.args(), "--data", data_source, "--workers", "2", "--no-report"]
 
 
 def test_sigkill_driver_then_rerun_trains_only_missing_runs(tmp_path, data_source):
-    SEEDS = 6
+    SEEDS = 8
     c = Campaign(tmp_path / "out", tmp_path / "store")
     proc = subprocess.Popen(campaign_cmd(c, SEEDS, data_source), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

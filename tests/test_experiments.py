@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,13 +113,11 @@ def test_method_and_set_change_every_cells_base_but_not_the_studys_factors():
 
 
 @pytest.mark.slow
-def test_a_study_file_shares_runs_with_a_built_in_study_through_the_store(tmp_path, data_source):
+def test_a_study_file_shares_runs_with_a_built_in_study_through_the_store(tta_smoke, tmp_path, data_source):
     """The file's baseline is the tta_variance smoke cell: its runs are found in the store, not retrained."""
+    shutil.copytree(tta_smoke / "store", tmp_path / "store")
+    shutil.copytree(tta_smoke / "out", tmp_path / "tta")
     root = tmp_path / "store"
-    built_in = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--device",
-                         "cpu", "--data", data_source, "--store", str(root), "--out", str(tmp_path / "tta"),
-                         "--no-report")
-    assert built_in.returncode == 0, built_in.stderr
     sizing = {k: list(v) if isinstance(v, tuple) else v for k, v in SMOKE_SIZING.items()}
     base = "\n".join(f"{k} = {json.dumps(v)}" for k, v in sizing.items())
     study_file = tmp_path / "shared.toml"

@@ -90,13 +90,28 @@ PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
                         + (base / "log" / "slurmd.log").read_text()[-2000:])
         yield conf
     finally:
-        for name in ("slurmd", "slurmctld"):
-            pid_file = base / f"{name}.pid"
-            if pid_file.exists():
-                try:
-                    os.kill(int(pid_file.read_text()), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
+        stop_daemons(base)
+
+
+def stop_daemons(base: Path) -> None:
+    """SIGTERM slurmctld and slurmd, then SIGKILL whatever of this cluster is left: its daemons and
+    job-step daemons (slurmstepd outlives slurmd while Ray drains) all run in folders under ``base``."""
+    for name in ("slurmd", "slurmctld"):
+        try:
+            os.kill(int((base / f"{name}.pid").read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+    time.sleep(1)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            inside = Path(os.readlink(proc / "cwd")).is_relative_to(base)
+        except OSError:
+            continue
+        if inside and int(proc.name) != os.getpid():
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def test_the_sbatch_template_runs_a_study_through_a_ray_head_it_starts(slurm, tmp_path, data_source):

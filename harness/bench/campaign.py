@@ -1,7 +1,7 @@
 """The scale benchmark: real campaigns of the simulated method on Ray actors with logical GPUs.
 
     python -m harness.bench campaign --actors 8 64 256 --runs 1000 10000 100000 --run-seconds 0.5
-    python -m harness.bench campaign --actors 16 --runs 2000 --two-nodes [--kill-node]
+    python -m harness.bench campaign --actors 16 --runs 2000 --two-nodes [--kill-node] [--lose-node]
 
 Each setting is a whole campaign as ``harness.study`` runs one (``harness.run.campaign.run`` on a
 ``RayBackend``, every run written to a real store the moment it arrives), then the store's
@@ -13,6 +13,8 @@ process, Ray's threads included), store writes/s, the driver's peak RSS and its 
 runs, compaction and report seconds. ``--kill-node`` (with ``--two-nodes``) SIGKILLs the second
 node a third of the way through, starts a replacement, and reports the runs retried, whether any
 was lost or stored twice, and the seconds until the replacement's first run was stored.
+``--lose-node`` kills it the same way with no replacement: the backend gives its actors up after
+``--lost-after`` seconds and the head's actors train their runs.
 """
 from __future__ import annotations
 
@@ -242,7 +244,8 @@ class Meter:
 
 
 def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: bool = False,
-                profile: Path | None = None, report: bool = True) -> Result:
+                profile: Path | None = None, report: bool = True, replace: bool = True,
+                lost_after: float = 300.0) -> Result:
     import ray
 
     from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
@@ -256,9 +259,9 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
 
     config = SimulatedConfig(run_seconds=run_seconds)
     study, data = simulated_study(config), SimulatedData(config.n_test)
-    out = folder / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}"
+    out = folder / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}{'' if replace else '-lose'}"
     res = Result(c.actors, runs, run_seconds, nodes=len(c.nodes) or 1)
-    backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data)
+    backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, lost_after=lost_after)
     if backend.slots() != c.actors:
         raise RuntimeError(f"the cluster offers {backend.slots()} slots, not {c.actors}")
     t0 = time.perf_counter()
@@ -267,10 +270,11 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     res.startup_s = time.perf_counter() - t0
 
     def kill_second_node():
-        victim = c.nodes[1]
+        victim = c.nodes[-1]           # the newest worker node (a replacement, after an earlier kill)
         victim.kill()
-        res.kill = {"actors_lost": c.actors // 2}
-        c.add_node(c.actors / 2)       # a replacement joins (a requeued Slurm node, a spare)
+        res.kill = {"actors_lost": c.actors // 2, "killed_at": time.perf_counter()}
+        if replace:
+            c.add_node(c.actors / 2)       # a replacement joins (a requeued Slurm node, a spare)
 
     meter = Meter(runs, kill_at=runs // 3 if kill else None, on_kill=kill_second_node)
     profiler = None
@@ -282,6 +286,8 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     summary = campaign.run(study, "full", runs, out, data, backend, progress=False, on_outcome=meter,
                            store_root=out / "store", compact_at_end=False, stop_backend=False)
     res.wall_s, res.driver_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    if kill:
+        res.kill.update(given_up=backend.lost, kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"))
     if profiler:
         profiler.disable()
         profiler.dump_stats(str(profile))
@@ -312,7 +318,7 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
 
 def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_nodes: bool = False,
                    kill_node: bool = False, tmp: str | None = None, profile: str | None = None,
-                   report: bool = True) -> list[Result]:
+                   report: bool = True, lose_node: bool = False, lost_after: float = 30.0) -> list[Result]:
     results = []
     print(f"simulated campaigns: {run_seconds:g} s per run; driver pid {os.getpid()} on {os.cpu_count()} cores",
           flush=True)
@@ -337,6 +343,16 @@ def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_n
                                   f"were retried, {r.failed} failed for good, {r.unique} of {r.runs} runs stored once "
                                   f"each; {k['recover_s']:.1f} s from the kill to the replacement node's first "
                                   f"stored run", flush=True)
+                        if two and lose_node:
+                            r = run_setting(c, max(runs), run_seconds, Path(folder), kill=True, report=report,
+                                            replace=False, lost_after=lost_after)
+                            results.append(r)
+                            print(r.row(), flush=True)
+                            k = r.kill
+                            print(f"  lost node, no replacement: {k['given_up']} actors given up after {lost_after:g} s "
+                                  f"without an answer, {k['retries']} attempts failed and were retried, {r.failed} "
+                                  f"failed for good, {r.unique} of {r.runs} runs stored once each; the campaign ended "
+                                  f"{k['kill_to_end_s']:.1f} s after the kill", flush=True)
                 except Exception as exc:            # one setting that does not fit (memory, ports) is a result too
                     print(f"{a} actors{' on two nodes' if two else ''}: could not run: "
                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)

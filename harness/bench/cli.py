@@ -204,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--kill-node", action="store_true",
                    help="with --two-nodes: one more campaign (the largest --runs) that SIGKILLs the second node a "
                         "third of the way through and starts a replacement; reports retries, loss, recovery")
+    r.add_argument("--lose-node", action="store_true",
+                   help="with --two-nodes: one more campaign that SIGKILLs the second node a third of the way "
+                        "through and starts no replacement; its actors are given up after --lost-after seconds")
+    r.add_argument("--lost-after", type=positive_float, default=30.0,
+                   help="seconds an actor Ray cannot restart is waited for before it is given up (default 30 "
+                        "here; campaigns use 300)")
     r.add_argument("--no-report", action="store_true", help="skip loading the store and rendering the report")
     r.add_argument("--profile", help="write the driver's cProfile of each campaign to PATH.aA.rN.prof")
     r.add_argument("--tmp", help="folder for the temporary stores (default: the system's)")
@@ -218,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "adaptive":
         return bench_adaptive(args)
     if args.what == "campaign":
-        if args.kill_node and not args.two_nodes:
-            return fail("--kill-node needs --two-nodes")
+        if (args.kill_node or args.lose_node) and not args.two_nodes:
+            return fail("--kill-node and --lose-node need --two-nodes")
         from harness.bench.campaign import bench_campaign
         bench_campaign(args.actors, args.runs, args.run_seconds, args.two_nodes, args.kill_node, args.tmp,
-                       args.profile, not args.no_report)
+                       args.profile, not args.no_report, lose_node=args.lose_node, lost_after=args.lost_after)
         return 0
     if args.what == "store":
         from harness.bench.store import bench_store
