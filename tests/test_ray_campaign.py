@@ -29,6 +29,18 @@ def run_smoke(cifar, out: Path, seeds: int, on_outcome=None, study=STUDIES["tta_
     return campaign.run(study, "smoke", seeds, out, cifar, backend, progress=False, on_outcome=on_outcome)
 
 
+def run_sleeping(out: Path, seeds: int, on_outcome=None, **backend_options):
+    """A campaign of the simulated method (each run sleeps 0.3 s): what killing actors tests is Ray's
+    and the backend's bookkeeping, and its actors restart in a second where a trainer's take ten."""
+    from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
+    from harness.bench.campaign import simulated_study
+    data = SimulatedData(1000)
+    backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, **backend_options)
+    assert backend.has_gpu() and backend.slots() == 2
+    return campaign.run(simulated_study(SimulatedConfig(run_seconds=0.3, n_test=1000)), "full", seeds, out, data,
+                        backend, progress=False, on_outcome=on_outcome)
+
+
 def test_two_logical_gpus_both_used_and_rerun_trains_nothing(cluster, cifar, tmp_path):
     summary = run_smoke(cifar, tmp_path, 4)
     assert (summary.trained, summary.failed) == (4, 0)
@@ -47,9 +59,9 @@ def kill_first_worker(killed: list):
     return on_outcome
 
 
-def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, cifar, tmp_path):
+def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, tmp_path):
     killed = []
-    summary = run_smoke(cifar, tmp_path, 6, on_outcome=kill_first_worker(killed))
+    summary = run_sleeping(tmp_path, 6, on_outcome=kill_first_worker(killed))
     frame, _ = store.load(tmp_path)
     assert summary.failed == 0 and len(frame) == 6 and frame["key"].is_unique
     assert summary.retries == 0, "Ray restarted the actor and retried its task: no attempt failed"
@@ -58,13 +70,12 @@ def test_killed_actor_is_restarted_by_ray_and_every_run_recorded_once(cluster, c
     assert killed and len(set(frame["worker_pid"])) >= 3, "a new actor process took over from the killed one"
 
 
-def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retried(cluster, cifar, tmp_path):
+def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retried(cluster, tmp_path):
     """The backend's own dead-actor branch: with Ray's restarts and task retries off, the next call on
     the killed actor raises; the backend replaces the actor and the campaign retries the run."""
     killed, outcomes = [], []
     on_outcome = kill_first_worker(killed)
-    summary = run_smoke(cifar, tmp_path, 4, on_outcome=lambda o: (outcomes.append(o), on_outcome(o)),
-                        max_restarts=0)
+    summary = run_sleeping(tmp_path, 4, on_outcome=lambda o: (outcomes.append(o), on_outcome(o)), max_restarts=0)
     died = [o for o in outcomes if o.result is None]
     assert died and all(o.error.startswith("worker died: ") for o in died)
     assert "(raylet)" not in died[0].error

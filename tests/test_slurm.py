@@ -115,15 +115,17 @@ def stop_daemons(base: Path) -> None:
 
 
 def test_the_sbatch_template_runs_a_study_through_a_ray_head_it_starts(slurm, tmp_path, data_source):
+    study = tmp_path / "sleeping.toml"      # the simulated method: the job, not training, is under test
+    study.write_text('method = "simulated"\n\n[base]\nrun_seconds = 0.2\nn_test = 1000\n\n[grid]\naccuracy = [0.94]\n')
     env = {**os.environ, "SLURM_CONF": str(slurm), "PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
-           "STUDY_ARGS": "tta_variance --seeds 1 --preset smoke", "STORE": str(tmp_path / "store"),
+           "STUDY_ARGS": f"{study} --seeds 2 --device cpu", "STORE": str(tmp_path / "store"),
            "OUT": str(tmp_path / "out"), "AIRBENCH_DATA": data_source}
     job = subprocess.run([command("sbatch"), "--wait", "--nodes=1", "--gpus-per-node=0",
                           f"--cpus-per-task={os.cpu_count()}", str(ROOT / "deploy" / "slurm.sbatch")],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     log = "\n".join(p.read_text() for p in tmp_path.glob("airbench-*.out"))
     assert job.returncode == 0, job.stdout + job.stderr + log[-3000:]
-    assert "cluster: 0 of 0 GPUs" in log and "1 runs to train" in log and "report: " in log
+    assert "cluster: 0 of 0 GPUs" in log and "2 runs to train" in log and "report: " in log
     frame, preds = store.load(tmp_path / "out")
-    assert len(frame) == 1 and preds.shape[0] == 1
-    assert frame["worker_node"].iloc[0]          # trained on a Ray actor of the job's cluster
+    assert len(frame) == 2 and preds.shape == (2, 3, 1000)
+    assert frame["worker_node"].nunique() == 1 and frame["worker_node"].iloc[0]   # actors of the job's Ray head
