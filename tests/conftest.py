@@ -27,10 +27,19 @@ SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_
 SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a_fresh_workers"),)
 
 
+# The files that take longest, longest first: pytest-xdist (--dist loadfile) hands files out in
+# collection order, so starting with the long ones leaves the short ones to fill the gaps at the end.
+LONGEST_FIRST = ("test_experiments.py", "test_report.py", "test_fidelity.py", "test_cli.py", "test_fast_paths.py",
+                 "test_training.py", "test_two_nodes.py", "test_campaign_local.py", "test_slurm.py",
+                 "test_ray_campaign.py", "test_custom_method.py", "test_private_ray.py", "test_acceptance.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in SLOW_MODULES or (item.path.name, getattr(item, "originalname", item.name)) in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))      # stable: a file's own order is kept
 
 
 @pytest.fixture(scope="session")

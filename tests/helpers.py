@@ -38,3 +38,12 @@ def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
     while stored_runs(root) < n:
         assert proc.poll() is None, "the campaign ended before storing enough runs"
         time.sleep(0.05)
+
+
+def sleeping_study(folder: Path, run_seconds: float) -> Path:
+    """A study file of the simulated method (each run sleeps ``run_seconds``, no torch in the workers),
+    for tests of what surrounds training (kills, clusters, schedulers): its path."""
+    path = Path(folder) / "sleeping.toml"
+    path.write_text(f'method = "simulated"\n\n[base]\nrun_seconds = {run_seconds}\nn_test = 1000\n\n'
+                    f'[grid]\naccuracy = [0.94]\n')
+    return path

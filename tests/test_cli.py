@@ -14,7 +14,7 @@ import pytest
 
 from harness import store
 from harness.store.lock import hold
-from helpers import ROOT, snapshot, study_cli, wait_until_stored
+from helpers import ROOT, sleeping_study, snapshot, study_cli, wait_until_stored
 
 SMOKE = ["--preset", "smoke"]
 
@@ -191,14 +191,10 @@ def test_list_and_help():
         assert flag in h.stdout
 
 
-# Killing and interrupting a driver is about the driver, the store and Ray, not about training: the
-# simulated method (a run sleeps a second) on two Ray workers makes "mid-campaign" last seconds.
-SLEEPING_STUDY = 'method = "simulated"\n\n[base]\nrun_seconds = 1.0\nn_test = 1000\n\n[grid]\naccuracy = [0.94]\n'
-
-
 def campaign_cmd(c: Campaign, seeds: int, data_source: str) -> list[str]:
-    study_file = c.out.parent / "sleeping.toml"
-    study_file.write_text(SLEEPING_STUDY)
+    """Killing and interrupting a driver is about the driver, the store and Ray, not about training: the
+    simulated method (a run sleeps a second) on two Ray workers makes "mid-campaign" last seconds."""
+    study_file = sleeping_study(c.out.parent, 1.0)
     return [sys.executable, "-m", "harness.study", str(study_file), "--seeds", str(seeds), "--device", "cpu",
             *c.args(), "--data", data_source, "--workers", "2", "--no-report"]
 

@@ -2,7 +2,6 @@
 architecture, order invariance in one long-lived process, and learning on a tiny CPU subset."""
 import copy
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np

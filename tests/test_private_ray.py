@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from harness import store
-from helpers import study_cli
+from helpers import sleeping_study, study_cli
 from ray_nodes import free_port, ray_node
 
 
@@ -27,7 +27,8 @@ def check_private_cluster(ray_tmp: Path, tmp_path: Path, data_source: str) -> No
         assert (ray_tmp / "ray" / "ray_current_cluster").exists()      # where a bare ray.init() looks
         env["RAY_ADDRESS"] = f"127.0.0.1:{port}"
         out = tmp_path / "out"
-        r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--workers", "2", "--out", str(out),
+        study = sleeping_study(tmp_path, 0.2)        # which cluster runs it is under test, not training
+        r = study_cli(str(study), "--seeds", "2", "--device", "cpu", "--workers", "2", "--out", str(out),
                       "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", env=env)
         assert r.returncode == 0, r.stderr
         frame, _ = store.load(out)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import store
-from helpers import ROOT
+from helpers import ROOT, sleeping_study
 from ray_nodes import free_port
 
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "sinfo", "munged", "munge")
@@ -115,8 +115,7 @@ def stop_daemons(base: Path) -> None:
 
 
 def test_the_sbatch_template_runs_a_study_through_a_ray_head_it_starts(slurm, tmp_path, data_source):
-    study = tmp_path / "sleeping.toml"      # the simulated method: the job, not training, is under test
-    study.write_text('method = "simulated"\n\n[base]\nrun_seconds = 0.2\nn_test = 1000\n\n[grid]\naccuracy = [0.94]\n')
+    study = sleeping_study(tmp_path, 0.2)      # the job, not training, is under test
     env = {**os.environ, "SLURM_CONF": str(slurm), "PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
            "STUDY_ARGS": f"{study} --seeds 2 --device cpu", "STORE": str(tmp_path / "store"),
            "OUT": str(tmp_path / "out"), "AIRBENCH_DATA": data_source}
