@@ -41,3 +41,12 @@ def test_runs_written_together_are_one_small_pack_that_loads_and_compacts_like_s
     compact(tmp_path)
     again, loaded_again = store.load(tmp_path)
     assert again["key"].tolist() == frame["key"].tolist() and np.array_equal(loaded, loaded_again)
+
+
+def test_store_only_setting_times_compaction_and_report_and_loses_nothing(tmp_path):
+    """``--store-only``: the driver and store without Ray, 300 runs in batches of 8."""
+    from harness.bench.campaign import store_only_line, store_only_setting
+    r = store_only_setting(300, tmp_path)
+    assert (r.stored, r.unique, r.failed) == (300, 300, 0)
+    assert r.wall_s > 0 and r.compact_s > 0 and r.report_s > 0 and r.driver_cpu_s > 0
+    assert store_only_line(r).endswith("ok") and not list(tmp_path.iterdir())      # its store removed after

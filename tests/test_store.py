@@ -348,3 +348,35 @@ def test_when_a_pack_and_a_single_run_file_disagree_the_packs_copy_is_kept(tmp_p
         assert np.array_equal(preds[1], old)
         compact(tmp_path)
     assert not list((tmp_path / "runs").glob("*.parquet"))
+
+
+def test_compaction_streams_full_packs_across_read_batches_and_keeps_every_run_once(tmp_path, monkeypatch):
+    """More files than compaction decodes at once (READ_AHEAD), and more runs than a pack holds: packs
+    are written as they fill (not all at the end: memory stays one pack), a key stored twice is packed
+    once, and every run loads as written."""
+    from harness.store import compact as compaction
+    from harness.store.compact import READ_AHEAD
+    packs_when_read = []
+
+    def spy(path):
+        packs_when_read.append(len(list((tmp_path / "packs").glob("pack-*.parquet"))))
+        return normalized(path)
+    normalized = compaction.normalized
+    monkeypatch.setattr(compaction, "normalized", spy)
+    rng = np.random.default_rng(3)
+    preds = {i: rng.integers(0, 10, (3, 50)).astype(np.uint8) for i in range(100)}
+    record = lambda i: {"key": f"k{i:03d}", "seed": i, "acc_tta0": 0.5}
+    for i in range(70):                                              # single-run files
+        store.write_run(tmp_path, record(i), preds[i])
+    for start in range(70, 100, 3):                                  # a campaign's batch files
+        store.write_runs(tmp_path, [record(i) for i in range(start, start + 3)], [preds[i] for i in range(start, start + 3)])
+    store.write_runs(tmp_path, [record(5), record(71)], [preds[5], preds[71]])      # already stored: counted once
+    assert 70 + 11 > READ_AHEAD
+    done = compact(tmp_path, pack_rows=8)
+    sizes = sorted(pq.ParquetFile(p).metadata.num_rows for p in (tmp_path / "packs").glob("*.parquet"))
+    assert sizes == [4] + [8] * 12 and (done.runs, done.packs, done.removed) == (100, 13, 81)
+    assert not list((tmp_path / "runs").glob("*.parquet"))
+    assert packs_when_read[0] == 0 and packs_when_read[-1] >= 7, "the first 64 files' packs were written before the rest was read"
+    frame, loaded = store.load(tmp_path)
+    assert list(frame["key"]) == [f"k{i:03d}" for i in range(100)]
+    assert all((loaded[i] == preds[i]).all() for i in range(100))

@@ -249,16 +249,10 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     import ray
 
     from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
-    from harness import store
-    from harness.report.campaign import load_campaign
-    from harness.report.writer import render_report
-    from harness.run import campaign
     from harness.run.backends import RayBackend
-    from harness.store.compact import compact
-    from harness.store.lock import hold
 
     config = SimulatedConfig(run_seconds=run_seconds)
-    study, data = simulated_study(config), SimulatedData(config.n_test)
+    data = SimulatedData(config.n_test)
     out = folder / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}{'' if replace else '-lose'}"
     res = Result(c.actors, runs, run_seconds, nodes=len(c.nodes) or 1)
     backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, lost_after=lost_after)
@@ -277,17 +271,39 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
             c.add_node(c.actors / 2)       # a replacement joins (a requeued Slurm node, a spare)
 
     meter = Meter(runs, kill_at=runs // 3 if kill else None, on_kill=kill_second_node)
+
+    def after_campaign(summary) -> None:
+        if kill:
+            res.kill.update(given_up=backend.lost, kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"),
+                            retries=summary.retries,
+                            recover_s=(meter.recovered_at - meter.killed_at) if meter.recovered_at else float("nan"))
+    return measure(backend, res, config, out, meter, profile, report, after_campaign)
+
+
+def measure(backend, res: Result, config, out: Path, meter: Meter, profile: Path | None, report: bool,
+            after_campaign=None) -> Result:
+    """One campaign of ``config`` on ``backend`` as the study CLI runs one, then compaction and the
+    report, each timed; ``res`` filled in and returned."""
+    from airbench_core.simulated import SimulatedData
+    from harness import store
+    from harness.report.campaign import load_campaign
+    from harness.report.writer import render_report
+    from harness.run import campaign
+    from harness.store.compact import compact
+    from harness.store.lock import hold
+
+    study, data = simulated_study(config), SimulatedData(config.n_test)
     profiler = None
     if profile:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    summary = campaign.run(study, "full", runs, out, data, backend, progress=False, on_outcome=meter,
+    summary = campaign.run(study, "full", res.runs, out, data, backend, progress=False, on_outcome=meter,
                            store_root=out / "store", compact_at_end=False, stop_backend=False)
     res.wall_s, res.driver_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-    if kill:
-        res.kill.update(given_up=backend.lost, kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"))
+    if after_campaign:
+        after_campaign(summary)
     if profiler:
         profiler.disable()
         profiler.dump_stats(str(profile))
@@ -295,9 +311,6 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     res.stored, res.failed, res.retries = summary.trained, summary.failed, summary.retries
     res.actor_s = summary.train_seconds / summary.trained if summary.trained else 0.0
     res.peak_rss_mb, res.rss_growth_mb_per_10k = peak_rss_mb(), meter.growth_per_10k()
-    if kill:
-        res.kill.update(retries=summary.retries,
-                        recover_s=(meter.recovered_at - meter.killed_at) if meter.recovered_at else float("nan"))
     t0 = time.perf_counter()
     with hold(out / "store", "store"):
         compact(out / "store")
@@ -316,10 +329,61 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     return res
 
 
+class InProcessBatches:
+    """No Ray: a simulated worker in this process that does not sleep and hands over runs in batches
+    of ``batch`` (what 64 actors' 0.5 s runs give within the backend's 50 ms linger), so the driver,
+    the store, compaction and the report are all that is measured."""
+
+    name = "in-process"
+
+    def __init__(self, batch: int):
+        from airbench_core.simulated import METHOD, SimulatedData
+        from harness.run.method_worker import MethodWorker
+        self.worker, self.batch = MethodWorker(METHOD, None, "cpu", SimulatedData().fingerprint), batch
+
+    def slots(self) -> int:
+        return self.batch
+
+    def has_gpu(self) -> bool:
+        return False
+
+    def run_batches(self, queue):
+        while queue:
+            yield self.worker.run([queue.popleft() for _ in range(min(self.batch, len(queue)))])
+
+    def stop(self) -> None:
+        pass
+
+
+def store_only_setting(runs: int, folder: Path, report: bool = True, batch: int = 8,
+                       profile: Path | None = None) -> Result:
+    from airbench_core.simulated import SimulatedConfig
+    res = Result(0, runs, 0.0)
+    return measure(InProcessBatches(batch), res, SimulatedConfig(run_seconds=0.0), folder / f"store-only-r{runs}",
+                   Meter(runs), profile, report)
+
+
+def store_only_line(r: Result) -> str:
+    return (f"store only (no Ray, batches of 8): {r.runs} runs stored in {r.wall_s:.1f} s ({r.runs_per_s:.0f} runs/s, "
+            f"{r.cpu_ms_per_run:.2f} ms driver CPU per run), peak RSS {r.peak_rss_mb:.0f} MB, "
+            f"{r.rss_growth_mb_per_10k:.1f} MB per 10k runs; compaction {r.compact_s:.1f} s, report {r.report_s:.1f} s "
+            f"(together {r.compact_s + r.report_s:.1f} s); "
+            + ("ok" if r.unique == r.stored == r.runs and not r.failed else
+               f"LOST/DUPLICATED: {r.stored} stored, {r.unique} keys, {r.failed} failed"))
+
+
 def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_nodes: bool = False,
                    kill_node: bool = False, tmp: str | None = None, profile: str | None = None,
-                   report: bool = True, lose_node: bool = False, lost_after: float = 30.0) -> list[Result]:
+                   report: bool = True, lose_node: bool = False, lost_after: float = 30.0,
+                   store_only: bool = False) -> list[Result]:
     results = []
+    if store_only:
+        with tempfile.TemporaryDirectory(dir=tmp, prefix="bench-campaign-") as folder:
+            for n in runs:
+                prof = Path(profile).with_suffix(f".store.r{n}.prof") if profile else None
+                results.append(store_only_setting(n, Path(folder), report, profile=prof))
+                print(store_only_line(results[-1]), flush=True)
+        return results
     print(f"simulated campaigns: {run_seconds:g} s per run; driver pid {os.getpid()} on {os.cpu_count()} cores",
           flush=True)
     with tempfile.TemporaryDirectory(dir=tmp, prefix="bench-campaign-") as folder:

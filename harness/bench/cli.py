@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--lost-after", type=positive_float, default=30.0,
                    help="seconds an actor Ray cannot restart is waited for before it is given up (default 30 "
                         "here; campaigns use 300)")
+    r.add_argument("--store-only", action="store_true",
+                   help="no Ray: runs from a simulated worker in this process that does not sleep, handed over in "
+                        "batches of 8, so that the driver, store, compaction and report alone are timed at --runs")
     r.add_argument("--no-report", action="store_true", help="skip loading the store and rendering the report")
     r.add_argument("--profile", help="write the driver's cProfile of each campaign to PATH.aA.rN.prof")
     r.add_argument("--tmp", help="folder for the temporary stores (default: the system's)")
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail("--kill-node and --lose-node need --two-nodes")
         from harness.bench.campaign import bench_campaign
         bench_campaign(args.actors, args.runs, args.run_seconds, args.two_nodes, args.kill_node, args.tmp,
-                       args.profile, not args.no_report, lose_node=args.lose_node, lost_after=args.lost_after)
+                       args.profile, not args.no_report, lose_node=args.lose_node, lost_after=args.lost_after,
+                       store_only=args.store_only)
         return 0
     if args.what == "store":
         from harness.bench.store import bench_store
