@@ -70,11 +70,21 @@ def tiny_config(**overrides) -> TrainConfig:
 
 @pytest.fixture(scope="session")
 def tta_smoke(tmp_path_factory, data_source) -> Path:
-    """One finished tta_variance smoke campaign (2 seeds, local backend, no report) trained once per
-    test process: ``out/`` (the study folder) and ``store/``. Tests that change it copy it first."""
+    """One finished tta_variance smoke campaign (2 seeds, local backend, no report): ``out/`` (the
+    study folder) and ``store/``. Trained once for the whole run, even across pytest-xdist workers
+    (the first to need it trains it under a file lock in their shared temp folder; the others wait
+    and read it). Read-only: tests that change it copy it first."""
+    import fcntl
+
     from helpers import study_cli
-    base = tmp_path_factory.mktemp("tta_smoke")
-    r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--out", str(base / "out"),
-                  "--store", str(base / "store"), "--data", data_source, "--no-report")
-    assert r.returncode == 0, r.stderr
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") \
+        else tmp_path_factory.getbasetemp()
+    base = shared / "tta_smoke"
+    with open(shared / "tta_smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / "done").exists():
+            r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--out",
+                          str(base / "out"), "--store", str(base / "store"), "--data", data_source, "--no-report")
+            assert r.returncode == 0, r.stderr
+            (base / "done").write_text("")
     return base

@@ -213,7 +213,7 @@ def test_sigkill_driver_then_rerun_trains_only_missing_runs(tmp_path, data_sourc
             os.killpg(proc.pid, signal.SIGKILL)       # its Ray processes
     first, _ = store.load(c.store)
     assert 2 <= len(first) < SEEDS, "killed mid-campaign"
-    rerun = study_cli(*campaign_cmd(c, SEEDS, data_source)[3:])
+    rerun = study_cli(*campaign_cmd(c, SEEDS, data_source)[3:], "--backend", "local")   # no second Ray start
     assert rerun.returncode == 0, rerun.stderr
     assert f"{SEEDS - len(first)} trained, {len(first)} already done" in rerun.stderr
     frame, _ = store.load(c.out)
