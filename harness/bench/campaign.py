@@ -110,6 +110,7 @@ class Cluster:
     address: str | None = None
     env: dict = field(default_factory=dict)
     tmp: str = ""
+    quiet: object = None           # undoes the silencing of Ray's "(raylet)" warnings
 
     def node_args(self, gpus: float) -> list[str]:
         return ["--node-ip-address=127.0.0.1", "--num-cpus=1", f"--num-gpus={gpus:g}",
@@ -119,10 +120,12 @@ class Cluster:
         import ray
         root = str(Path(__file__).resolve().parent.parent.parent)
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+        from harness.run.backends import silence_ray_errors
         if not self.two_nodes:
             ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=self.actors, include_dashboard=False,
                      object_store_memory=200 * 2**20, logging_level="ERROR", log_to_driver=False,
                      runtime_env=runtime_env)
+            self.quiet = silence_ray_errors(ray)      # e.g. "64 worker processes started" warnings: the table says it
             return
         self.tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
         self.env = {**os.environ, "RAY_TMPDIR": self.tmp}
@@ -134,6 +137,7 @@ class Cluster:
         self.add_node(half)
         os.environ["RAY_TMPDIR"] = self.tmp
         ray.init(address=self.address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
+        self.quiet = silence_ray_errors(ray)
 
     def add_node(self, gpus: float) -> "Node":
         node = Node(f"--address={self.address}", *self.node_args(gpus), env=self.env)
@@ -143,6 +147,9 @@ class Cluster:
     def stop(self) -> None:
         import ray
         ray.shutdown()
+        if self.quiet:
+            self.quiet()
+            self.quiet = None
         for node in reversed(self.nodes):
             node.stop()
         self.nodes = []
