@@ -3,12 +3,10 @@ keys and versions go through the method, and the listing commands import no torc
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from airbench_core import TrainConfig
-from airbench_core.method import Method
 from harness.spec.errors import UserError
 from harness.spec.grid import Base, Cell, RunSpec
 from harness.spec.identity import method_version
