@@ -153,6 +153,8 @@ def ray_error_text(exc: BaseException) -> str:
 
 class RayBackend:
     """Long-lived actors that load the data once; a dead actor is restarted and its run retried.
+    An actor that Ray cannot restart within ``lost_after`` seconds (its node left the cluster and no
+    node has room) is given up and its queued runs go to the other actors.
 
     ``method`` (an ``airbench_core.method.Method``) runs that method on ``MethodWorker`` actors,
     which call ``method.train(config, seed, method_data, device)`` and load nothing themselves;
