@@ -1,14 +1,16 @@
 """Two Ray nodes started on this machine with `ray start` (one cluster for the module): a campaign
 through --address spreads over both, and one that loses a node for good finishes on the other."""
+import json
 import os
 import shutil
-import signal
+import subprocess
+import sys
 import tempfile
 
 import pytest
 
 from harness import store
-from helpers import study_cli
+from helpers import ROOT, study_cli
 from ray_nodes import free_port, ray_node
 
 # Token authentication stays on: both nodes and the driver read the token kept under ~/.ray/.
@@ -35,44 +37,57 @@ def two_nodes():
 
 def test_campaign_through_address_uses_both_nodes(two_nodes, tmp_path, data_source):
     out = tmp_path / "out"
-    r = study_cli("tta_variance", "--seeds", "4", "--preset", "smoke", "--address", two_nodes[0], "--out", str(out),
+    r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--address", two_nodes[0], "--out", str(out),
                   "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", timeout=400,
                   env=TOKEN_AUTH)
     assert r.returncode == 0, r.stderr
     frame, _ = store.load(out)
-    assert len(frame) == 4
+    assert len(frame) == 2                 # one run handed to each node's actor first
     assert frame["worker_node"].nunique() == 2, frame[["worker_node", "gpu_slot"]]
 
 
-def test_a_node_lost_for_good_leaves_its_runs_to_the_other_node(two_nodes, tmp_path, monkeypatch):
+# The driver of the lost-node test, in a process of its own: Ray reads RAY_AUTH_MODE when it is first
+# imported, and the test process may have imported it (collecting other modules) without the token.
+LOSING_DRIVER = """
+import json, os, signal, sys
+from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
+from harness.bench.campaign import simulated_study
+from harness.run import campaign
+from harness.run.backends import RayBackend
+
+address, victim, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = SimulatedData(500)
+backend = RayBackend("", None, "auto", False, address=address, method=METHOD, method_data=data, lost_after=5.0)
+seen = []
+
+def kill_second_node_after_ten_runs(outcome):
+    if outcome.result is None:         # a task on the killed node may fail: the campaign retries it
+        return
+    seen.append(outcome.worker["worker_node"])
+    if len(seen) == 10:
+        os.killpg(victim, signal.SIGKILL)
+
+slots = backend.slots()
+summary = campaign.run(simulated_study(SimulatedConfig(run_seconds=0.2, n_test=500)), "full", 60, out, data, backend,
+                       progress=False, on_outcome=kill_second_node_after_ten_runs)
+print(json.dumps({"slots": slots, "trained": summary.trained, "failed": summary.failed, "lost": backend.lost,
+                  "seen": seen}))
+"""
+
+
+def test_a_node_lost_for_good_leaves_its_runs_to_the_other_node(two_nodes, tmp_path):
     """The second node is SIGKILLed mid-campaign and nothing replaces it: Ray keeps its actor pending
     for a GPU that never returns; the backend gives that actor up after ``lost_after`` seconds, and
     its queued runs are trained on the head's actor: every run stored once, none failed for good."""
-    from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
-    from harness.bench.campaign import simulated_study
-    from harness.run import campaign
-    from harness.run.backends import RayBackend
-
-    address, second, ray_tmp = two_nodes
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
-    config = SimulatedConfig(run_seconds=0.2, n_test=500)
-    backend = RayBackend("", None, "auto", False, address=address, method=METHOD, method_data=SimulatedData(500),
-                         lost_after=5.0)
-    assert backend.slots() == 2
-    seen = []
-
-    def kill_second_node_after_ten_runs(outcome) -> None:
-        if outcome.result is None:         # a task on the killed node may fail: the campaign retries it
-            return
-        seen.append(outcome.worker["worker_node"])
-        if len(seen) == 10:
-            os.killpg(second.pid, signal.SIGKILL)
-
-    summary = campaign.run(simulated_study(config), "full", 60, tmp_path, SimulatedData(500), backend, progress=False,
-                           on_outcome=kill_second_node_after_ten_runs)
-    assert (summary.trained, summary.failed) == (60, 0)
-    assert backend.lost == 1
-    frame, _ = store.load(tmp_path)
+    address, second, _ = two_nodes
+    r = subprocess.run([sys.executable, "-c", LOSING_DRIVER, address, str(second.pid), str(tmp_path / "out")],
+                       cwd=ROOT, env={**TOKEN_AUTH, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["slots"] == 2
+    assert (result["trained"], result["failed"], result["lost"]) == (60, 0, 1)
+    frame, _ = store.load(tmp_path / "out")
     assert frame["key"].nunique() == len(frame) == 60
+    seen = result["seen"]
     assert len(set(seen[:10])) == 2 and len(set(seen[-20:])) == 1      # both nodes worked, then the head alone
