@@ -262,6 +262,10 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     data = SimulatedData(config.n_test)
     out = folder / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}{'' if replace else '-lose'}"
     res = Result(c.actors, runs, run_seconds, nodes=len(c.nodes) or 1)
+    for _ in range(60):       # after a killed node: until Ray has noticed it is gone (its GPUs no longer counted)
+        if ray.cluster_resources().get("GPU", 0.0) == c.actors:
+            break
+        time.sleep(1)
     backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, lost_after=lost_after)
     if backend.slots() != c.actors:
         raise RuntimeError(f"the cluster offers {backend.slots()} slots, not {c.actors}")
@@ -362,21 +366,34 @@ class InProcessBatches:
         pass
 
 
-def store_only_setting(runs: int, folder: Path, report: bool = True, batch: int = 8,
-                       profile: Path | None = None) -> Result:
+STORE_ONLY_BATCH = 8      # runs per batch in --store-only: what 64 actors' 0.5 s runs give within 50 ms
+
+
+def store_only_setting(runs: int, folder: Path, report: bool = True, profile: Path | None = None) -> Result:
     from airbench_core.simulated import SimulatedConfig
     res = Result(0, runs, 0.0)
-    return measure(InProcessBatches(batch), res, SimulatedConfig(run_seconds=0.0), folder / f"store-only-r{runs}",
+    return measure(InProcessBatches(STORE_ONLY_BATCH), res, SimulatedConfig(run_seconds=0.0), folder / f"store-only-r{runs}",
                    Meter(runs), profile, report)
 
 
 def store_only_line(r: Result) -> str:
-    return (f"store only (no Ray, batches of 8): {r.runs} runs stored in {r.wall_s:.1f} s ({r.runs_per_s:.0f} runs/s, "
+    return (f"store only (no Ray, batches of {STORE_ONLY_BATCH}): {r.runs} runs stored in {r.wall_s:.1f} s ({r.runs_per_s:.0f} runs/s, "
             f"{r.cpu_ms_per_run:.2f} ms driver CPU per run), peak RSS {r.peak_rss_mb:.0f} MB, "
             f"{r.rss_growth_mb_per_10k:.1f} MB per 10k runs; compaction {r.compact_s:.1f} s, report {r.report_s:.1f} s "
             f"(together {r.compact_s + r.report_s:.1f} s); "
             + ("ok" if r.unique == r.stored == r.runs and not r.failed else
                f"LOST/DUPLICATED: {r.stored} stored, {r.unique} keys, {r.failed} failed"))
+
+
+def kill_line(r: Result, replace: bool, lost_after: float) -> str:
+    """What a killed node cost, in words."""
+    k = r.kill
+    what = (f"killed node: {k['actors_lost']} actors lost" if replace else
+            f"lost node, no replacement: {k['given_up']} actors given up after {lost_after:g} s without an answer")
+    end = (f"{k['recover_s']:.1f} s from the kill to the replacement node's first stored run" if replace else
+           f"the campaign ended {k['kill_to_end_s']:.1f} s after the kill")
+    return (f"{what}, {k['retries']} attempts failed and were retried, {r.failed} failed for good, {r.unique} of "
+            f"{r.runs} runs stored once each; {end}")
 
 
 def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_nodes: bool = False,
@@ -405,25 +422,13 @@ def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_n
                             results.append(r)
                             print(HEADER if len(results) == 1 else "", r.row(), sep="\n" if len(results) == 1 else "",
                                   flush=True)
-                        if two and kill_node:
-                            r = run_setting(c, max(runs), run_seconds, Path(folder), kill=True, report=report)
-                            results.append(r)
-                            print(r.row(), flush=True)
-                            k = r.kill
-                            print(f"  killed node: {k['actors_lost']} actors lost, {k['retries']} attempts failed and "
-                                  f"were retried, {r.failed} failed for good, {r.unique} of {r.runs} runs stored once "
-                                  f"each; {k['recover_s']:.1f} s from the kill to the replacement node's first "
-                                  f"stored run", flush=True)
-                        if two and lose_node:
+                        failures = [True] * kill_node + [False] * lose_node if two else []
+                        for replace in failures:      # the second node killed: with, then without a replacement
+                            # a replaced node's actors are restarting, not lost: the campaigns' own 300 s applies
                             r = run_setting(c, max(runs), run_seconds, Path(folder), kill=True, report=report,
-                                            replace=False, lost_after=lost_after)
+                                            replace=replace, lost_after=300.0 if replace else lost_after)
                             results.append(r)
-                            print(r.row(), flush=True)
-                            k = r.kill
-                            print(f"  lost node, no replacement: {k['given_up']} actors given up after {lost_after:g} s "
-                                  f"without an answer, {k['retries']} attempts failed and were retried, {r.failed} "
-                                  f"failed for good, {r.unique} of {r.runs} runs stored once each; the campaign ended "
-                                  f"{k['kill_to_end_s']:.1f} s after the kill", flush=True)
+                            print(r.row(), kill_line(r, replace, lost_after), sep="\n  ", flush=True)
                 except Exception as exc:            # one setting that does not fit (memory, ports) is a result too
                     print(f"{a} actors{' on two nodes' if two else ''}: could not run: "
                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
