@@ -30,7 +30,16 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def stored_runs(root: Path) -> int:
-    return len(list((root / "runs").glob("*.parquet")))
+    """Rows in the store's run files and packs: runs that finish together are group-committed to a
+    small pack, not a file each, so counting ``runs/*.parquet`` alone can miss every run."""
+    import pyarrow.parquet as pq
+    rows = 0
+    for path in [*Path(root).glob("runs/*.parquet"), *Path(root).glob("packs/*.parquet")]:
+        try:
+            rows += pq.ParquetFile(path).metadata.num_rows
+        except FileNotFoundError:       # compaction folded it into a pack between glob and read
+            pass
+    return rows
 
 
 def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
