@@ -193,10 +193,10 @@ def test_list_and_help():
 
 def campaign_cmd(c: Campaign, seeds: int, data_source: str) -> list[str]:
     """Killing and interrupting a driver is about the driver, the store and Ray, not about training: the
-    simulated method (a run sleeps a second) on two Ray workers makes "mid-campaign" last seconds."""
-    study_file = sleeping_study(c.out.parent, 1.0)
+    simulated method (a run sleeps half a second) on one Ray worker makes "mid-campaign" last seconds."""
+    study_file = sleeping_study(c.out.parent, 0.5)
     return [sys.executable, "-m", "harness.study", str(study_file), "--seeds", str(seeds), "--device", "cpu",
-            *c.args(), "--data", data_source, "--workers", "2", "--no-report"]
+            *c.args(), "--data", data_source, "--workers", "1", "--no-report"]
 
 
 def test_sigkill_driver_then_rerun_trains_only_missing_runs(tmp_path, data_source):
