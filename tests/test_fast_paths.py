@@ -1,16 +1,17 @@
-"""Fast paths give the eager path's results: packed runs, torch.compile, and both through a worker."""
+"""Fast paths give the eager path's results: packed runs, and packing through a campaign (torch.compile
+through a long-lived worker: test_fidelity)."""
 from collections import deque
 
 import numpy as np
 import pytest
 from airbench_core import DeviceData, train
-from airbench_core.net import NetPool
 from airbench_core.train import train_many
 from harness.run.backends import take_pack
 from harness.bench import bench_throughput, parse_mode
 from harness.spec.grid import Cell, RunSpec
 
 from conftest import tiny_config
+from helpers import ACCURACY_TOL, assert_same_run
 
 CFG = tiny_config(n_train=2000, epochs=2.0, batch_size=200)
 
@@ -25,24 +26,6 @@ def separate(data):
     return [train(CFG, seed, data, save_logits=True) for seed in (4, 5, 6)]
 
 
-# Same run up to float summation order: grouped or compiled kernels add in another order, and 20
-# training steps amplify the first step's rounding differences. Measured on this tiny config (torch
-# 2.14, CPU): saved fp16 logits (|logit| up to ~2.6) of packed vs separate runs differ by at most 1e-3
-# (one fp16 step), compiled vs eager by at most 0.015; a near-tie flips about one prediction in 1,500.
-# The bounds leave about 3x room over the worst and reject a different run (another init, order or
-# augmentation), whose logits differ by O(1) and whose predictions disagree on far more than 1%.
-LOGIT_TOL = 0.05
-PREDICTION_AGREEMENT = 0.99
-ACCURACY_TOL = 0.005
-
-
-def assert_same_run(reference, other):
-    assert reference.seed == other.seed
-    assert (reference.predictions == other.predictions).mean() >= PREDICTION_AGREEMENT
-    assert np.abs(reference.logits.astype(float) - other.logits.astype(float)).max() <= LOGIT_TOL
-    assert np.allclose(reference.accuracy, other.accuracy, rtol=0, atol=ACCURACY_TOL)
-
-
 @pytest.mark.slow
 def test_packed_runs_equal_separate_runs(data, separate):
     packed = train_many(CFG, [4, 5, 6], data, save_logits=True)
@@ -50,19 +33,6 @@ def test_packed_runs_equal_separate_runs(data, separate):
         assert many.env["packed"] == 3
         assert_same_run(one, many)
     assert len({r.accuracy for r in packed}) > 1, "the packed runs are distinct runs"
-
-
-@pytest.mark.slow
-def test_compiled_training_matches_eager_and_compiles_once(data, separate):
-    from torch._dynamo.utils import counters
-    pool = NetPool()
-    first = train(CFG, 4, data, save_logits=True, compile=True, pool=pool)
-    graphs = counters["stats"]["unique_graphs"]
-    second = train(CFG, 5, data, save_logits=True, compile=True, pool=pool)
-    assert counters["stats"]["unique_graphs"] == graphs, "the second run reused the compiled graphs"
-    for eager, compiled in zip(separate, (first, second)):
-        assert compiled.env["compiled"]
-        assert_same_run(eager, compiled)
 
 
 def test_take_pack_groups_runs_of_one_config():
@@ -91,9 +61,10 @@ def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
     from harness.run import campaign
     from harness import store
     from harness.run.backends import LocalBackend
-    from studies import STUDIES
+    from harness.spec.grid import Study
+    study = Study("tiny", "one tiny cell", lambda preset, base: [Cell({"cell": "tiny"}, tiny_config())])
     backend = LocalBackend(cifar.source, None, "cpu", False, pack=3)
-    summary = campaign.run(STUDIES["tta_variance"], "smoke", 3, tmp_path, cifar, backend, progress=False)
+    summary = campaign.run(study, "smoke", 3, tmp_path, cifar, backend, progress=False)
     frame, preds = store.load(tmp_path)
     assert summary.trained == 3 and len(frame) == 3 and frame["key"].is_unique
     assert set(frame["packed"]) == {3} and sorted(frame["seed"]) == [0, 1, 2]

@@ -17,6 +17,7 @@ from harness.spec.grid import Cell, RunSpec
 from harness.run.worker import RunWorker
 
 from conftest import tiny_config
+from helpers import assert_same_run
 
 train_module = importlib.import_module("airbench_core.train")   # the package exports a function of that name
 
@@ -33,14 +34,25 @@ def specs(seeds: list[int]) -> list[RunSpec]:
     return [RunSpec(Cell({"case": "fidelity"}, LONG), s) for s in seeds]
 
 
+@pytest.fixture(scope="module")
+def eager_fresh(data_source):
+    """Seed 21 trained by a fresh eager worker: the plain case's fresh run, the compiled case's reference."""
+    return RunWorker(data_source, None, "cpu").run(specs([21]), save_logits=True)
+
+
 @pytest.mark.parametrize("pack, compile", [(1, False), (2, False), (1, True)], ids=["plain", "pack", "compile"])
-def test_a_long_lived_workers_later_run_equals_a_fresh_workers(data_source, pack, compile):
-    """Seed B after seed A in one worker (one NetPool) trains exactly what a fresh worker trains."""
+def test_a_long_lived_workers_later_run_equals_a_fresh_workers(data_source, eager_fresh, pack, compile):
+    """Seed B after seed A in one worker (one NetPool) trains exactly what a fresh worker trains; compiled,
+    it is the eager run up to summation order, and the worker compiled its graphs once."""
+    from torch._dynamo.utils import counters
     seasoned = RunWorker(data_source, None, "cpu", compile=compile)
-    first = seasoned.run(specs([11, 12][:pack]))
+    first = seasoned.run(specs([11, 12][:pack]), save_logits=True)
     assert all(o.error is None for o in first), first[0].error
-    later = seasoned.run(specs([21, 22][:pack]))
-    fresh = RunWorker(data_source, None, "cpu", compile=compile).run(specs([21, 22][:pack]))
+    graphs = counters["stats"]["unique_graphs"]
+    later = seasoned.run(specs([21, 22][:pack]), save_logits=True)
+    plain = (pack, compile) == (1, False)
+    fresh = eager_fresh if plain else RunWorker(data_source, None, "cpu", compile=compile).run(
+        specs([21, 22][:pack]), save_logits=True)
     for a, b in zip(later, fresh):
         assert a.error is None and b.error is None
         assert a.result.steps == 40
@@ -48,6 +60,9 @@ def test_a_long_lived_workers_later_run_equals_a_fresh_workers(data_source, pack
         assert a.result.accuracy == b.result.accuracy
     first_b = [o.result.predictions for o in first]
     assert not any(np.array_equal(p, o.result.predictions) for p in first_b for o in later)
+    if compile:
+        assert later[0].result.env["compiled"] and counters["stats"]["unique_graphs"] == graphs, "compiled once"
+        assert_same_run(eager_fresh[0].result, later[0].result)
 
 
 def spy_on_training(monkeypatch) -> dict:
