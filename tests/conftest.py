@@ -68,23 +68,48 @@ def tiny_config(**overrides) -> TrainConfig:
     return preset("airbench94", **{**base, **overrides})
 
 
-@pytest.fixture(scope="session")
-def tta_smoke(tmp_path_factory, data_source) -> Path:
-    """One finished tta_variance smoke campaign (2 seeds, local backend, no report): ``out/`` (the
-    study folder) and ``store/``. Trained once for the whole run, even across pytest-xdist workers
-    (the first to need it trains it under a file lock in their shared temp folder; the others wait
-    and read it). Read-only: tests that change it copy it first."""
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder ``build(folder)`` fills once for the whole test run, even across pytest-xdist workers:
+    the first worker to need it builds it under a file lock in their shared temp folder; the others
+    wait and read it. Read-only: tests that change it copy it first."""
     import fcntl
-
-    from helpers import study_cli
     shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") \
         else tmp_path_factory.getbasetemp()
-    base = shared / "tta_smoke"
-    with open(shared / "tta_smoke.lock", "w") as lock:
+    folder = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (base / "done").exists():
-            r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--out",
-                          str(base / "out"), "--store", str(base / "store"), "--data", data_source, "--no-report")
-            assert r.returncode == 0, r.stderr
-            (base / "done").write_text("")
-    return base
+        if not (folder / "done").exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            (folder / "done").write_text("")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def flip_smoke(tmp_path_factory, data_source) -> Path:
+    """The suite's one trained smoke campaign: flip_vs_alternating, 2 seeds, local backend, with its
+    report: ``out/`` (the study folder) and ``store/``."""
+    from helpers import study_cli
+
+    def build(base: Path) -> None:
+        r = study_cli("flip_vs_alternating", "--seeds", "2", "--preset", "smoke", "--backend", "local",
+                      "--out", str(base / "out"), "--store", str(base / "store"), "--data", data_source, timeout=600)
+        assert r.returncode == 0, r.stderr
+    return built_once(tmp_path_factory, "flip_smoke", build)
+
+
+@pytest.fixture(scope="session")
+def tta_smoke(tmp_path_factory, flip_smoke, data_source) -> Path:
+    """A finished tta_variance smoke campaign (2 seeds, no report): ``out/`` and ``store/``. Its cell is
+    flip_vs_alternating's (alternating flip, 2 epochs), so its runs are found in a copy of flip_smoke's
+    store, not trained again."""
+    import shutil
+
+    from helpers import study_cli
+
+    def build(base: Path) -> None:
+        shutil.copytree(flip_smoke / "store", base / "store")
+        r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--backend", "local", "--out",
+                      str(base / "out"), "--store", str(base / "store"), "--data", data_source, "--no-report")
+        assert r.returncode == 0 and "every run already in" in r.stderr, r.stderr
+    return built_once(tmp_path_factory, "tta_smoke", build)

@@ -2,9 +2,11 @@
 simulated stores, a real smoke campaign end to end, and the awkward folders (no runs, duplicate
 records, several method versions)."""
 import re
+import shutil
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -108,13 +110,10 @@ def check_flip_differences(report: str, runs: pd.DataFrame) -> None:
         assert row["Holm p"] == f"{adjusted:.2g}"
 
 
-@pytest.fixture(scope="module")
-def smoke_campaign(tmp_path_factory, data_source):
-    out = tmp_path_factory.mktemp("flip") / "out"
-    r = study_cli("flip_vs_alternating", "--seeds", "2", "--preset", "smoke", "--backend", "local",
-                  "--out", str(out), "--store", str(out.parent / "store"), "--data", data_source, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return out
+@pytest.fixture
+def smoke_campaign(flip_smoke) -> Path:
+    """The study folder of the suite's shared flip_vs_alternating smoke campaign (read-only)."""
+    return flip_smoke / "out"
 
 
 def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
@@ -137,13 +136,14 @@ def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     assert re.findall(r"\*Figure (\d+):", report) == ["1", "2"][: 2 if drawn else 1]      # numbered in order
 
 
-def test_harness_report_rebuilds_the_same_tables(smoke_campaign):
-    before = (smoke_campaign / "report.md").read_text()
-    (smoke_campaign / "report.md").unlink()
-    r = subprocess.run([sys.executable, "-m", "harness.report", str(smoke_campaign)], cwd=ROOT, capture_output=True,
+def test_harness_report_rebuilds_the_same_tables(smoke_campaign, tmp_path):
+    folder = shutil.copytree(smoke_campaign.parent, tmp_path / "c") / "out"   # the shared campaign stays as it is
+    before = (folder / "report.md").read_text()
+    (folder / "report.md").unlink()
+    r = subprocess.run([sys.executable, "-m", "harness.report", str(folder)], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert tables((smoke_campaign / "report.md").read_text()) == tables(before)
+    assert tables((folder / "report.md").read_text()) == tables(before)
 
 
 def test_loaded_campaign_aligns_predictions_labels_and_accuracy(smoke_campaign):
