@@ -27,11 +27,15 @@ SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_
 SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a_fresh_workers"),)
 
 
-# The files that take longest, longest first: pytest-xdist (--dist loadfile) hands files out in
-# collection order, so starting with the long ones leaves the short ones to fill the gaps at the end.
-LONGEST_FIRST = ("test_experiments.py", "test_report.py", "test_fidelity.py", "test_cli.py", "test_fast_paths.py",
-                 "test_training.py", "test_two_nodes.py", "test_campaign_local.py", "test_slurm.py",
-                 "test_ray_campaign.py", "test_custom_method.py", "test_private_ray.py", "test_acceptance.py")
+# The files that take longest, longest first: pytest-xdist (--dist loadfile --no-loadscope-reorder)
+# hands files out in collection order, two to each process at the start, so starting with the long
+# ones leaves the short ones to fill the gaps at the end. test_report.py leads: it builds the shared
+# smoke campaign (flip_smoke) that test_experiments.py and test_cli.py read later, not waiting for it.
+LONGEST_FIRST = ("test_report.py", "test_experiments.py", "test_fidelity.py", "test_cli.py", "test_fast_paths.py",
+                 "test_two_nodes.py", "test_training.py", "test_ray_campaign.py", "test_slurm.py",
+                 "test_campaign_local.py", "test_store.py", "test_reliability.py", "test_custom_method.py",
+                 "test_private_ray.py", "test_acceptance.py", "test_method_faster.py", "test_bench_campaign.py",
+                 "test_researcher.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
