@@ -23,7 +23,7 @@ SOURCES = ("'download', a cifar-10-batches-py folder, an image tree train/<class
 # that their modules need no edit: whole modules, and single tests by module and function name. Slow
 # tests in the core's test files carry @pytest.mark.slow themselves.
 SLOW_MODULES = ("test_report.py", "test_two_nodes.py", "test_cli.py", "test_ray_campaign.py", "test_acceptance.py",
-                "test_campaign_local.py", "test_private_ray.py", "test_custom_method.py")
+                "test_campaign_local.py", "test_custom_method.py")
 SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a_fresh_workers"),)
 
 
@@ -34,7 +34,7 @@ SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a
 LONGEST_FIRST = ("test_report.py", "test_experiments.py", "test_fidelity.py", "test_cli.py", "test_fast_paths.py",
                  "test_two_nodes.py", "test_training.py", "test_ray_campaign.py", "test_slurm.py",
                  "test_campaign_local.py", "test_store.py", "test_reliability.py", "test_custom_method.py",
-                 "test_private_ray.py", "test_acceptance.py", "test_method_faster.py", "test_bench_campaign.py",
+                 "test_acceptance.py", "test_method_faster.py", "test_bench_campaign.py",
                  "test_researcher.py")
 
 

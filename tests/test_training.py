@@ -39,8 +39,9 @@ def test_pinning_one_random_source_varies_only_the_others(data):
 
 @pytest.mark.slow
 def test_tiny_configuration_learns_real_images_in_few_steps(cifar):
-    """Learning is bounded in steps, not seconds: 80 steps of a narrow network get well past chance."""
-    cfg = tiny_config(n_train=5000, n_test=1000, widths=(24, 48, 48), batch_size=250, epochs=4.0,
+    """Learning is bounded in steps, not seconds: 80 steps of a narrow network get well past chance
+    (10%): seed 0 reaches 50% at TTA 2 on the CI's JPEG copy (seeds 0 and 1: 46–50%)."""
+    cfg = tiny_config(n_train=5000, n_test=1000, widths=(16, 32, 32), batch_size=250, epochs=4.0,
                       whiten_samples=5000)
     result = train(cfg, 0, cifar, "cpu", save_logits=True)
     assert result.steps == 80 and result.epochs == 4.0

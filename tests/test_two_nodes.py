@@ -1,16 +1,18 @@
 """Two Ray nodes started on this machine with `ray start` (one cluster for the module): a campaign
-through --address spreads over both, and one that loses a node for good finishes on the other."""
+through --address spreads over both, one without --address never joins them (it starts its own Ray),
+and one that loses a node for good finishes on the other."""
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from harness import store
-from helpers import ROOT, study_cli
+from helpers import ROOT, sleeping_study, study_cli
 from ray_nodes import free_port, ray_node
 
 # Token authentication stays on: both nodes and the driver read the token kept under ~/.ray/.
@@ -36,14 +38,37 @@ def two_nodes():
 
 
 def test_campaign_through_address_uses_both_nodes(two_nodes, tmp_path, data_source):
+    """Where the runs go is under test, not training (real runs go through Ray in test_ray_campaign.py)."""
     out = tmp_path / "out"
-    r = study_cli("tta_variance", "--seeds", "2", "--preset", "smoke", "--address", two_nodes[0], "--out", str(out),
+    r = study_cli(str(sleeping_study(tmp_path, 0.2)), "--seeds", "2", "--address", two_nodes[0], "--out", str(out),
                   "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", timeout=400,
                   env=TOKEN_AUTH)
     assert r.returncode == 0, r.stderr
     frame, _ = store.load(out)
     assert len(frame) == 2                 # one run handed to each node's actor first
     assert frame["worker_node"].nunique() == 2, frame[["worker_node", "gpu_slot"]]
+
+
+def test_a_campaign_without_address_never_joins_a_running_cluster(two_nodes, tmp_path, data_source):
+    """Defect 4: without --address the campaign starts its own Ray, even when another cluster is running
+    and RAY_ADDRESS names it (both ways a bare ray.init() would have joined it)."""
+    address, _, ray_tmp = two_nodes
+    ray_dir = Path(ray_tmp) / "ray"
+    foreign = (ray_dir / "session_latest").resolve()
+    assert (ray_dir / "ray_current_cluster").exists()      # where a bare ray.init() looks
+    env = {**TOKEN_AUTH, "RAY_TMPDIR": ray_tmp, "RAY_ADDRESS": address}
+    out = tmp_path / "out"
+    r = study_cli(str(sleeping_study(tmp_path, 0.2)), "--seeds", "2", "--device", "cpu", "--workers", "2",
+                  "--out", str(out), "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", env=env)
+    assert r.returncode == 0, r.stderr
+    frame, _ = store.load(out)
+    pids = set(frame["worker_pid"])
+    assert len(frame) == 2
+    ours = {p.resolve() for p in ray_dir.glob("session_2*")} - {foreign}
+    assert len(ours) == 1, "the campaign started a cluster of its own"
+    logged = lambda session: {int(p.stem.rsplit("-", 1)[-1]) for p in (session / "logs").glob("worker-*.out")}
+    assert pids <= logged(ours.pop()) and not pids & logged(foreign)
+    assert "(raylet)" not in r.stderr and "INFO" not in r.stderr
 
 
 # The driver of the lost-node test, in a process of its own: Ray reads RAY_AUTH_MODE when it is first
