@@ -6,13 +6,10 @@ from pathlib import Path
 import pytest
 import ray
 
-from harness.run import campaign
-
 from harness import store
+from harness.run import campaign
 from harness.run.backends import RayBackend
-from harness.spec.grid import Cell, Study
-from studies import STUDIES
-from harness.spec.grid import Base
+from harness.spec.grid import Base, Cell, Study
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +20,13 @@ def cluster():
     ray.shutdown()
 
 
-def run_smoke(cifar, out: Path, seeds: int, on_outcome=None, study=STUDIES["tta_variance"], **backend_options):
+# Real training through Ray's actors (RunWorker, the method resolved from plain fields): one smoke
+# cell for one epoch, half the smoke preset's training.
+ONE_EPOCH = Study("one_epoch", "the smoke cell for one epoch",
+                  lambda preset, base: [Cell({"epochs": 1.0}, Base().config("smoke", epochs=1.0))])
+
+
+def run_smoke(cifar, out: Path, seeds: int, on_outcome=None, study=ONE_EPOCH, **backend_options):
     backend = RayBackend(cifar.source, None, "auto", False, **backend_options)
     assert backend.has_gpu() and backend.slots() == 2
     return campaign.run(study, "smoke", seeds, out, cifar, backend, progress=False, on_outcome=on_outcome)
