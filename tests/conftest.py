@@ -11,7 +11,10 @@ import torch
 from airbench_core import DataError, TrainConfig, load_cifar10, preset
 from airbench_core.data import DATA_ENV
 
-# Under pytest-xdist (`-n 2`) each worker process trains on one thread: two workers share two cores.
+# Under pytest-xdist (`-n 4` in addopts) each worker process trains on one thread. Four processes on a
+# 2-core machine: much of the suite waits (CLI subprocesses starting, Ray clusters, sleeping simulated
+# runs, Slurm), and the other processes train meanwhile (measured: 422 s with -n 4, 458 s with -n 3,
+# 495-508 s with -n 2).
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
 torch.set_num_threads(THREADS)
 
@@ -28,14 +31,14 @@ SLOW_TESTS = (("test_fidelity.py", "test_a_long_lived_workers_later_run_equals_a
 
 
 # The files that take longest, longest first: pytest-xdist (--dist loadfile --no-loadscope-reorder)
-# hands files out in collection order, two to each process at the start, so starting with the long
-# ones leaves the short ones to fill the gaps at the end. test_report.py leads: it builds the shared
-# smoke campaign (flip_smoke) that test_experiments.py and test_cli.py read later, not waiting for it.
-LONGEST_FIRST = ("test_report.py", "test_experiments.py", "test_fidelity.py", "test_cli.py", "test_fast_paths.py",
+# hands files out in collection order, one to each process and then a second to each, so starting with
+# the long ones leaves the short ones to fill the gaps at the end. test_report.py leads: it builds the
+# shared smoke campaign (flip_smoke) that test_experiments.py and test_cli.py read; test_cli.py comes
+# fifth, so that with 2 to 4 processes it starts after that campaign is built, not waiting for it.
+LONGEST_FIRST = ("test_report.py", "test_experiments.py", "test_fidelity.py", "test_fast_paths.py", "test_cli.py",
                  "test_two_nodes.py", "test_training.py", "test_ray_campaign.py", "test_slurm.py",
                  "test_campaign_local.py", "test_store.py", "test_reliability.py", "test_custom_method.py",
-                 "test_acceptance.py", "test_method_faster.py", "test_bench_campaign.py",
-                 "test_researcher.py")
+                 "test_acceptance.py", "test_method_faster.py", "test_bench_campaign.py", "test_researcher.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

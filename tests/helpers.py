@@ -20,7 +20,7 @@ def study_cli(*args: str, timeout: int = 300, env: dict | None = None, **kwargs)
 
 
 def one_thread_under_xdist() -> dict:
-    """Under pytest-xdist two test processes share the cores: a CLI they start trains on one thread
+    """Under pytest-xdist several test processes share the cores: a CLI they start trains on one thread
     (OpenMP threads beyond the cores spin against each other)."""
     return {"OMP_NUM_THREADS": "1"} if os.environ.get("PYTEST_XDIST_WORKER") else {}
 
