@@ -46,10 +46,10 @@ def decision(out: Path, variant: str = "half_epochs") -> tuple[str, ...]:
 
 
 def simulated_adaptive_study(folder: Path) -> Path:
-    """An adaptive study of the simulated method (runs sleep 0.3 s; the variant is 2 points worse):
+    """An adaptive study of the simulated method (runs sleep 0.5 s; the variant is 2 points worse):
     what killing a driver mid-round tests is the rounds' bookkeeping in the store, not training."""
     path = folder / "simulated_adaptive.toml"
-    path.write_text('method = "simulated"\nprimary = "worse"\n\n[base]\nrun_seconds = 0.3\nn_test = 1000\n\n'
+    path.write_text('method = "simulated"\nprimary = "worse"\n\n[base]\nrun_seconds = 0.5\nn_test = 1000\n\n'
                     '[variants.worse]\naccuracy = 0.92\n\n[adaptive]\nprecision = 0.5\nmax_seeds = 20\nmin_seeds = 4\n')
     return path
 
