@@ -80,7 +80,7 @@ PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
     subprocess.run([command("slurmctld"), "-f", str(conf)], env=env, check=True)
     subprocess.run([command("slurmd"), "-f", str(conf), "-N", "localhost"], env=env, check=True)
     try:
-        for _ in range(100):
+        for _ in range(300):                 # up to 90 s: slurmd registers slowly on a busy machine
             state = subprocess.run([command("sinfo"), "-h", "-o", "%T"], env=env, capture_output=True, text=True)
             if state.stdout.strip() == "idle":
                 break
