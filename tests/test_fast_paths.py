@@ -2,7 +2,6 @@
 through a long-lived worker: test_fidelity)."""
 from collections import deque
 
-import numpy as np
 import pytest
 from airbench_core import DeviceData, train
 from airbench_core.train import train_many

@@ -18,7 +18,7 @@ from harness.report.campaign import campaign_from, load_campaign
 from harness.report.writer import render_report, write_report
 from harness.run.simulate import simulated_campaign, simulated_runs
 from harness.spec.studies import find_study
-from helpers import ROOT, study_cli
+from helpers import ROOT
 
 
 def png_size(path) -> tuple[int, int]:
