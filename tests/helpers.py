@@ -35,8 +35,10 @@ def stored_runs(root: Path) -> int:
     """Rows in the store's run files and packs: runs that finish together are group-committed to a
     small pack, not a file each, so counting ``runs/*.parquet`` alone can miss every run."""
     import pyarrow.parquet as pq
+
+    from harness.store import run_files
     rows = 0
-    for path in [*Path(root).glob("runs/*.parquet"), *Path(root).glob("packs/*.parquet")]:
+    for path in run_files(root):
         try:
             rows += pq.ParquetFile(path).metadata.num_rows
         except FileNotFoundError:       # compaction folded it into a pack between glob and read
@@ -51,12 +53,13 @@ def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
         time.sleep(0.05)
 
 
-def sleeping_study(folder: Path, run_seconds: float) -> Path:
+def sleeping_study(folder: Path, run_seconds: float, tables: str = "[grid]\naccuracy = [0.94]\n", top: str = "",
+                   name: str = "sleeping") -> Path:
     """A study file of the simulated method (each run sleeps ``run_seconds``, no torch in the workers),
-    for tests of what surrounds training (kills, clusters, schedulers): its path."""
-    path = Path(folder) / "sleeping.toml"
-    path.write_text(f'method = "simulated"\n\n[base]\nrun_seconds = {run_seconds}\nn_test = 1000\n\n'
-                    f'[grid]\naccuracy = [0.94]\n')
+    for tests of what surrounds training (kills, clusters, schedulers): its path. ``top``: more
+    top-level keys; ``tables``: what follows ``[base]`` (default one grid cell)."""
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(f'method = "simulated"\n{top}\n[base]\nrun_seconds = {run_seconds}\nn_test = 1000\n\n{tables}')
     return path
 
 

@@ -15,6 +15,7 @@ import pytest
 from harness import store
 from harness.store.lock import hold
 from helpers import ROOT, sleeping_study, snapshot, study_cli, wait_until_stored
+from ray_nodes import free_port
 
 SMOKE = ["--preset", "smoke"]
 
@@ -62,12 +63,6 @@ def test_bad_input_is_one_line_exit_2_and_loses_nothing(existing, data_source, a
     result = study_cli(*args, *SMOKE, *backend, *existing.args(), *env_args)
     assert message in one_error_line(result)
     assert snapshot(existing.out.parent) == before
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_an_unreachable_address_fails_at_once_with_one_line(tmp_path, data_source):

@@ -19,7 +19,7 @@ from harness import store
 from harness.spec.grid import SMOKE_SIZING
 from harness.spec.studies import all_studies
 from harness.cli.study import build_parser, resolve
-from helpers import ROOT, study_cli, wait_until_stored
+from helpers import ROOT, sleeping_study, study_cli, wait_until_stored
 import math
 import numpy as np
 import pandas as pd
@@ -48,10 +48,9 @@ def decision(out: Path, variant: str = "half_epochs") -> tuple[str, ...]:
 def simulated_adaptive_study(folder: Path) -> Path:
     """An adaptive study of the simulated method (runs sleep 0.5 s; the variant is 2 points worse):
     what killing a driver mid-round tests is the rounds' bookkeeping in the store, not training."""
-    path = folder / "simulated_adaptive.toml"
-    path.write_text('method = "simulated"\nprimary = "worse"\n\n[base]\nrun_seconds = 0.5\nn_test = 1000\n\n'
-                    '[variants.worse]\naccuracy = 0.92\n\n[adaptive]\nprecision = 0.5\nmax_seeds = 20\nmin_seeds = 4\n')
-    return path
+    return sleeping_study(folder, 0.5, name="simulated_adaptive", top='primary = "worse"\n',
+                          tables="[variants.worse]\naccuracy = 0.92\n\n"
+                                 "[adaptive]\nprecision = 0.5\nmax_seeds = 20\nmin_seeds = 4\n")
 
 
 @pytest.fixture(scope="module")
