@@ -5,6 +5,7 @@ Public names: ``TrainConfig``, ``PRESETS``, ``preset``, ``FLIP_MODES`` (configs,
 ``DeviceData``, ``RunResult``, ``train`` (training). Names are loaded on first use, so reading a
 config or a method's fields never imports torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -12,10 +13,18 @@ import sys
 import types
 
 _HOMES = {
-    "FLIP_MODES": "config", "PRESETS": "config", "TrainConfig": "config", "preset": "config",
-    "Method": "method", "BUILTIN_METHODS": "methods",
-    "Cifar10": "data", "DataError": "data", "load_cifar10": "data",
-    "DeviceData": "train", "RunResult": "result", "train": "train",
+    "FLIP_MODES": "config",
+    "PRESETS": "config",
+    "TrainConfig": "config",
+    "preset": "config",
+    "Method": "method",
+    "BUILTIN_METHODS": "methods",
+    "Cifar10": "data",
+    "DataError": "data",
+    "load_cifar10": "data",
+    "DeviceData": "train",
+    "RunResult": "result",
+    "train": "train",
 }
 __all__ = list(_HOMES)
 

@@ -1,4 +1,5 @@
 """Command-line plumbing shared by every entry point: a user mistake is one line and exit status 2."""
+
 from __future__ import annotations
 
 import argparse

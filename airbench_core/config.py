@@ -1,4 +1,5 @@
 """One dataclass holds every knob of the method; presets are just instances of it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,8 @@ from typing import ClassVar
 from .method import ConfigMethods
 
 FLIP_MODES = ("none", "random", "alternating")
-CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}   # images in CIFAR-10's training and test sets
-MAX_WIDTH = 4096         # channels per block: beyond this a width is a typo, not an experiment
+CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}  # images in CIFAR-10's training and test sets
+MAX_WIDTH = 4096  # channels per block: beyond this a width is a typo, not an experiment
 MAX_EPOCHS = 1000.0
 
 # Every numeric field's range: (low, high, low_open); math.inf: no upper bound.
@@ -18,16 +19,31 @@ MAX_EPOCHS = 1000.0
 # few values, checked in TrainConfig.__post_init__.
 _INF = math.inf
 RANGES: dict[str, tuple[float, float, bool]] = {
-    "epochs": (0, MAX_EPOCHS, True), "batch_size": (1, 50_000, False), "lr": (0, _INF, True),
-    "momentum": (0, 1, False), "weight_decay": (0, _INF, False), "bias_scaler": (0, _INF, True),
-    "label_smoothing": (0, 1, False), "widths": (1, MAX_WIDTH, False),
-    "bn_momentum": (0, 1, False), "logit_scale": (0, _INF, True), "translate": (0, 16, False),
-    "cutout": (0, 32, False), "whiten_bias_epochs": (0, MAX_EPOCHS, False), "whiten_eps": (0, _INF, True),
-    "whiten_samples": (1, CIFAR_SIZES["n_train"], False), "lookahead_every": (1, 1_000_000, False),
+    "epochs": (0, MAX_EPOCHS, True),
+    "batch_size": (1, 50_000, False),
+    "lr": (0, _INF, True),
+    "momentum": (0, 1, False),
+    "weight_decay": (0, _INF, False),
+    "bias_scaler": (0, _INF, True),
+    "label_smoothing": (0, 1, False),
+    "widths": (1, MAX_WIDTH, False),
+    "bn_momentum": (0, 1, False),
+    "logit_scale": (0, _INF, True),
+    "translate": (0, 16, False),
+    "cutout": (0, 32, False),
+    "whiten_bias_epochs": (0, MAX_EPOCHS, False),
+    "whiten_eps": (0, _INF, True),
+    "whiten_samples": (1, CIFAR_SIZES["n_train"], False),
+    "lookahead_every": (1, 1_000_000, False),
     "lookahead_start_epoch": (0, MAX_EPOCHS, False),
-    "lr_warmup_frac": (0, 1, False), "lr_start": (0, _INF, False), "lr_end": (0, _INF, False),
-    "n_train": (1, CIFAR_SIZES["n_train"], False), "n_test": (1, CIFAR_SIZES["n_test"], False),
-    "init_seed": (0, 2**63 - 1, False), "order_seed": (0, 2**63 - 1, False), "aug_seed": (0, 2**63 - 1, False),
+    "lr_warmup_frac": (0, 1, False),
+    "lr_start": (0, _INF, False),
+    "lr_end": (0, _INF, False),
+    "n_train": (1, CIFAR_SIZES["n_train"], False),
+    "n_test": (1, CIFAR_SIZES["n_test"], False),
+    "init_seed": (0, 2**63 - 1, False),
+    "order_seed": (0, 2**63 - 1, False),
+    "aug_seed": (0, 2**63 - 1, False),
 }
 
 
@@ -46,7 +62,7 @@ def out_of_range(name: str, value) -> tuple[str, object] | None:
     if name not in RANGES or value is None:
         return None
     low, high, low_open = RANGES[name]
-    for v in (value if isinstance(value, (tuple, list)) else (value,)):
+    for v in value if isinstance(value, (tuple, list)) else (value,):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return "a number", v
         if not math.isfinite(v) or v < low or v > high or (low_open and v == low):
@@ -69,17 +85,17 @@ class TrainConfig(ConfigMethods):
 
     epochs: float = 9.9
     batch_size: int = 1024
-    lr: float = 11.5                 # per 1024 examples, decoupled from momentum
+    lr: float = 11.5  # per 1024 examples, decoupled from momentum
     momentum: float = 0.85
-    weight_decay: float = 0.0153     # per 1024 examples, decoupled from lr
-    bias_scaler: float = 64.0        # BatchNorm-bias lr multiplier; 1.0 turns bias scaling off
+    weight_decay: float = 0.0153  # per 1024 examples, decoupled from lr
+    bias_scaler: float = 64.0  # BatchNorm-bias lr multiplier; 1.0 turns bias scaling off
     label_smoothing: float = 0.2
     widths: tuple[int, int, int] = (64, 256, 256)
-    convs_per_block: int = 2         # 3 adds a residual third conv (airbench96)
-    bn_momentum: float = 0.6         # weight kept on the old running statistics
+    convs_per_block: int = 2  # 3 adds a residual third conv (airbench96)
+    bn_momentum: float = 0.6  # weight kept on the old running statistics
     logit_scale: float = 1 / 9
     # augmentation
-    flip: str = "alternating"        # none | random | alternating
+    flip: str = "alternating"  # none | random | alternating
     translate: int = 2
     cutout: int = 0
     # features that ablations switch off
@@ -90,9 +106,9 @@ class TrainConfig(ConfigMethods):
     identity_init: bool = True
     lookahead: bool = True
     lookahead_every: int = 5
-    lookahead_start_epoch: int = 0   # airbench96: the average starts at the first boundary of epoch 3
-    lookahead_copyback: bool = False # airbench96: once started, every epoch ends with current <- avg
-    tta_level: int = 2               # the headline level; all three are always measured
+    lookahead_start_epoch: int = 0  # airbench96: the average starts at the first boundary of epoch 3
+    lookahead_copyback: bool = False  # airbench96: once started, every epoch ends with current <- avg
+    tta_level: int = 2  # the headline level; all three are always measured
     # LR schedule: linear warmup_start -> 1 over warmup_frac of steps, then linear to end
     lr_warmup_frac: float = 0.23
     lr_start: float = 0.2
@@ -106,7 +122,9 @@ class TrainConfig(ConfigMethods):
     aug_seed: int | None = None
 
     def __post_init__(self) -> None:
-        problems = [p for p in (field_problem(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)) if p]
+        problems = [
+            p for p in (field_problem(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)) if p
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -122,18 +140,40 @@ class TrainConfig(ConfigMethods):
             raise ValueError("; ".join(problems))
 
 
-
 METHOD_NAME = "airbench"
 # The values keys were first defined against, frozen on purpose: changing a default in the class
 # above must change the key of the configs it affects, so keys compare against this, not the class.
 KEY_BASELINE: dict = {
-    "epochs": 9.9, "batch_size": 1024, "lr": 11.5, "momentum": 0.85, "weight_decay": 0.0153,
-    "bias_scaler": 64.0, "label_smoothing": 0.2, "widths": [64, 256, 256], "convs_per_block": 2,
-    "bn_momentum": 0.6, "logit_scale": 1 / 9, "flip": "alternating", "translate": 2, "cutout": 0,
-    "whiten": True, "whiten_bias_epochs": 3, "whiten_eps": 5e-4, "whiten_samples": 5000,
-    "identity_init": True, "lookahead": True, "lookahead_every": 5, "tta_level": 2,
-    "lr_warmup_frac": 0.23, "lr_start": 0.2, "lr_end": 0.07, "n_train": None, "n_test": None,
-    "init_seed": None, "order_seed": None, "aug_seed": None,
+    "epochs": 9.9,
+    "batch_size": 1024,
+    "lr": 11.5,
+    "momentum": 0.85,
+    "weight_decay": 0.0153,
+    "bias_scaler": 64.0,
+    "label_smoothing": 0.2,
+    "widths": [64, 256, 256],
+    "convs_per_block": 2,
+    "bn_momentum": 0.6,
+    "logit_scale": 1 / 9,
+    "flip": "alternating",
+    "translate": 2,
+    "cutout": 0,
+    "whiten": True,
+    "whiten_bias_epochs": 3,
+    "whiten_eps": 5e-4,
+    "whiten_samples": 5000,
+    "identity_init": True,
+    "lookahead": True,
+    "lookahead_every": 5,
+    "tta_level": 2,
+    "lr_warmup_frac": 0.23,
+    "lr_start": 0.2,
+    "lr_end": 0.07,
+    "n_train": None,
+    "n_test": None,
+    "init_seed": None,
+    "order_seed": None,
+    "aug_seed": None,
 }
 _BASELINE_ITEMS = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in KEY_BASELINE.items())
 TrainConfig.KEY_BASELINE = _BASELINE_ITEMS
@@ -142,8 +182,16 @@ TrainConfig.KEY_BASELINE = _BASELINE_ITEMS
 PRESETS: dict[str, TrainConfig] = {
     "airbench94": TrainConfig(),
     "airbench95": TrainConfig(epochs=15.0, lr=10.0, widths=(128, 384, 384)),
-    "airbench96": TrainConfig(epochs=40.0, lr=9.0, widths=(128, 512, 512), convs_per_block=3,
-                              cutout=12, translate=4, lookahead_start_epoch=3, lookahead_copyback=True),
+    "airbench96": TrainConfig(
+        epochs=40.0,
+        lr=9.0,
+        widths=(128, 512, 512),
+        convs_per_block=3,
+        cutout=12,
+        translate=4,
+        lookahead_start_epoch=3,
+        lookahead_copyback=True,
+    ),
 }
 
 

@@ -4,6 +4,7 @@ Sources: torchvision's download (``"download"``), a ``cifar-10-batches-py`` fold
 an image tree ``train/<class>/*.png|jpg`` + ``test/<class>/...``, or a ``.tar``/``.tar.gz`` of
 either. Every problem with the data becomes one :class:`DataError` whose message names the path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,10 @@ CIFAR_COUNTS = (50_000, 10_000)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATA_ENV = "AIRBENCH_DATA"
 CACHE_ENV = "AIRBENCH_CACHE"
-_CACHE_FORMAT = "v2"        # v2: keyed by content (v1 was keyed by path, size and mtime)
+_CACHE_FORMAT = "v2"  # v2: keyed by content (v1 was keyed by path, size and mtime)
 
 
-_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"     # everything str.splitlines() splits on
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # everything str.splitlines() splits on
 
 
 class DataError(Exception):
@@ -77,18 +78,23 @@ def resolve_source(source: str | os.PathLike | None) -> str:
     return os.environ.get(DATA_ENV) or "download"
 
 
-def load_cifar10(source: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                 expected_counts: tuple[int, int] = CIFAR_COUNTS) -> Cifar10:
+def load_cifar10(
+    source: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    expected_counts: tuple[int, int] = CIFAR_COUNTS,
+) -> Cifar10:
     """Load CIFAR-10 from ``source``; the second load of the same file comes from the cache."""
     source = resolve_source(source)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     if source == "download":
         path = _download(cache)
     else:
-        path = Path(source).expanduser().absolute()    # workers started elsewhere find it too
+        path = Path(source).expanduser().absolute()  # workers started elsewhere find it too
         if not path.exists():
-            raise DataError(f"{path}: no such file or folder (expected a CIFAR-10 tree, .tar.gz, "
-                            f"cifar-10-batches-py folder, or 'download')")
+            raise DataError(
+                f"{path}: no such file or folder (expected a CIFAR-10 tree, .tar.gz, "
+                f"cifar-10-batches-py folder, or 'download')"
+            )
     try:
         key = _fingerprint(path)
         cached = cache / "decoded" / f"{path.name}-{key}-{_CACHE_FORMAT}.npz"
@@ -102,12 +108,19 @@ def load_cifar10(source: str | os.PathLike | None = None, cache_dir: str | os.Pa
         if fresh and _fingerprint(path) == key:
             _write_cache(cached, arrays)
     except OSError as exc:
-        raise DataError(f"{exc.filename or path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        raise DataError(
+            f"{exc.filename or path}: cannot read ({exc.strerror or type(exc).__name__})"
+        ) from None
     jpeg = bool(arrays.pop("is_jpeg", np.zeros(1))[0])
     description = "CIFAR-10 (JPEG copy)" if jpeg else "CIFAR-10"
-    return Cifar10(arrays["train_images"], arrays["train_labels"].astype(np.int64),
-                   arrays["test_images"], arrays["test_labels"].astype(np.int64),
-                   source=str(path), description=description)
+    return Cifar10(
+        arrays["train_images"],
+        arrays["train_labels"].astype(np.int64),
+        arrays["test_images"],
+        arrays["test_labels"].astype(np.int64),
+        source=str(path),
+        description=description,
+    )
 
 
 def _validate(arrays: dict, path: Path, expected_counts: tuple[int, int]) -> None:
@@ -116,11 +129,15 @@ def _validate(arrays: dict, path: Path, expected_counts: tuple[int, int]) -> Non
         if images is None or labels is None:
             raise DataError(f"{path}: no {split} split found")
         if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8:
-            raise DataError(f"{path}: {split} images have shape {images.shape}, expected (N, 32, 32, 3) uint8")
+            raise DataError(
+                f"{path}: {split} images have shape {images.shape}, expected (N, 32, 32, 3) uint8"
+            )
         if len(images) != expected or len(labels) != expected:
             raise DataError(f"{path}: {split} split has {len(images)} images, expected {expected}")
         if labels.ndim != 1 or labels.dtype.kind not in "iu":
-            raise DataError(f"{path}: {split} labels are {labels.dtype} of shape {labels.shape}, expected integers (N,)")
+            raise DataError(
+                f"{path}: {split} labels are {labels.dtype} of shape {labels.shape}, expected integers (N,)"
+            )
         bad = labels[(labels < 0) | (labels >= len(CLASSES))]
         if bad.size:
             raise DataError(f"{path}: {split} labels outside 0..{len(CLASSES) - 1} (e.g. {bad[0]})")
@@ -129,11 +146,14 @@ def _validate(arrays: dict, path: Path, expected_counts: tuple[int, int]) -> Non
 def _download(cache: Path) -> Path:
     try:
         import torchvision
+
         for train in (True, False):
             torchvision.datasets.CIFAR10(root=str(cache), train=train, download=True)
     except Exception as exc:  # network errors come in many types
-        raise DataError(f"{cache}: could not download CIFAR-10 ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --data with a local copy") from None
+        raise DataError(
+            f"{cache}: could not download CIFAR-10 ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); pass --data with a local copy"
+        ) from None
     return cache / "cifar-10-batches-py"
 
 
@@ -164,9 +184,12 @@ def _source_files(path: Path) -> list[tuple[Path, Path]]:
     if batches is not None:
         return [(batches, Path(n)) for n in _BATCH_NAMES if (batches / n).is_file()]
     if not ((path / "train").is_dir() and (path / "test").is_dir()):
-        return []        # no CIFAR-10 layout: _decode says so, without a walk of the whole folder
-    return sorted((path, p.relative_to(path)) for p in path.rglob("*")
-                  if _split_member(str(p.relative_to(path))) and p.is_file())
+        return []  # no CIFAR-10 layout: _decode says so, without a walk of the whole folder
+    return sorted(
+        (path, p.relative_to(path))
+        for p in path.rglob("*")
+        if _split_member(str(p.relative_to(path))) and p.is_file()
+    )
 
 
 def _batches_folder(path: Path) -> Path | None:
@@ -216,7 +239,10 @@ _BATCH_NAMES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 def _latin1_encode(text, encoding="latin1"):
     """``_codecs.encode`` as protocol-2 pickles use it to rebuild bytes, and for nothing else."""
-    if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
+    if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() not in (
+        "latin1",
+        "iso88591",
+    ):
         raise pickle.UnpicklingError(f"_codecs.encode of {type(text).__name__} with {encoding!r}")
     return text.encode("latin1")
 
@@ -225,13 +251,27 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     """What a CIFAR-10 batch may ask the unpickler for: a few builtin containers and what numpy needs
     to rebuild an ndarray or scalar (protocols 0 to 5, numpy 1 and 2 module names)."""
     import builtins
+
     try:
-        from numpy._core import multiarray, numeric      # numpy >= 2
-    except ImportError:                                  # pragma: no cover - numpy 1
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1
         from numpy.core import multiarray, numeric
-    allowed = {("builtins", name): getattr(builtins, name)
-               for name in ("bytearray", "bytes", "complex", "dict", "float", "frozenset", "int", "list",
-                            "set", "str", "tuple")}
+    allowed = {
+        ("builtins", name): getattr(builtins, name)
+        for name in (
+            "bytearray",
+            "bytes",
+            "complex",
+            "dict",
+            "float",
+            "frozenset",
+            "int",
+            "list",
+            "set",
+            "str",
+            "tuple",
+        )
+    }
     allowed[("_codecs", "encode")] = _latin1_encode
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
@@ -246,7 +286,7 @@ class _BatchUnpickler(pickle.Unpickler):
     """Unpickles a CIFAR-10 batch and refuses every global a batch never holds, before calling it:
     a pickle is a program, and ``--data`` must not run one."""
 
-    _RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}     # python 2's names
+    _RENAMED = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # python 2's names
 
     def __init__(self, file, where: str) -> None:
         super().__init__(file, encoding="bytes")
@@ -256,7 +296,9 @@ class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         found = self.allowed.get((self._RENAMED.get(module, module), name))
         if found is None:
-            raise DataError(f"refused: {self.where} asks to load {module}.{name}, which a CIFAR-10 batch never holds")
+            raise DataError(
+                f"refused: {self.where} asks to load {module}.{name}, which a CIFAR-10 batch never holds"
+            )
         return found
 
 
@@ -266,15 +308,18 @@ def _load_batch(blob: bytes, where: str) -> dict:
 
 def _decode_batches(folder: Path) -> dict:
     """The official python-pickle batches (the format CIFAR-10 is distributed in)."""
+
     def read(name: str) -> tuple[str, bytes | None]:
         f = folder / name
         return str(f), (f.read_bytes() if f.exists() else None)
+
     return _read_batches(read)
 
 
 def _read_batches(read: Callable[[str], tuple[str, bytes | None]]) -> dict:
     """Decode the six batches; ``read(name)`` gives the name to report for a batch and its bytes (None
     when it is missing)."""
+
     def one(name: str) -> tuple[np.ndarray, np.ndarray]:
         where, blob = read(name)
         if blob is None:
@@ -288,14 +333,21 @@ def _read_batches(read: Callable[[str], tuple[str, bytes | None]]) -> dict:
         except DataError:
             raise
         except Exception as exc:
-            raise DataError(f"{where}: unreadable CIFAR-10 batch ({type(exc).__name__}); "
-                            f"expected 10000 images of 3x32x32") from None
-        if raw_images.dtype.kind not in "iu" or (raw_images.size and (raw_images.min() < 0 or raw_images.max() > 255)):
-            raise DataError(f"{where}: images are not bytes (dtype {raw_images.dtype}); expected uint8 rows of 3x32x32")
+            raise DataError(
+                f"{where}: unreadable CIFAR-10 batch ({type(exc).__name__}); expected 10000 images of 3x32x32"
+            ) from None
+        if raw_images.dtype.kind not in "iu" or (
+            raw_images.size and (raw_images.min() < 0 or raw_images.max() > 255)
+        ):
+            raise DataError(
+                f"{where}: images are not bytes (dtype {raw_images.dtype}); expected uint8 rows of 3x32x32"
+            )
         if raw_images.ndim != 2 or raw_images.shape[1] != 3 * 32 * 32:
             raise DataError(f"{where}: images have shape {raw_images.shape}, expected (N, 3072)")
         if raw_labels.ndim != 1 or (raw_labels.size and raw_labels.dtype.kind not in "iu"):
-            raise DataError(f"{where}: labels are {raw_labels.dtype} of shape {raw_labels.shape}, expected a list of integers")
+            raise DataError(
+                f"{where}: labels are {raw_labels.dtype} of shape {raw_labels.shape}, expected a list of integers"
+            )
         if len(raw_labels) != len(raw_images):
             raise DataError(f"{where}: {len(raw_images)} images but {len(raw_labels)} labels")
         bad = raw_labels[(raw_labels < 0) | (raw_labels >= len(CLASSES))]
@@ -310,15 +362,21 @@ def _read_batches(read: Callable[[str], tuple[str, bytes | None]]) -> dict:
 
     tr_x, tr_y = split(_BATCH_NAMES[:5])
     te_x, te_y = split(_BATCH_NAMES[5:])
-    return dict(train_images=tr_x, train_labels=tr_y, test_images=te_x, test_labels=te_y,
-                is_jpeg=np.zeros(1, dtype=bool))
+    return dict(
+        train_images=tr_x,
+        train_labels=tr_y,
+        test_images=te_x,
+        test_labels=te_y,
+        is_jpeg=np.zeros(1, dtype=bool),
+    )
 
 
 def _decode_image(data: bytes, where: str) -> np.ndarray:
     from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.size != (32, 32):      # before decoding: a huge image is refused without its pixels
+            if im.size != (32, 32):  # before decoding: a huge image is refused without its pixels
                 raise DataError(f"{where}: image is {im.size[0]}x{im.size[1]}, expected 32x32x3 RGB")
             arr = np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8)
     except DataError:
@@ -347,11 +405,15 @@ def _assemble(items: list[tuple[str, str, str, bytes]], path: Path) -> dict:
         chosen = sorted((CLASSES.index(c), f, data) for s, c, f, data in items if s == split and c in CLASSES)
         unknown = sorted({c for s, c, _, _ in items if s == split and c not in CLASSES})
         if unknown:
-            raise DataError(f"{path}: unknown class folder {split}/{unknown[0]} (expected CIFAR-10's {len(CLASSES)} classes)")
+            raise DataError(
+                f"{path}: unknown class folder {split}/{unknown[0]} (expected CIFAR-10's {len(CLASSES)} classes)"
+            )
         if not chosen:
             raise DataError(f"{path}: no images under {split}/<class>/ (expected *.png or *.jpg)")
         is_jpeg |= any(f.lower().endswith((".jpg", ".jpeg")) for _, f, _ in chosen)
-        out[f"{split}_images"] = np.stack([_decode_image(d, f"{path}:{split}/{CLASSES[y]}/{f}") for y, f, d in chosen])
+        out[f"{split}_images"] = np.stack(
+            [_decode_image(d, f"{path}:{split}/{CLASSES[y]}/{f}") for y, f, d in chosen]
+        )
         out[f"{split}_labels"] = np.array([y for y, _, _ in chosen], dtype=np.int64)
     out["is_jpeg"] = np.array([is_jpeg])
     return out
@@ -378,8 +440,10 @@ def _decode_tar(path: Path) -> dict:
                 if key and member.isfile():
                     items.append((*key, tar.extractfile(member).read()))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: truncated or corrupt archive ({type(exc).__name__}); "
-                        f"expected a complete .tar.gz of train/ and test/ class folders") from None
+        raise DataError(
+            f"{path}: truncated or corrupt archive ({type(exc).__name__}); "
+            f"expected a complete .tar.gz of train/ and test/ class folders"
+        ) from None
     return _assemble(items, path)
 
 
@@ -398,4 +462,5 @@ def _decode_tar_batches(tar: tarfile.TarFile, path: Path) -> dict:
         if member is None:
             return f"{path}:{name}", None
         return f"{path}:{member.name}", tar.extractfile(member).read()
+
     return _read_batches(read)

@@ -65,11 +65,12 @@ Differences that cannot, or deliberately do not, match:
 
 This module imports no torch: the training code is in ``airbench_core.faster_train``.
 """
+
 from __future__ import annotations
 
-from typing import ClassVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .config import FLIP_MODES
 from .method import ConfigMethods, Method, deferred
@@ -85,21 +86,21 @@ class FasterConfig(ConfigMethods):
 
     epochs: float = 45.0
     batch_size: int = 1024
-    batch_size_masked: int = 512          # examples per batch the main network trains on
-    lr: float = 9.0                       # per 1024 examples, decoupled from momentum
+    batch_size_masked: int = 512  # examples per batch the main network trains on
+    lr: float = 9.0  # per 1024 examples, decoupled from momentum
     momentum: float = 0.85
-    weight_decay: float = 0.012           # per 1024 examples, decoupled from lr
+    weight_decay: float = 0.012  # per 1024 examples, decoupled from lr
     bias_scaler: float = 64.0
     label_smoothing: float = 0.2
     widths: tuple[int, int, int] = (128, 384, 512)
     convs_per_block: int = 3
-    bn_momentum: float = 0.9              # weight kept on the old running statistics (PyTorch's 0.1 on the new)
+    bn_momentum: float = 0.9  # weight kept on the old running statistics (PyTorch's 0.1 on the new)
     logit_scale: float = 1 / 9
     # the proxy that selects the hard examples
     proxy_widths: tuple[int, int, int] = (32, 64, 64)
     proxy_convs_per_block: int = 2
     proxy_logit_scale: float = 1 / 9
-    proxy_every: int = 4                  # the proxy takes an optimizer step every this many steps
+    proxy_every: int = 4  # the proxy takes an optimizer step every this many steps
     # augmentation
     flip: str = "alternating"
     translate: int = 4
@@ -141,8 +142,14 @@ class FasterConfig(ConfigMethods):
             whole(name, 0)
         for name in ("proxy_every", "lookahead_every", "whiten_samples"):
             whole(name, 1)
-        if whole("batch_size", 1) and whole("batch_size_masked", 1) and self.batch_size_masked > self.batch_size:
-            problems.append(f"batch_size_masked ({self.batch_size_masked}) cannot exceed batch_size ({self.batch_size})")
+        if (
+            whole("batch_size", 1)
+            and whole("batch_size_masked", 1)
+            and self.batch_size_masked > self.batch_size
+        ):
+            problems.append(
+                f"batch_size_masked ({self.batch_size_masked}) cannot exceed batch_size ({self.batch_size})"
+            )
         for name in ("convs_per_block", "proxy_convs_per_block"):
             if getattr(self, name) not in (2, 3):
                 problems.append(f"{name} must be 2 or 3")
@@ -171,8 +178,7 @@ class FasterConfig(ConfigMethods):
             raise ValueError("; ".join(problems))
 
 
-
-train = deferred("airbench_core.faster_train", "train")   # torch loads on the first call only
+train = deferred("airbench_core.faster_train", "train")  # torch loads on the first call only
 
 
 FIELD_HELP = {
@@ -224,7 +230,19 @@ METHOD = Method(
     train=train,
     summary="airbench96_faster: 96.00% in 27.3 s (A100), training on the examples a small proxy selects as hard",
     field_help=FIELD_HELP,
-    sources=tuple(str(_HERE / f) for f in ("faster.py", "faster_train.py", "train.py", "net.py", "optim.py",
-                                           "loader.py", "tta.py", "config.py", "data.py")),
+    sources=tuple(
+        str(_HERE / f)
+        for f in (
+            "faster.py",
+            "faster_train.py",
+            "train.py",
+            "net.py",
+            "optim.py",
+            "loader.py",
+            "tta.py",
+            "config.py",
+            "data.py",
+        )
+    ),
     reference_seconds_per_epoch=REFERENCE_SECONDS_PER_EPOCH,
 )

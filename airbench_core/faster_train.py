@@ -4,6 +4,7 @@ Built from the harness's airbench pieces: ``Net`` (with ``gelu_after_sum`` for t
 ``make_optimizer``, ``lr_multiplier``, ``Lookahead``, ``TrainLoader.stream`` and ``tta_logits``,
 each given a ``TrainConfig`` view of the ``FasterConfig`` (``net_view``).
 """
+
 from __future__ import annotations
 
 import time
@@ -21,26 +22,44 @@ from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, se
 from .train import DeviceData, RunResult, Stopwatch, derive_seed, evaluated_run, resident
 
 
-
 def net_view(cfg: FasterConfig, proxy: bool = False) -> TrainConfig:
     """The airbench ``TrainConfig`` that builds, optimizes and schedules one of the two networks."""
     return TrainConfig(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay, bias_scaler=cfg.bias_scaler, label_smoothing=cfg.label_smoothing,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        bias_scaler=cfg.bias_scaler,
+        label_smoothing=cfg.label_smoothing,
         widths=cfg.proxy_widths if proxy else cfg.widths,
         convs_per_block=cfg.proxy_convs_per_block if proxy else cfg.convs_per_block,
-        bn_momentum=cfg.bn_momentum, logit_scale=cfg.proxy_logit_scale if proxy else cfg.logit_scale,
-        flip=cfg.flip, translate=cfg.translate, cutout=cfg.cutout, whiten=True, whiten_eps=cfg.whiten_eps,
-        whiten_samples=cfg.whiten_samples, identity_init=True, lookahead=cfg.lookahead and not proxy,
-        lookahead_every=cfg.lookahead_every, lr_warmup_frac=cfg.lr_warmup_frac, lr_start=cfg.lr_start,
-        lr_end=cfg.lr_end, n_train=cfg.n_train, n_test=cfg.n_test)
+        bn_momentum=cfg.bn_momentum,
+        logit_scale=cfg.proxy_logit_scale if proxy else cfg.logit_scale,
+        flip=cfg.flip,
+        translate=cfg.translate,
+        cutout=cfg.cutout,
+        whiten=True,
+        whiten_eps=cfg.whiten_eps,
+        whiten_samples=cfg.whiten_samples,
+        identity_init=True,
+        lookahead=cfg.lookahead and not proxy,
+        lookahead_every=cfg.lookahead_every,
+        lr_warmup_frac=cfg.lr_warmup_frac,
+        lr_start=cfg.lr_start,
+        lr_end=cfg.lr_end,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+    )
 
 
 def stream_seeds(cfg: FasterConfig, seed: int) -> dict[str, int]:
     """init, order and aug seeds (pinned or derived from the run seed) and the proxy's init seed,
     derived from the init seed so that pinning ``init_seed`` pins both networks."""
-    seeds = {s: (getattr(cfg, f"{s}_seed") if getattr(cfg, f"{s}_seed") is not None else derive_seed(seed, s))
-             for s in ("init", "order", "aug")}
+    seeds = {
+        s: (getattr(cfg, f"{s}_seed") if getattr(cfg, f"{s}_seed") is not None else derive_seed(seed, s))
+        for s in ("init", "order", "aug")
+    }
     seeds["proxy"] = derive_seed(seeds["init"], "proxy")
     return seeds
 
@@ -75,8 +94,9 @@ class Proxy:
         learn = step % self.cfg.proxy_every == 0
         self.net.train()
         with torch.set_grad_enabled(learn):
-            losses = F.cross_entropy(self.net(inputs)[:, 0], labels, reduction="none",
-                                     label_smoothing=self.cfg.label_smoothing)
+            losses = F.cross_entropy(
+                self.net(inputs)[:, 0], labels, reduction="none", label_smoothing=self.cfg.label_smoothing
+            )
         mask = hardest(losses.detach(), self.cfg.batch_size_masked)
         if learn:
             self.optimizer.zero_grad(set_to_none=True)
@@ -86,8 +106,13 @@ class Proxy:
         return mask
 
 
-def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
-          save_logits: bool = False) -> RunResult:
+def train(
+    config: FasterConfig,
+    seed: int,
+    data: Cifar10 | DeviceData,
+    device: str | torch.device = "cpu",
+    save_logits: bool = False,
+) -> RunResult:
     """Train one run from scratch (proxy and main network) and evaluate it at TTA levels 0, 1, 2."""
     wall0, started = time.perf_counter(), datetime.now(timezone.utc)
     device = torch.device(device)
@@ -96,21 +121,30 @@ def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: s
     view = net_view(config)
     seeds = stream_seeds(config, seed)
 
-    loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
-                         config.cutout, torch.Generator(device=device).manual_seed(seeds["order"]),
-                         torch.Generator(device=device).manual_seed(seeds["aug"]))
+    loader = TrainLoader(
+        data.train_images,
+        data.train_labels,
+        config.batch_size,
+        config.flip,
+        config.translate,
+        config.cutout,
+        torch.Generator(device=device).manual_seed(seeds["order"]),
+        torch.Generator(device=device).manual_seed(seeds["aug"]),
+    )
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(view, steps_per_epoch)
     net, proxy_net = build_nets(config, seeds, device, half)
     optimizer = make_optimizer(net, view)
     proxy = Proxy(proxy_net, config)
-    lookahead = Lookahead(net) if config.lookahead else None     # before the whitening fit, as the script
+    lookahead = Lookahead(net) if config.lookahead else None  # before the whitening fit, as the script
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
 
     with train_clock:
         with torch.no_grad():
-            w = whitening_weights(patch_covariance(data.train_images[data.whiten_order[: config.whiten_samples]]),
-                                  config.whiten_eps)
+            w = whitening_weights(
+                patch_covariance(data.train_images[data.whiten_order[: config.whiten_samples]]),
+                config.whiten_eps,
+            )
             net.whiten.weight.copy_(w)
             proxy_net.whiten.weight.copy_(w)
         net.train()
@@ -119,8 +153,9 @@ def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: s
                 net.whiten.bias.requires_grad = step // steps_per_epoch < config.whiten_bias_epochs
             mult = lr_multiplier(step, steps, view)
             mask = proxy.select(step, inputs, labels, mult)
-            loss = F.cross_entropy(net(inputs[mask])[:, 0], labels[mask], label_smoothing=config.label_smoothing,
-                                   reduction="sum")
+            loss = F.cross_entropy(
+                net(inputs[mask])[:, 0], labels[mask], label_smoothing=config.label_smoothing, reduction="sum"
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             set_lr(optimizer, mult)
@@ -130,5 +165,16 @@ def train(config: FasterConfig, seed: int, data: Cifar10 | DeviceData, device: s
         if lookahead is not None:
             lookahead.copy_back()
 
-    return evaluated_run(net, data, config, seed, device, (train_clock, eval_clock), steps, steps_per_epoch,
-                         wall0, started, save_logits)
+    return evaluated_run(
+        net,
+        data,
+        config,
+        seed,
+        device,
+        (train_clock, eval_clock),
+        steps,
+        steps_per_epoch,
+        wall0,
+        started,
+        save_logits,
+    )

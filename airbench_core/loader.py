@@ -3,6 +3,7 @@
 The whole training set lives on the device, normalized once; each epoch is augmented in a few
 batched tensor ops, then shuffled and cut into batches (the last partial batch is dropped).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -41,13 +42,13 @@ def translate(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Ten
     padded = F.pad(images, (pad,) * 4, mode="reflect")
     shifts = torch.randint(0, 2 * pad + 1, (2, n), device=images.device, generator=gen)
     rows = torch.empty((n, images.shape[1], size, padded.shape[-1]), device=images.device, dtype=images.dtype)
-    for s in range(2 * pad + 1):                       # vertical shift, one masked copy per offset
+    for s in range(2 * pad + 1):  # vertical shift, one masked copy per offset
         m = shifts[0] == s
-        rows[m] = padded[m, :, s:s + size, :]
+        rows[m] = padded[m, :, s : s + size, :]
     out = torch.empty_like(images)
-    for s in range(2 * pad + 1):                       # then horizontal
+    for s in range(2 * pad + 1):  # then horizontal
         m = shifts[1] == s
-        out[m] = rows[m, :, :, s:s + size]
+        out[m] = rows[m, :, :, s : s + size]
     return out
 
 
@@ -58,7 +59,7 @@ def cutout(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tenso
     n, h = len(images), images.shape[-1]
     corner = torch.randint(0, h - size + 1, (2, n, 1), device=images.device, generator=gen)
     ar = torch.arange(h, device=images.device)
-    inside_y = (ar >= corner[0]) & (ar < corner[0] + size)          # n, h
+    inside_y = (ar >= corner[0]) & (ar < corner[0] + size)  # n, h
     inside_x = (ar >= corner[1]) & (ar < corner[1] + size)
     mask = inside_y[:, :, None] & inside_x[:, None, :]
     return images.masked_fill(mask[:, None], 0)
@@ -67,8 +68,17 @@ def cutout(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tenso
 class TrainLoader:
     """Yields (inputs, labels) batches; epoch count drives the alternating flip."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, flip: str,
-                 translate_pad: int, cutout_size: int, order_gen: torch.Generator, aug_gen: torch.Generator):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        flip: str,
+        translate_pad: int,
+        cutout_size: int,
+        order_gen: torch.Generator,
+        aug_gen: torch.Generator,
+    ):
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.flip, self.pad, self.cutout = flip, translate_pad, cutout_size
         self.order_gen, self.aug_gen = order_gen, aug_gen
@@ -91,7 +101,7 @@ class TrainLoader:
         images = self.augment(epoch)
         order = torch.randperm(len(images), device=images.device, generator=self.order_gen)
         for i in range(self.steps_per_epoch):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield images[idx], self.labels[idx]
 
     def stream(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -107,11 +117,15 @@ class TrainLoader:
             order = torch.randperm(len(images), device=images.device, generator=self.order_gen)
             start = 0
             while start < len(order):
-                idx = order[start:start + self.batch_size - have]
+                idx = order[start : start + self.batch_size - have]
                 parts_x.append(images[idx])
                 parts_y.append(self.labels[idx])
                 have, start = have + len(idx), start + len(idx)
                 if have == self.batch_size:
-                    yield (parts_x[0], parts_y[0]) if len(parts_x) == 1 else (torch.cat(parts_x), torch.cat(parts_y))
+                    yield (
+                        (parts_x[0], parts_y[0])
+                        if len(parts_x) == 1
+                        else (torch.cat(parts_x), torch.cat(parts_y))
+                    )
                     parts_x, parts_y, have = [], [], 0
             epoch += 1

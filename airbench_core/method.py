@@ -14,6 +14,7 @@ Contract for ``train(config, seed, data, device, save_logits=False) -> RunResult
 ``train_many`` is an optional fast path with the signature of ``airbench_core.train.train_many``
 (packed runs, a network pool, torch.compile); a method without one trains run by run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,22 +22,23 @@ import functools
 import hashlib
 import importlib
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    defaults: Any                                  # an instance of the config dataclass
-    train: Callable[..., Any]                      # train(config, seed, data, device, save_logits=False)
-    summary: str = ""                              # one line for --list-methods
-    field_help: Mapping[str, str] = field(default_factory=dict)   # one line per config field
-    sources: tuple[str, ...] = ()                  # files (paths) whose code defines the method
+    defaults: Any  # an instance of the config dataclass
+    train: Callable[..., Any]  # train(config, seed, data, device, save_logits=False)
+    summary: str = ""  # one line for --list-methods
+    field_help: Mapping[str, str] = field(default_factory=dict)  # one line per config field
+    sources: tuple[str, ...] = ()  # files (paths) whose code defines the method
     train_many: Callable[..., list] | None = None  # optional packed/pooled/compiled fast path
-    reference_seconds_per_epoch: float | None = None   # one H200, uncompiled: for plans with no runs yet
-    key_name: str | None = None                    # the name run keys hash (default: ``name``)
-    key_baseline: tuple | None = None              # frozen (field, value) pairs keys compare against
+    reference_seconds_per_epoch: float | None = None  # one H200, uncompiled: for plans with no runs yet
+    key_name: str | None = None  # the name run keys hash (default: ``name``)
+    key_baseline: tuple | None = None  # frozen (field, value) pairs keys compare against
 
     def key(self, config: Any, seed: int) -> str:
         """The run key of ``config`` trained with ``seed`` by this method (see :func:`run_key`)."""
@@ -54,8 +56,10 @@ class Method:
 def deferred(module: str, name: str) -> Callable[..., Any]:
     """``module.name``, imported on the first call: a method's config module can name its torch-heavy
     training code without importing it (and without an import cycle between the two modules)."""
+
     def call(*args, **kwargs):
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"``{module}.{name}``, imported on first use."
     return call
@@ -96,8 +100,10 @@ def replace_fields(config: Any, changes: Mapping[str, Any]) -> Any:
 
 def config_dict(config: Any) -> dict:
     """A config's fields as plain JSON-ready values (tuples become lists)."""
-    return {f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
-            for f in dataclasses.fields(config)}
+    return {
+        f.name: (list(v) if isinstance(v := getattr(config, f.name), tuple) else v)
+        for f in dataclasses.fields(config)
+    }
 
 
 def canonical(value: Any, like: Any) -> Any:
@@ -127,4 +133,6 @@ def key_prefix(method_name: str, config: Any, baseline_items: tuple | None = Non
 
 def run_key(method_name: str, config: Any, seed: int, baseline_items: tuple | None = None) -> str:
     """Stable run key: 20 hex digits of the hash of method, defining fields and seed."""
-    return hashlib.sha256(key_prefix(method_name, config, baseline_items) + b"%d}" % int(seed)).hexdigest()[:20]
+    return hashlib.sha256(key_prefix(method_name, config, baseline_items) + b"%d}" % int(seed)).hexdigest()[
+        :20
+    ]

@@ -8,6 +8,7 @@ imported until a run trains.
 Their run keys hash the name ``airbench`` against the frozen ``KEY_BASELINE`` (as ``TrainConfig.key``
 always did), so the keys of every existing store stay what they were.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,7 +52,9 @@ FIELD_HELP: dict[str, str] = {
     "order_seed": 'pin the data-order stream across seeds ("none": derived from the run seed)',
     "aug_seed": 'pin the augmentation stream across seeds ("none": derived from the run seed)',
 }
-assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}, "every TrainConfig field has help"
+assert set(FIELD_HELP) == {f.name for f in dataclasses.fields(TrainConfig)}, (
+    "every TrainConfig field has help"
+)
 
 CORE_DIR = Path(__file__).resolve().parent
 # Modules of the other built-in methods: their own versions, not the paper methods'.
@@ -67,12 +70,14 @@ def core_sources() -> tuple[str, ...]:
 def train(config, seed, data, device="cpu", save_logits=False, compile=False, pool=None):
     """One run (see ``airbench_core.train.train``); torch is imported on the first call."""
     from .train import train as train_one
+
     return train_one(config, seed, data, device, save_logits, compile, pool)
 
 
 def train_many(config, seeds, data, device="cpu", save_logits=False, compile=False, pool=None):
     """Packed runs of one config (see ``airbench_core.train.train_many``)."""
     from .train import train_many as train_packed
+
     return train_packed(config, seeds, data, device, save_logits, compile, pool)
 
 
@@ -87,10 +92,18 @@ _SUMMARY = {
 
 
 def _method(name: str) -> Method:
-    return Method(name=name, defaults=PRESETS[name], train=train, summary=_SUMMARY[name], field_help=FIELD_HELP,
-                  sources=core_sources(), train_many=train_many,
-                  reference_seconds_per_epoch=_SECONDS_PER_EPOCH[name], key_name=METHOD_NAME,
-                  key_baseline=_BASELINE_ITEMS)
+    return Method(
+        name=name,
+        defaults=PRESETS[name],
+        train=train,
+        summary=_SUMMARY[name],
+        field_help=FIELD_HELP,
+        sources=core_sources(),
+        train_many=train_many,
+        reference_seconds_per_epoch=_SECONDS_PER_EPOCH[name],
+        key_name=METHOD_NAME,
+        key_baseline=_BASELINE_ITEMS,
+    )
 
 
 AIRBENCH94 = _method("airbench94")

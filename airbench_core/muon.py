@@ -58,12 +58,13 @@ This module imports no torch (listing methods and checking fields stay instant);
 ``airbench_core.muon_train`` on first use, as do the names ``Muon``, ``zeropower_via_newtonschulz5``,
 ``make_optimizers`` and ``lr_multiplier``.
 """
+
 from __future__ import annotations
 
-from typing import ClassVar
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .config import FLIP_MODES
 from .method import ConfigMethods, Method, deferred
@@ -92,18 +93,18 @@ class MuonConfig(ConfigMethods):
     whiten_bias_lr: float = 0.053
     norm_bias_lr: float = 0.053
     head_lr: float = 0.67
-    weight_decay: float = 2e-6       # per example of the batch: the decay strength is this x batch_size
+    weight_decay: float = 2e-6  # per example of the batch: the decay strength is this x batch_size
     whiten_bias_epochs: float = 3.0
     label_smoothing: float = 0.2
-    bn_momentum: float = 0.6         # weight kept on the old running statistics
-    logit_divisor: float | None = None   # None: the last block's width (the script's x.size(-1))
+    bn_momentum: float = 0.6  # weight kept on the old running statistics
+    logit_divisor: float | None = None  # None: the last block's width (the script's x.size(-1))
     # augmentation
-    flip: str = "alternating"        # none | random | alternating
+    flip: str = "alternating"  # none | random | alternating
     translate: int = 2
     # whitening
     whiten_eps: float = 5e-4
     whiten_samples: int = 5000
-    tta_level: int = 2               # the headline level; all three are always measured
+    tta_level: int = 2  # the headline level; all three are always measured
     # data subset (smoke runs); None means all of it
     n_train: int | None = None
     n_test: int | None = None
@@ -140,7 +141,7 @@ class MuonConfig(ConfigMethods):
         if not self.whiten_bias_epochs > 0:
             problems.append("whiten_bias_epochs must be positive")
         for name in ("muon_lr", "whiten_bias_lr", "norm_bias_lr", "head_lr"):
-            if not getattr(self, name) > 0:      # SGD's decay is given as wd / lr
+            if not getattr(self, name) > 0:  # SGD's decay is given as wd / lr
                 problems.append(f"{name} must be positive")
         for name in ("muon_momentum", "sgd_momentum", "bn_momentum"):
             if not 0 <= getattr(self, name) < 1:
@@ -160,7 +161,6 @@ class MuonConfig(ConfigMethods):
                 problems.append(f"{name} must be positive or None")
         if problems:
             raise ValueError("; ".join(problems))
-
 
 
 FIELD_HELP = {
@@ -201,7 +201,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-train = deferred("airbench_core.muon_train", "train")   # torch loads on the first call only
+train = deferred("airbench_core.muon_train", "train")  # torch loads on the first call only
 
 
 _HERE = Path(__file__).resolve().parent
@@ -210,10 +210,23 @@ METHOD = Method(
     defaults=MuonConfig(),
     train=train,
     summary="airbench94_muon (KellerJordan/cifar10-airbench): Muon on conv filters, 8 epochs, batch 2000; "
-            "94.01% published",
+    "94.01% published",
     field_help=FIELD_HELP,
-    sources=tuple(str(_HERE / name) for name in ("muon.py", "muon_train.py", "net.py", "loader.py", "tta.py",
-                                                   "train.py", "optim.py", "data.py", "method.py", "config.py")),
+    sources=tuple(
+        str(_HERE / name)
+        for name in (
+            "muon.py",
+            "muon_train.py",
+            "net.py",
+            "loader.py",
+            "tta.py",
+            "train.py",
+            "optim.py",
+            "data.py",
+            "method.py",
+            "config.py",
+        )
+    ),
     # Published: 2.59 s for 8 epochs on a 400 W A100 with torch.compile, i.e. 0.32 s/epoch. The harness's
     # figure is for one H200 uncompiled; not measured here (no GPU), so this takes the published A100
     # figure as an upper guess for an H200 (faster chip, no compile: the two roughly cancel).

@@ -3,6 +3,7 @@
 The loader, network, whitening fit, TTA, seeds, timing and result record are airbench94's
 (``loader``, ``net``, ``tta``, ``train``); only what the published script does differently lives here.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,12 @@ from .net import NetPool, fit_whitening, make_net
 from .optim import total_steps
 from .train import DeviceData, RunResult, Stopwatch, evaluated_run, resident, stream_seed
 
-
 NS_EPS = 1e-7
 
 
-def zeropower_via_newtonschulz5(G: torch.Tensor, steps: int = 3, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+def zeropower_via_newtonschulz5(
+    G: torch.Tensor, steps: int = 3, dtype: torch.dtype = torch.bfloat16
+) -> torch.Tensor:
     """Approximately orthogonalise a matrix: quintic Newton-Schulz, coefficients (3.4445, -4.7750, 2.0315).
 
     As in the script: cast to ``dtype`` (bfloat16), divide by the Frobenius norm + 1e-7 (top singular
@@ -54,12 +56,20 @@ class Muon(torch.optim.Optimizer):
     whole tensor renormalised before the step); p <- p - lr NS(d reshaped to (out, in kh kw)). No
     weight decay, no shape-dependent update scale."""
 
-    def __init__(self, params, lr: float, momentum: float, nesterov: bool = True, ns_steps: int = 3,
-                 ns_dtype: torch.dtype = torch.bfloat16):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float,
+        nesterov: bool = True,
+        ns_steps: int = 3,
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
         if lr < 0 or momentum < 0 or (nesterov and momentum <= 0):
             raise ValueError(f"invalid Muon settings: lr={lr}, momentum={momentum}, nesterov={nesterov}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
-                                      ns_dtype=ns_dtype))
+        super().__init__(
+            params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, ns_dtype=ns_dtype)
+        )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -76,7 +86,9 @@ class Muon(torch.optim.Optimizer):
                 buf.mul_(momentum).add_(g)
                 g = g.add(buf, alpha=momentum) if group["nesterov"] else buf
                 p.mul_(len(p) ** 0.5 / p.norm())
-                update = zeropower_via_newtonschulz5(g.reshape(len(g), -1), group["ns_steps"], group["ns_dtype"])
+                update = zeropower_via_newtonschulz5(
+                    g.reshape(len(g), -1), group["ns_steps"], group["ns_dtype"]
+                )
                 p.add_(update.reshape(g.shape), alpha=-lr)
 
 
@@ -86,15 +98,26 @@ def make_optimizers(net: nn.Module, cfg: MuonConfig) -> tuple[torch.optim.SGD, M
     takes every trainable 4-d weight but the head's (a 1x1 conv here, a Linear in the script)."""
     wd = cfg.weight_decay * cfg.batch_size
     norm_biases = [p for n, p in net.named_parameters() if "norms" in n and p.requires_grad]
-    filters = [p for n, p in net.named_parameters() if p.ndim == 4 and p.requires_grad and not n.startswith("head.")]
-    groups = [dict(params=[net.whiten.bias], lr=cfg.whiten_bias_lr), dict(params=norm_biases, lr=cfg.norm_bias_lr),
-              dict(params=[net.head.weight], lr=cfg.head_lr)]
+    filters = [
+        p for n, p in net.named_parameters() if p.ndim == 4 and p.requires_grad and not n.startswith("head.")
+    ]
+    groups = [
+        dict(params=[net.whiten.bias], lr=cfg.whiten_bias_lr),
+        dict(params=norm_biases, lr=cfg.norm_bias_lr),
+        dict(params=[net.head.weight], lr=cfg.head_lr),
+    ]
     for g in groups:
         g.update(initial_lr=g["lr"], weight_decay=wd / g["lr"])
-    fused = next(net.parameters()).device.type == "cuda"      # the script's fused=True; foreach on CPU
+    fused = next(net.parameters()).device.type == "cuda"  # the script's fused=True; foreach on CPU
     sgd = torch.optim.SGD(groups, momentum=cfg.sgd_momentum, nesterov=True, fused=fused or None)
-    muon = Muon(filters, lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True, ns_steps=cfg.ns_steps,
-                ns_dtype=getattr(torch, cfg.ns_dtype))
+    muon = Muon(
+        filters,
+        lr=cfg.muon_lr,
+        momentum=cfg.muon_momentum,
+        nesterov=True,
+        ns_steps=cfg.ns_steps,
+        ns_dtype=getattr(torch, cfg.ns_dtype),
+    )
     for group in muon.param_groups:
         group["initial_lr"] = group["lr"]
     return sgd, muon
@@ -119,8 +142,14 @@ def scale_head(net: nn.Module) -> None:
     w.mul_(1 / w.std())
 
 
-def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
-          save_logits: bool = False, pool: NetPool | None = None) -> RunResult:
+def train(
+    config: MuonConfig,
+    seed: int,
+    data: Cifar10 | DeviceData,
+    device: str | torch.device = "cpu",
+    save_logits: bool = False,
+    pool: NetPool | None = None,
+) -> RunResult:
     """Train one airbench94_muon run from scratch and evaluate it at every TTA level. Seeds, subsets,
     timing (whitening fit + epochs as train time) and the record are as in ``airbench_core.train``;
     ``pool`` re-uses a long-lived network (reset to a fresh one's state) between runs."""
@@ -129,9 +158,16 @@ def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str
     data = resident(data, device, config)
     half = device.type == "cuda"
 
-    loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
-                         config.cutout, torch.Generator(device=device).manual_seed(stream_seed(config, seed, "order")),
-                         torch.Generator(device=device).manual_seed(stream_seed(config, seed, "aug")))
+    loader = TrainLoader(
+        data.train_images,
+        data.train_labels,
+        config.batch_size,
+        config.flip,
+        config.translate,
+        config.cutout,
+        torch.Generator(device=device).manual_seed(stream_seed(config, seed, "order")),
+        torch.Generator(device=device).manual_seed(stream_seed(config, seed, "aug")),
+    )
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
     whiten_bias_steps = math.ceil(config.whiten_bias_epochs * steps_per_epoch)
@@ -147,9 +183,10 @@ def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str
         with train_clock:
             net.train()
             for inputs, labels in loader.epoch(epoch):
-                net.whiten.bias.requires_grad_(step < whiten_bias_steps)     # the script's detach
-                loss = F.cross_entropy(forward(inputs)[:, 0], labels, label_smoothing=config.label_smoothing,
-                                       reduction="sum")
+                net.whiten.bias.requires_grad_(step < whiten_bias_steps)  # the script's detach
+                loss = F.cross_entropy(
+                    forward(inputs)[:, 0], labels, label_smoothing=config.label_smoothing, reduction="sum"
+                )
                 loss.backward()
                 set_lrs(sgd, muon, step, steps, whiten_bias_steps)
                 sgd.step()
@@ -159,5 +196,16 @@ def train(config: MuonConfig, seed: int, data: Cifar10 | DeviceData, device: str
                 if step >= steps:
                     break
 
-    return evaluated_run(net, data, config, seed, device, (train_clock, eval_clock), steps, steps_per_epoch,
-                         wall0, started, save_logits)
+    return evaluated_run(
+        net,
+        data,
+        config,
+        seed,
+        device,
+        (train_clock, eval_clock),
+        steps,
+        steps_per_epoch,
+        wall0,
+        started,
+        save_logits,
+    )

@@ -1,4 +1,5 @@
 """The airbench network: frozen patch-whitening conv, three conv blocks, a scaled linear head."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from torch import nn
 from .config import TrainConfig
 
 WHITEN_KERNEL = 2
-WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2   # 12 eigen-filters and their negatives
+WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2  # 12 eigen-filters and their negatives
 
 
 class BatchNorm(nn.BatchNorm2d):
@@ -33,7 +34,7 @@ class Conv(nn.Conv2d):
             w = self.weight.data
             per_group = w.size(0) // self.groups
             for g in range(self.groups):
-                nn.init.dirac_(w[g * per_group: g * per_group + w.size(1)])
+                nn.init.dirac_(w[g * per_group : g * per_group + w.size(1)])
 
 
 class ConvBlock(nn.Module):
@@ -47,8 +48,9 @@ class ConvBlock(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.activ = nn.GELU()
         self.gelu_after_sum = gelu_after_sum
-        self.convs = nn.ModuleList([Conv(cin if i == 0 else cout, cout, cfg.identity_init, k)
-                                    for i in range(cfg.convs_per_block)])
+        self.convs = nn.ModuleList(
+            [Conv(cin if i == 0 else cout, cout, cfg.identity_init, k) for i in range(cfg.convs_per_block)]
+        )
         self.norms = nn.ModuleList([BatchNorm(cout * k, cfg.bn_momentum) for _ in range(cfg.convs_per_block)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,13 +73,19 @@ class Net(nn.Module):
         self.k = k
         self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
         self.whiten.weight.requires_grad = not cfg.whiten
-        if getattr(cfg, "zero_whiten_bias", True):   # airbench94_muon keeps PyTorch's default (uniform) draw
-            nn.init.zeros_(self.whiten.bias)     # after the default init, so every other layer's init is unchanged
+        if getattr(cfg, "zero_whiten_bias", True):  # airbench94_muon keeps PyTorch's default (uniform) draw
+            nn.init.zeros_(
+                self.whiten.bias
+            )  # after the default init, so every other layer's init is unchanged
         self.activ = nn.GELU()
-        self.blocks = nn.Sequential(*(ConvBlock(cin, cout, cfg, k, gelu_after_sum)
-                                      for cin, cout in ((WHITEN_WIDTH, w1), (w1, w2), (w2, w3))))
+        self.blocks = nn.Sequential(
+            *(
+                ConvBlock(cin, cout, cfg, k, gelu_after_sum)
+                for cin, cout in ((WHITEN_WIDTH, w1), (w1, w2), (w2, w3))
+            )
+        )
         self.pool = nn.MaxPool2d(3)
-        self.head = nn.Conv2d(w3 * k, 10 * k, 1, bias=False, groups=k)    # a linear layer per network
+        self.head = nn.Conv2d(w3 * k, 10 * k, 1, bias=False, groups=k)  # a linear layer per network
         self.logit_scale = cfg.logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,8 +99,8 @@ def patch_covariance(images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
     cov = torch.zeros(c * k * k, c * k * k, dtype=torch.float64, device=images.device)
     count = 0
     for part in images.split(chunk):
-        p = part.float().unfold(2, k, 1).unfold(3, k, 1)            # N, C, H', W', k, k
-        p = p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)      # rows laid out like conv weights
+        p = part.float().unfold(2, k, 1).unfold(3, k, 1)  # N, C, H', W', k, k
+        p = p.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)  # rows laid out like conv weights
         cov += (p.T @ p).double()
         count += p.shape[0]
     return (cov / count).float()
@@ -134,7 +142,7 @@ class PooledNet:
     def reset(self, state: dict) -> None:
         """Make the network indistinguishable from a freshly built one holding ``state``: weights and
         buffers (BatchNorm statistics and counters), requires_grad flags, gradients and train mode."""
-        self.net.load_state_dict(state)          # copies into the existing tensors (dtype kept)
+        self.net.load_state_dict(state)  # copies into the existing tensors (dtype kept)
         for name, p in self.net.named_parameters():
             p.requires_grad_(self.fresh_requires_grad[name])
             p.grad = None
@@ -148,8 +156,15 @@ class NetPool:
     def __init__(self):
         self.nets: dict[tuple, PooledNet] = {}
 
-    def get(self, cfg: TrainConfig, k: int, device: torch.device, half: bool, compile: bool,
-            gelu_after_sum: bool = False) -> PooledNet:
+    def get(
+        self,
+        cfg: TrainConfig,
+        k: int,
+        device: torch.device,
+        half: bool,
+        compile: bool,
+        gelu_after_sum: bool = False,
+    ) -> PooledNet:
         key = (*structure_key(cfg, k), str(device), half, compile, gelu_after_sum)
         if key not in self.nets:
             net = Net(cfg, k, gelu_after_sum).to(device)
@@ -163,8 +178,15 @@ class NetPool:
         return self.nets[key]
 
 
-def make_net(cfg: TrainConfig, init_seeds: list[int], device: torch.device, half: bool, compile: bool = False,
-             pool: NetPool | None = None, gelu_after_sum: bool = False) -> tuple[Net, nn.Module]:
+def make_net(
+    cfg: TrainConfig,
+    init_seeds: list[int],
+    device: torch.device,
+    half: bool,
+    compile: bool = False,
+    pool: NetPool | None = None,
+    gelu_after_sum: bool = False,
+) -> tuple[Net, nn.Module]:
     """(module, callable) with fresh initial weights for each seed (whitening not yet fitted);
     ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state."""
     pooled = (pool or NetPool()).get(cfg, len(init_seeds), device, half, compile, gelu_after_sum)

@@ -1,4 +1,5 @@
 """Decoupled Nesterov SGD, the LR schedule and Lookahead, as plain functions of the step."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,10 @@ def make_optimizer(net: nn.Module, cfg: TrainConfig, foreach: bool | None = None
     lr_bias = lr * cfg.bias_scaler
     norm_biases = [p for n, p in net.named_parameters() if "norms" in n and p.requires_grad]
     others = [p for n, p in net.named_parameters() if "norms" not in n and p.requires_grad]
-    groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias, base_lr=lr_bias),
-              dict(params=others, lr=lr, weight_decay=wd / lr, base_lr=lr)]
+    groups = [
+        dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias, base_lr=lr_bias),
+        dict(params=others, lr=lr, weight_decay=wd / lr, base_lr=lr),
+    ]
     return torch.optim.SGD(groups, momentum=cfg.momentum, nesterov=True, foreach=foreach)
 
 

@@ -5,6 +5,7 @@ CPUs with no training (``python -m harness.bench campaign``). No torch.
 The test labels are :func:`labels` (a fixed draw); a run is right on an example with probability
 ``accuracy`` (+ ``tta_gain`` per TTA level) plus a per-seed effect of sd ``seed_sd``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,12 +24,12 @@ METHOD_NAME = "simulated"
 
 @dataclass(frozen=True)
 class SimulatedConfig:
-    run_seconds: float = 0.5        # seconds train() sleeps: the run time being simulated
-    n_test: int = 10000             # test examples predicted
-    accuracy: float = 0.94          # mean accuracy at TTA level 0
-    seed_sd: float = 0.0015         # sd of a seed's effect on accuracy
-    tta_gain: float = 0.003         # accuracy gained per TTA level
-    fail_every: int = 0             # seeds divisible by this raise (0: none fail), for failure paths
+    run_seconds: float = 0.5  # seconds train() sleeps: the run time being simulated
+    n_test: int = 10000  # test examples predicted
+    accuracy: float = 0.94  # mean accuracy at TTA level 0
+    seed_sd: float = 0.0015  # sd of a seed's effect on accuracy
+    tta_gain: float = 0.003  # accuracy gained per TTA level
+    fail_every: int = 0  # seeds divisible by this raise (0: none fail), for failure paths
 
     @property
     def n_train(self) -> int:
@@ -55,12 +56,14 @@ def predictions(config: SimulatedConfig, seed: int) -> np.ndarray:
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     y = labels(config.n_test)
     skill = config.accuracy + rng.normal(0, config.seed_sd)
-    u = rng.random(config.n_test, dtype=np.float32)                    # shared by the TTA levels
+    u = rng.random(config.n_test, dtype=np.float32)  # shared by the TTA levels
     wrong = ((y + rng.integers(1, 10, config.n_test, dtype=np.uint8)) % 10).astype(np.uint8)
     return np.stack([np.where(u < skill + config.tta_gain * level, y, wrong) for level in range(3)])
 
 
-def train(config: SimulatedConfig, seed: int, data=None, device: str = "cpu", save_logits: bool = False) -> RunResult:
+def train(
+    config: SimulatedConfig, seed: int, data=None, device: str = "cpu", save_logits: bool = False
+) -> RunResult:
     t0 = time.perf_counter()
     if config.fail_every and seed % config.fail_every == 0:
         raise RuntimeError(f"simulated failure of seed {seed}")
@@ -70,18 +73,36 @@ def train(config: SimulatedConfig, seed: int, data=None, device: str = "cpu", sa
         time.sleep(left)
     y = labels(config.n_test)
     wall = time.perf_counter() - t0
-    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == y).mean()) for p in preds),
-                     train_seconds=wall, eval_seconds=0.0, wall_seconds=wall, epochs=0.0, steps=0,
-                     predictions=preds, logits=None, env={"device_name": "simulated"})
+    return RunResult(
+        config=config,
+        seed=int(seed),
+        accuracy=tuple(float((p == y).mean()) for p in preds),
+        train_seconds=wall,
+        eval_seconds=0.0,
+        wall_seconds=wall,
+        epochs=0.0,
+        steps=0,
+        predictions=preds,
+        logits=None,
+        env={"device_name": "simulated"},
+    )
 
 
 METHOD = Method(
-    name=METHOD_NAME, defaults=SimulatedConfig(), train=train,
+    name=METHOD_NAME,
+    defaults=SimulatedConfig(),
+    train=train,
     summary="sleeps run_seconds, returns synthetic predictions (3 TTA x n_test): the harness at scale, no GPU",
-    field_help={"run_seconds": "seconds each run sleeps", "n_test": "test examples predicted",
-                "accuracy": "mean accuracy at TTA level 0", "seed_sd": "sd of a seed's effect on accuracy",
-                "tta_gain": "accuracy gained per TTA level", "fail_every": "seeds divisible by this fail (0: none)"},
-    sources=(__file__,))
+    field_help={
+        "run_seconds": "seconds each run sleeps",
+        "n_test": "test examples predicted",
+        "accuracy": "mean accuracy at TTA level 0",
+        "seed_sd": "sd of a seed's effect on accuracy",
+        "tta_gain": "accuracy gained per TTA level",
+        "fail_every": "seeds divisible by this fail (0: none)",
+    },
+    sources=(__file__,),
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """One training run of the airbench method: ``train(config, seed, data, device) -> RunResult``."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,11 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
-from .result import RunResult  # noqa: F401  (defined without torch; re-exported here)
 from .data import Cifar10
 from .loader import TrainLoader, to_device_images
 from .net import NetPool, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
+from .result import RunResult
 from .tta import tta_logits
 
 
@@ -50,18 +51,22 @@ class DeviceData:
         return fixed_order(len(self.train_labels), self.train_labels.device)
 
     @classmethod
-    def build(cls, data: Cifar10, device: torch.device | str, n_train: int | None = None,
-              n_test: int | None = None) -> "DeviceData":
+    def build(
+        cls, data: Cifar10, device: torch.device | str, n_train: int | None = None, n_test: int | None = None
+    ) -> DeviceData:
         device = torch.device(device)
         dtype = torch.half if device.type == "cuda" else torch.float
         tr = subset_indices(len(data.train_labels), n_train).numpy()
         te = subset_indices(len(data.test_labels), n_test).numpy()
-        return cls(to_device_images(data.train_images[tr], device, dtype),
-                   torch.from_numpy(data.train_labels[tr]).to(device),
-                   to_device_images(data.test_images[te], device, dtype),
-                   torch.from_numpy(data.test_labels[te]).to(device), (n_train, n_test))
+        return cls(
+            to_device_images(data.train_images[tr], device, dtype),
+            torch.from_numpy(data.train_labels[tr]).to(device),
+            to_device_images(data.test_images[te], device, dtype),
+            torch.from_numpy(data.test_labels[te]).to(device),
+            (n_train, n_test),
+        )
 
-    def for_config(self, cfg: TrainConfig) -> "DeviceData":
+    def for_config(self, cfg: TrainConfig) -> DeviceData:
         """This data cut to the config's subset; a full copy can serve any subset."""
         wanted = (cfg.n_train, cfg.n_test)
         if self.subset == wanted:
@@ -71,8 +76,9 @@ class DeviceData:
         device = self.train_labels.device
         tr = subset_indices(len(self.train_labels), cfg.n_train).to(device)
         te = subset_indices(len(self.test_labels), cfg.n_test).to(device)
-        return DeviceData(self.train_images[tr], self.train_labels[tr], self.test_images[te],
-                          self.test_labels[te], wanted)
+        return DeviceData(
+            self.train_images[tr], self.train_labels[tr], self.test_images[te], self.test_labels[te], wanted
+        )
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -111,15 +117,28 @@ class Stopwatch:
             self.seconds += time.perf_counter() - self.t0
 
 
-def train(config: TrainConfig, seed: int, data: Cifar10 | DeviceData, device: str | torch.device = "cpu",
-          save_logits: bool = False, compile: bool = False, pool: NetPool | None = None) -> RunResult:
+def train(
+    config: TrainConfig,
+    seed: int,
+    data: Cifar10 | DeviceData,
+    device: str | torch.device = "cpu",
+    save_logits: bool = False,
+    compile: bool = False,
+    pool: NetPool | None = None,
+) -> RunResult:
     """Train one run from scratch and evaluate it at every TTA level."""
     return train_many(config, [seed], data, device, save_logits, compile, pool)[0]
 
 
-def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData,
-               device: str | torch.device = "cpu", save_logits: bool = False, compile: bool = False,
-               pool: NetPool | None = None) -> list[RunResult]:
+def train_many(
+    config: TrainConfig,
+    seeds: list[int],
+    data: Cifar10 | DeviceData,
+    device: str | torch.device = "cpu",
+    save_logits: bool = False,
+    compile: bool = False,
+    pool: NetPool | None = None,
+) -> list[RunResult]:
     """Train len(seeds) runs of one config at once, packed as grouped convolutions so that every
     kernel does all of their work; each run keeps its own init, data order and augmentation.
 
@@ -131,12 +150,24 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
     data = resident(data, device, config)
     half = device.type == "cuda"
 
-    loaders = [TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
-                           config.cutout, torch.Generator(device=device).manual_seed(stream_seed(config, s, "order")),
-                           torch.Generator(device=device).manual_seed(stream_seed(config, s, "aug"))) for s in seeds]
+    loaders = [
+        TrainLoader(
+            data.train_images,
+            data.train_labels,
+            config.batch_size,
+            config.flip,
+            config.translate,
+            config.cutout,
+            torch.Generator(device=device).manual_seed(stream_seed(config, s, "order")),
+            torch.Generator(device=device).manual_seed(stream_seed(config, s, "aug")),
+        )
+        for s in seeds
+    ]
     steps_per_epoch = loaders[0].steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
-    net, forward = make_net(config, [stream_seed(config, s, "init") for s in seeds], device, half, compile, pool)
+    net, forward = make_net(
+        config, [stream_seed(config, s, "init") for s in seeds], device, half, compile, pool
+    )
     optimizer = make_optimizer(net, config)
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
     with train_clock:  # whitening is fitted from data, so it counts as training time (as in the paper)
@@ -149,41 +180,55 @@ def train_many(config: TrainConfig, seeds: list[int], data: Cifar10 | DeviceData
             net.train()
             net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
             for batches in zip(*(loader.epoch(epoch) for loader in loaders)):
-                if k == 1:                                   # plain airbench: no extra copies
+                if k == 1:  # plain airbench: no extra copies
                     inputs, labels = batches[0][0], batches[0][1].unsqueeze(1)
                 else:
                     inputs = torch.cat([x for x, _ in batches], dim=1)
                     labels = torch.stack([y for _, y in batches], dim=1)
-                loss = F.cross_entropy(forward(inputs).flatten(0, 1), labels.flatten(),
-                                       label_smoothing=config.label_smoothing, reduction="sum")
+                loss = F.cross_entropy(
+                    forward(inputs).flatten(0, 1),
+                    labels.flatten(),
+                    label_smoothing=config.label_smoothing,
+                    reduction="sum",
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                set_lr(optimizer, lr_multiplier(step, steps, config))    # step i uses the schedule's value at i
+                set_lr(optimizer, lr_multiplier(step, steps, config))  # step i uses the schedule's value at i
                 optimizer.step()
                 step += 1
                 if config.lookahead and step % config.lookahead_every == 0:
                     if lookahead is None and epoch >= config.lookahead_start_epoch:
-                        lookahead = Lookahead(net)           # a late start copies the weights into the average
+                        lookahead = Lookahead(net)  # a late start copies the weights into the average
                     elif lookahead is not None:
                         lookahead.update(lookahead_decay(step, steps))
                 if step >= steps:
                     break
             if lookahead is not None and (step >= steps or config.lookahead_copyback):
-                lookahead.copy_back()   # the averaged weights are the final weights (airbench96: every epoch's)
+                lookahead.copy_back()  # the averaged weights are the final weights (airbench96: every epoch's)
 
     with eval_clock:
         test_inputs = data.test_images.repeat(1, k, 1, 1) if k > 1 else data.test_images
-        logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))     # 3, n, k, 10
-    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()                          # 3, n, k
+        logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))  # 3, n, k, 10
+    predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()  # 3, n, k
     labels = data.test_labels.cpu().numpy()
     env = {**run_environment(device, started), "packed": k, "compiled": bool(compile)}
     wall = (time.perf_counter() - wall0) / k
-    return [RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions[:, :, g]),
-                      train_seconds=train_clock.seconds / k,
-                      eval_seconds=eval_clock.seconds / k, wall_seconds=wall, epochs=steps / steps_per_epoch, steps=steps,
-                      predictions=np.ascontiguousarray(predictions[:, :, g]),
-                      logits=logits[:, :, g].half().cpu().numpy() if save_logits else None, env=env)
-            for g, seed in enumerate(seeds)]
+    return [
+        RunResult(
+            config=config,
+            seed=int(seed),
+            accuracy=tuple(float((p == labels).mean()) for p in predictions[:, :, g]),
+            train_seconds=train_clock.seconds / k,
+            eval_seconds=eval_clock.seconds / k,
+            wall_seconds=wall,
+            epochs=steps / steps_per_epoch,
+            steps=steps,
+            predictions=np.ascontiguousarray(predictions[:, :, g]),
+            logits=logits[:, :, g].half().cpu().numpy() if save_logits else None,
+            env=env,
+        )
+        for g, seed in enumerate(seeds)
+    ]
 
 
 def resident(data: Cifar10 | DeviceData, device: torch.device, config) -> DeviceData:
@@ -193,29 +238,53 @@ def resident(data: Cifar10 | DeviceData, device: torch.device, config) -> Device
     return data.for_config(config)
 
 
-def evaluated_run(net, data: DeviceData, config, seed: int, device: torch.device, clocks: tuple,
-                  steps: int, steps_per_epoch: int, wall0: float, started: datetime,
-                  save_logits: bool) -> RunResult:
+def evaluated_run(
+    net,
+    data: DeviceData,
+    config,
+    seed: int,
+    device: torch.device,
+    clocks: tuple,
+    steps: int,
+    steps_per_epoch: int,
+    wall0: float,
+    started: datetime,
+    save_logits: bool,
+) -> RunResult:
     """One trained (unpacked) network's record: TTA 0/1/2 logits of the test set, timed on the eval
     clock of ``clocks`` (train, eval), and everything a RunResult holds."""
     train_clock, eval_clock = clocks
     half = device.type == "cuda"
     with eval_clock:
-        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[:, :, 0]   # 3, n, 10
+        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[
+            :, :, 0
+        ]  # 3, n, 10
     predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
     labels = data.test_labels.cpu().numpy()
     env = {**run_environment(device, started), "packed": 1, "compiled": False}
-    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions),
-                     train_seconds=train_clock.seconds, eval_seconds=eval_clock.seconds,
-                     wall_seconds=time.perf_counter() - wall0, epochs=steps / steps_per_epoch, steps=steps,
-                     predictions=np.ascontiguousarray(predictions),
-                     logits=logits.half().cpu().numpy() if save_logits else None, env=env)
+    return RunResult(
+        config=config,
+        seed=int(seed),
+        accuracy=tuple(float((p == labels).mean()) for p in predictions),
+        train_seconds=train_clock.seconds,
+        eval_seconds=eval_clock.seconds,
+        wall_seconds=time.perf_counter() - wall0,
+        epochs=steps / steps_per_epoch,
+        steps=steps,
+        predictions=np.ascontiguousarray(predictions),
+        logits=logits.half().cpu().numpy() if save_logits else None,
+        env=env,
+    )
 
 
 def run_environment(device: torch.device, started: datetime) -> dict:
     return dict(
         device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        torch_version=torch.__version__, cuda_version=torch.version.cuda or "",
+        torch_version=torch.__version__,
+        cuda_version=torch.version.cuda or "",
         cudnn_deterministic=bool(torch.backends.cudnn.deterministic),
-        cudnn_benchmark=bool(torch.backends.cudnn.benchmark), host=socket.gethostname(),
-        started_at=started.isoformat(), ended_at=datetime.now(timezone.utc).isoformat())
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+        host=socket.gethostname(),
+        started_at=started.isoformat(),
+        ended_at=datetime.now(timezone.utc).isoformat(),
+    )

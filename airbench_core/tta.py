@@ -1,4 +1,5 @@
 """Test-time augmentation on logits: level 0 image, 1 + mirror, 2 + two 1-pixel shifts."""
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,7 @@ def tta_logits(net: nn.Module, images: torch.Tensor, batch: int = 2000) -> list[
         level1 = 0.5 * plain + 0.5 * mirrored
         padded = F.pad(x, (1,) * 4, mode="reflect")
         up_left = mirror_mean(net, padded[:, :, 0:size, 0:size]).float()
-        down_right = mirror_mean(net, padded[:, :, 2:size + 2, 2:size + 2]).float()
+        down_right = mirror_mean(net, padded[:, :, 2 : size + 2, 2 : size + 2]).float()
         level2 = 0.5 * level1 + 0.25 * up_left + 0.25 * down_right
         for out, logits in zip(levels, (plain, level1, level2)):
             out.append(logits)

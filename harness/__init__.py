@@ -14,6 +14,7 @@ pyproject.toml checks this in CI):
 
 ``python -m harness.study|report|compare|store|bench`` are the commands.
 """
+
 import os
 
 # Analyses multiply small, skinny matrices; OpenBLAS's threads only contend for the cores there (a

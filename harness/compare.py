@@ -1,4 +1,5 @@
 """``python -m harness.compare``: comparing two campaigns; the code lives in ``harness.cli.compare``."""
+
 import sys
 
 from harness.cli.compare import main

@@ -1,4 +1,5 @@
 """``python -m harness.export OUT --format csv|parquet``: exporting; the code lives in ``harness.cli.export``."""
+
 import sys
 
 from harness.cli.export import main

@@ -1,4 +1,5 @@
 """``python -m harness.study``: the study CLI; the code lives in ``harness.cli.study``."""
+
 import sys
 
 from harness.cli.study import main

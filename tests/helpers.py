@@ -1,6 +1,8 @@
 """Helpers shared by the harness tests."""
+
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,11 +14,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def study_cli(*args: str, timeout: int = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def study_cli(
+    *args: str, timeout: int = 300, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``python -m harness.study`` as a user would, from the project root."""
     env = {**(env or os.environ), "PYTHONPATH": str(ROOT), **one_thread_under_xdist()}
-    return subprocess.run([sys.executable, "-m", "harness.study", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.study", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def one_thread_under_xdist() -> dict:
@@ -27,8 +38,11 @@ def one_thread_under_xdist() -> dict:
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under a folder with its size and modification time, to prove nothing changed."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def stored_runs(root: Path) -> int:
@@ -37,12 +51,12 @@ def stored_runs(root: Path) -> int:
     import pyarrow.parquet as pq
 
     from harness.store import run_files
+
     rows = 0
     for path in run_files(root):
-        try:
+        # compaction may fold a file into a pack between glob and read
+        with contextlib.suppress(FileNotFoundError):
             rows += pq.ParquetFile(path).metadata.num_rows
-        except FileNotFoundError:       # compaction folded it into a pack between glob and read
-            pass
     return rows
 
 
@@ -53,13 +67,20 @@ def wait_until_stored(proc: subprocess.Popen, root: Path, n: int) -> None:
         time.sleep(0.05)
 
 
-def sleeping_study(folder: Path, run_seconds: float, tables: str = "[grid]\naccuracy = [0.94]\n", top: str = "",
-                   name: str = "sleeping") -> Path:
+def sleeping_study(
+    folder: Path,
+    run_seconds: float,
+    tables: str = "[grid]\naccuracy = [0.94]\n",
+    top: str = "",
+    name: str = "sleeping",
+) -> Path:
     """A study file of the simulated method (each run sleeps ``run_seconds``, no torch in the workers),
     for tests of what surrounds training (kills, clusters, schedulers): its path. ``top``: more
     top-level keys; ``tables``: what follows ``[base]`` (default one grid cell)."""
     path = Path(folder) / f"{name}.toml"
-    path.write_text(f'method = "simulated"\n{top}\n[base]\nrun_seconds = {run_seconds}\nn_test = 1000\n\n{tables}')
+    path.write_text(
+        f'method = "simulated"\n{top}\n[base]\nrun_seconds = {run_seconds}\nn_test = 1000\n\n{tables}'
+    )
     return path
 
 
@@ -72,7 +93,7 @@ def sleeping_study(folder: Path, run_seconds: float, tables: str = "[grid]\naccu
 # order or augmentation), whose logits differ by O(1) and whose predictions disagree on far more than 1%.
 LOGIT_TOL = 0.05
 PREDICTION_AGREEMENT = 0.99
-ACCURACY_TOL = 0.01       # what 1% of predictions flipped can move an accuracy by
+ACCURACY_TOL = 0.01  # what 1% of predictions flipped can move an accuracy by
 
 
 def assert_same_run(reference, other) -> None:

@@ -1,6 +1,7 @@
 """Ray nodes started by a test and stopped by it alone: the benchmark's ``Node`` (``ray start ...
 --block`` in its own process group, ended by signalling that group; ``ray stop`` would stop every
 Ray on the machine), as a context manager."""
+
 from __future__ import annotations
 
 import os

@@ -11,8 +11,16 @@ def distinct_images(n: int) -> torch.Tensor:
 
 def make_loader(images: torch.Tensor, flip: str, pad: int = 0) -> TrainLoader:
     labels = torch.zeros(len(images), dtype=torch.long)
-    return TrainLoader(images, labels, batch_size=50, flip=flip, translate_pad=pad, cutout_size=0,
-                       order_gen=torch.Generator().manual_seed(2), aug_gen=torch.Generator().manual_seed(3))
+    return TrainLoader(
+        images,
+        labels,
+        batch_size=50,
+        flip=flip,
+        translate_pad=pad,
+        cutout_size=0,
+        order_gen=torch.Generator().manual_seed(2),
+        aug_gen=torch.Generator().manual_seed(3),
+    )
 
 
 def flipped_in_epoch(loader: TrainLoader, epoch: int) -> torch.Tensor:
@@ -26,9 +34,9 @@ def flipped_in_epoch(loader: TrainLoader, epoch: int) -> torch.Tensor:
 def test_alternating_flip_shows_each_image_both_ways_over_consecutive_epochs():
     loader = make_loader(distinct_images(400), "alternating")
     masks = [flipped_in_epoch(loader, e) for e in range(6)]
-    assert 0.4 < masks[0].float().mean() < 0.6          # first epoch: one fair coin per image
+    assert 0.4 < masks[0].float().mean() < 0.6  # first epoch: one fair coin per image
     for a, b in zip(masks, masks[1:]):
-        assert bool((a ^ b).all())                       # each pair: once flipped, once not
+        assert bool((a ^ b).all())  # each pair: once flipped, once not
 
 
 def test_random_flip_is_half_and_independent_across_epochs():
@@ -60,8 +68,12 @@ def test_translation_shifts_each_image_within_two_pixels_and_varies_by_epoch():
     padded = torch.nn.functional.pad(images, (2,) * 4, mode="reflect")
     found = []
     for i in range(len(images)):
-        matches = [(dy, dx) for dy in range(5) for dx in range(5)
-                   if torch.equal(out[i], padded[i, :, dy:dy + 32, dx:dx + 32])]
+        matches = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(out[i], padded[i, :, dy : dy + 32, dx : dx + 32])
+        ]
         assert len(matches) == 1
         found.append(matches[0])
     assert len(set(found)) == 25, "all 25 offsets occur"
@@ -72,7 +84,7 @@ def test_translation_shifts_each_image_within_two_pixels_and_varies_by_epoch():
 def test_cutout_zeroes_one_square_per_image_fully_inside_it():
     images = distinct_images(400)
     out = cutout(images, 12, torch.Generator().manual_seed(0))
-    zero = (out == 0).all(1)                                      # n, 32, 32
+    zero = (out == 0).all(1)  # n, 32, 32
     rows, cols = zero.any(2), zero.any(1)
     assert bool((zero.flatten(1).sum(1) == 144).all())
     assert torch.equal(zero, rows[:, :, None] & cols[:, None, :]), "one 12x12 square"
@@ -84,8 +96,16 @@ def test_cutout_zeroes_one_square_per_image_fully_inside_it():
 
 def test_loader_drops_last_partial_batch_and_covers_each_image_once_per_epoch():
     images = distinct_images(130)
-    loader = TrainLoader(images, torch.arange(130), batch_size=50, flip="none", translate_pad=0, cutout_size=0,
-                         order_gen=torch.Generator().manual_seed(0), aug_gen=torch.Generator().manual_seed(0))
+    loader = TrainLoader(
+        images,
+        torch.arange(130),
+        batch_size=50,
+        flip="none",
+        translate_pad=0,
+        cutout_size=0,
+        order_gen=torch.Generator().manual_seed(0),
+        aug_gen=torch.Generator().manual_seed(0),
+    )
     batches = list(loader.epoch(0))
     assert [len(b[1]) for b in batches] == [50, 50]
     seen = torch.cat([b[1] for b in batches])

@@ -1,5 +1,6 @@
 """The scale benchmark's code path on a small simulated campaign: every run stored exactly once.
 (Speed is the benchmark's to print, never a test's to assert.)"""
+
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ def test_simulated_method_is_deterministic_and_real_shaped():
 @pytest.mark.slow
 def test_small_simulated_campaign_through_the_bench_loses_and_duplicates_nothing(tmp_path):
     from harness.bench.campaign import cluster, run_setting
+
     with cluster(4) as c:
         r = run_setting(c, 40, 0.05, tmp_path)
     assert (r.stored, r.unique, r.failed) == (40, 40, 0)
@@ -28,12 +30,13 @@ def test_small_simulated_campaign_through_the_bench_loses_and_duplicates_nothing
 def test_runs_written_together_are_one_small_pack_that_loads_and_compacts_like_single_runs(tmp_path):
     from harness import store
     from harness.store.compact import compact
+
     records = [{"key": f"k{i:02d}", "seed": i, "acc_tta0": 0.9, "note": "x" if i else None} for i in range(5)]
     preds = [np.full((3, 20), i, np.uint8) for i in range(5)]
     store.write_failure(tmp_path, {"key": "k03", "seed": 3}, "boom")
     store.write_runs(tmp_path, records[:3], preds[:3])
-    store.write_runs(tmp_path, records[3:4], preds[3:4])          # one run: a single-run file
-    store.write_runs(tmp_path, records[3:], preds[3:])            # k03 again: counted once
+    store.write_runs(tmp_path, records[3:4], preds[3:4])  # one run: a single-run file
+    store.write_runs(tmp_path, records[3:], preds[3:])  # k03 again: counted once
     assert len(list((tmp_path / "packs").glob("batch-*.parquet"))) == 2
     assert store.failed_keys(tmp_path) == set()
     frame, loaded = store.load(tmp_path)
@@ -46,7 +49,8 @@ def test_runs_written_together_are_one_small_pack_that_loads_and_compacts_like_s
 def test_store_only_setting_times_compaction_and_report_and_loses_nothing(tmp_path):
     """``--store-only``: the driver and store without Ray, 300 runs in batches of 8."""
     from harness.bench.campaign import store_only_line, store_only_setting
+
     r = store_only_setting(300, tmp_path)
     assert (r.stored, r.unique, r.failed) == (300, 300, 0)
     assert r.wall_s > 0 and r.compact_s > 0 and r.report_s > 0 and r.driver_cpu_s > 0
-    assert store_only_line(r).endswith("ok") and not list(tmp_path.iterdir())      # its store removed after
+    assert store_only_line(r).endswith("ok") and not list(tmp_path.iterdir())  # its store removed after

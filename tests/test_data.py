@@ -13,7 +13,7 @@ from airbench_core import DataError, load_cifar10
 from airbench_core import data as data_module
 from airbench_core.data import CLASSES
 
-SMALL = (20, 10)      # images per split in the synthetic sources (2 and 1 per class)
+SMALL = (20, 10)  # images per split in the synthetic sources (2 and 1 per class)
 
 
 def write_tree(root: Path, counts=SMALL, size=32, suffix=".png") -> Path:
@@ -22,7 +22,9 @@ def write_tree(root: Path, counts=SMALL, size=32, suffix=".png") -> Path:
         for i in range(n):
             folder = root / split / CLASSES[i % 10]
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}{suffix}")
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                folder / f"{i:04d}{suffix}"
+            )
     return root
 
 
@@ -30,10 +32,12 @@ def write_batches(folder: Path, per_batch=4, dump=pickle.dump, labels=None) -> P
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        d = {b"batch_label": b"synthetic " + name.encode(),
-             b"labels": list(range(per_batch)) if labels is None else labels,
-             b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-             b"filenames": [f"{name}_{i}.png".encode() for i in range(per_batch)]}
+        d = {
+            b"batch_label": b"synthetic " + name.encode(),
+            b"labels": list(range(per_batch)) if labels is None else labels,
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"{name}_{i}.png".encode() for i in range(per_batch)],
+        }
         with open(folder / name, "wb") as f:
             dump(d, f)
     return folder
@@ -42,12 +46,17 @@ def write_batches(folder: Path, per_batch=4, dump=pickle.dump, labels=None) -> P
 class Python2Pickler(pickle._Pickler):
     """Writes as python 2's cPickle wrote the real CIFAR-10 batches: protocol 2, bytes as BINSTRING
     (python 2's str, not python 3's ``_codecs.encode``), numpy under its old module name."""
+
     dispatch = dict(pickle._Pickler.dispatch)
 
     def save_bytes(self, obj):
         n = len(obj)
-        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + obj)
+        self.write(
+            (pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n))
+            + obj
+        )
         self.memoize(obj)
+
     dispatch[bytes] = save_bytes
 
 
@@ -69,7 +78,9 @@ def test_image_tree_png_loads_in_label_order_and_is_cached(tmp_path, monkeypatch
     assert d.description == "CIFAR-10"
     first = np.asarray(Image.open(root / "train" / "airplane" / "0000.png"))
     assert np.array_equal(d.train_images[0], first)
-    monkeypatch.setattr(data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(
+        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+    )
     again = load(root, tmp_path)
     assert np.array_equal(again.test_images, d.test_images)
 
@@ -103,7 +114,9 @@ def test_cifar_python_tar_gz_as_distributed_loads(tmp_path):
 def test_configured_source_has_cifar10s_shape_and_reloads_from_the_cache(cifar, monkeypatch):
     """The source in $AIRBENCH_DATA (the session already loaded it once) comes back from the cache:
     decoding again is an error here, not a slow path that a time bound would have to catch."""
-    monkeypatch.setattr(data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(
+        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+    )
     again = load_cifar10(cifar.source)
     assert again.train_images.shape == (50000, 32, 32, 3) and again.test_images.shape == (10000, 32, 32, 3)
     assert np.bincount(again.test_labels).tolist() == [1000] * 10
@@ -167,8 +180,9 @@ def test_missing_batch_file(tmp_path):
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
 def test_batches_pickled_with_any_protocol_load(tmp_path, protocol):
-    folder = write_batches(tmp_path / "cifar-10-batches-py",
-                           dump=lambda d, f: pickle.dump(d, f, protocol=protocol))
+    folder = write_batches(
+        tmp_path / "cifar-10-batches-py", dump=lambda d, f: pickle.dump(d, f, protocol=protocol)
+    )
     d = load(folder, tmp_path, counts=(20, 4))
     assert d.train_images.shape == (20, 32, 32, 3) and list(d.test_labels) == [0, 1, 2, 3]
 
@@ -214,7 +228,9 @@ def test_a_tar_whose_batch_runs_code_is_refused_without_running_it(tmp_path, pay
     assert (".open," if payload is Payload else ".system,") in message
     assert "which a CIFAR-10 batch never holds" in message
     assert not marker.exists()
-    assert not (tmp_path / "cache" / "decoded").exists() or not any((tmp_path / "cache" / "decoded").iterdir())
+    assert not (tmp_path / "cache" / "decoded").exists() or not any(
+        (tmp_path / "cache" / "decoded").iterdir()
+    )
 
 
 def test_a_batch_in_a_folder_that_runs_code_is_refused_and_names_the_file(tmp_path):
@@ -295,7 +311,7 @@ def test_swapping_same_size_images_between_classes_with_mtimes_restored_is_decod
     assert np.array_equal(second.train_images[ia], first.train_images[list(first.train_labels).index(3)])
     assert second.train_images[ia][0, 0].tolist() == [255, 255, 255] and second.train_images[ib].max() == 0
     assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 2
-    third = load(root, tmp_path)                     # unchanged content: the cache serves it
+    third = load(root, tmp_path)  # unchanged content: the cache serves it
     assert third.fingerprint == second.fingerprint
 
 
@@ -308,10 +324,12 @@ def test_the_cache_key_is_the_content_not_the_path(tmp_path, monkeypatch):
     copy = tmp_path / "elsewhere" / "tree.tar"
     copy.parent.mkdir()
     copy.write_bytes(archive.read_bytes())
-    monkeypatch.setattr(data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(
+        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+    )
     assert load(copy, tmp_path).source == str(copy)
     blob = bytearray(archive.read_bytes())
-    blob[-2000] ^= 1                                  # inside the tar's padding: same size, new bytes
+    blob[-2000] ^= 1  # inside the tar's padding: same size, new bytes
     archive.write_bytes(bytes(blob))
     with pytest.raises(pytest.fail.Exception):
         load(archive, tmp_path)
@@ -356,4 +374,6 @@ def test_a_missing_batch_in_a_tar_names_the_tar(tmp_path):
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
-    assert f"{archive}:data_batch_4: missing CIFAR-10 batch file" in one_line_error(archive, tmp_path, counts=(20, 4))
+    assert f"{archive}:data_batch_4: missing CIFAR-10 batch file" in one_line_error(
+        archive, tmp_path, counts=(20, 4)
+    )

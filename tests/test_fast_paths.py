@@ -1,16 +1,17 @@
 """Fast paths give the eager path's results: packed runs, and packing through a campaign (torch.compile
 through a long-lived worker: test_fidelity)."""
+
 from collections import deque
 
 import pytest
-from airbench_core import DeviceData, train
-from airbench_core.train import train_many
-from harness.run.backends import take_pack
-from harness.bench import bench_throughput, parse_mode
-from harness.spec.grid import Cell, RunSpec
-
 from conftest import tiny_config
 from helpers import ACCURACY_TOL, assert_same_run
+
+from airbench_core import DeviceData, train
+from airbench_core.train import train_many
+from harness.bench import bench_throughput, parse_mode
+from harness.run.backends import take_pack
+from harness.spec.grid import Cell, RunSpec
 
 CFG = tiny_config(n_train=2000, epochs=2.0, batch_size=200)
 
@@ -57,10 +58,11 @@ def test_throughput_benchmark_runs_on_cpu(data_source, capsys):
 
 @pytest.mark.slow
 def test_campaign_with_packing_records_each_run_once(cifar, tmp_path):
-    from harness.run import campaign
     from harness import store
+    from harness.run import campaign
     from harness.run.backends import LocalBackend
     from harness.spec.grid import Study
+
     study = Study("tiny", "one tiny cell", lambda preset, base: [Cell({"cell": "tiny"}, tiny_config())])
     backend = LocalBackend(cifar.source, None, "cpu", False, pack=3)
     summary = campaign.run(study, "smoke", 3, tmp_path, cifar, backend, progress=False)

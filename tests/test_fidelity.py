@@ -1,6 +1,7 @@
 """Fidelity: a run depends only on its method, config, seed and data, never on what its worker ran
 before; the whitening bias starts at zero and trains for exactly its epochs; airbench96 is the
 paper's network and Lookahead schedule."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,17 +10,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_config
+from helpers import assert_same_run
 
 from airbench_core import DeviceData, preset, train
 from airbench_core.net import ConvBlock, NetPool, make_net
 from airbench_core.optim import Lookahead
-from harness.spec.grid import Cell, RunSpec
 from harness.run.worker import RunWorker
+from harness.spec.grid import Cell, RunSpec
 
-from conftest import tiny_config
-from helpers import assert_same_run
-
-train_module = importlib.import_module("airbench_core.train")   # the package exports a function of that name
+train_module = importlib.import_module("airbench_core.train")  # the package exports a function of that name
 
 # Four epochs: the whitening bias freezes at epoch 3, so a worker's next run sees a frozen flag.
 LONG = tiny_config(epochs=4.0)
@@ -40,19 +40,27 @@ def eager_fresh(data_source):
     return RunWorker(data_source, None, "cpu").run(specs([21]), save_logits=True)
 
 
-@pytest.mark.parametrize("pack, compile", [(1, False), (2, False), (1, True)], ids=["plain", "pack", "compile"])
+@pytest.mark.parametrize(
+    ("pack", "compile"), [(1, False), (2, False), (1, True)], ids=["plain", "pack", "compile"]
+)
 def test_a_long_lived_workers_later_run_equals_a_fresh_workers(data_source, eager_fresh, pack, compile):
     """Seed B after seed A in one worker (one NetPool) trains exactly what a fresh worker trains; compiled,
     it is the eager run up to summation order, and the worker compiled its graphs once."""
     from torch._dynamo.utils import counters
+
     seasoned = RunWorker(data_source, None, "cpu", compile=compile)
     first = seasoned.run(specs([11, 12][:pack]), save_logits=True)
     assert all(o.error is None for o in first), first[0].error
     graphs = counters["stats"]["unique_graphs"]
     later = seasoned.run(specs([21, 22][:pack]), save_logits=True)
     plain = (pack, compile) == (1, False)
-    fresh = eager_fresh if plain else RunWorker(data_source, None, "cpu", compile=compile).run(
-        specs([21, 22][:pack]), save_logits=True)
+    fresh = (
+        eager_fresh
+        if plain
+        else RunWorker(data_source, None, "cpu", compile=compile).run(
+            specs([21, 22][:pack]), save_logits=True
+        )
+    )
     for a, b in zip(later, fresh):
         assert a.error is None and b.error is None
         assert a.result.steps == 40
@@ -61,7 +69,9 @@ def test_a_long_lived_workers_later_run_equals_a_fresh_workers(data_source, eage
     first_b = [o.result.predictions for o in first]
     assert not any(np.array_equal(p, o.result.predictions) for p in first_b for o in later)
     if compile:
-        assert later[0].result.env["compiled"] and counters["stats"]["unique_graphs"] == graphs, "compiled once"
+        assert later[0].result.env["compiled"] and counters["stats"]["unique_graphs"] == graphs, (
+            "compiled once"
+        )
         assert_same_run(eager_fresh[0].result, later[0].result)
 
 
@@ -94,7 +104,7 @@ def spy_on_training(monkeypatch) -> dict:
 def test_whitening_bias_starts_at_zero_and_trains_exactly_its_epochs_in_every_run(data, monkeypatch):
     seen = spy_on_training(monkeypatch)
     pool = NetPool()
-    for seed in (1, 2, 3):                                      # the pool's second and third runs too
+    for seed in (1, 2, 3):  # the pool's second and third runs too
         train(LONG, seed, data, pool=pool)
     steps_per_epoch = LONG.n_train // LONG.batch_size
     trained_steps = LONG.whiten_bias_epochs * steps_per_epoch
@@ -116,7 +126,7 @@ def test_airbench96_block_is_the_papers_residual_over_conv2_and_conv3():
     torch.manual_seed(0)
     cfg = preset("airbench96")
     block = ConvBlock(8, 16, cfg).eval()
-    for norm in block.norms:                      # non-trivial statistics, so every BatchNorm matters
+    for norm in block.norms:  # non-trivial statistics, so every BatchNorm matters
         norm.running_mean.uniform_(-1, 1)
         norm.running_var.uniform_(0.5, 2)
         norm.bias.data.uniform_(-1, 1)
@@ -128,13 +138,23 @@ def test_airbench96_block_is_the_papers_residual_over_conv2_and_conv3():
     with torch.no_grad():
         assert torch.allclose(block(x), x3 + x1, atol=1e-6)
         two = ConvBlock(8, 16, preset("airbench94")).eval()
-        assert torch.allclose(two(x), F.gelu(two.norms[1](two.convs[1](F.gelu(two.norms[0](
-            F.max_pool2d(two.convs[0](x), 2)))))), atol=1e-6)
+        assert torch.allclose(
+            two(x),
+            F.gelu(two.norms[1](two.convs[1](F.gelu(two.norms[0](F.max_pool2d(two.convs[0](x), 2)))))),
+            atol=1e-6,
+        )
 
 
 def test_airbench96_lookahead_starts_at_epoch_3_and_copies_back_every_later_epoch(cifar, monkeypatch):
-    cfg = preset("airbench96", n_train=1000, n_test=200, widths=(8, 16, 16), batch_size=100, epochs=5.0,
-                 whiten_samples=500)
+    cfg = preset(
+        "airbench96",
+        n_train=1000,
+        n_test=200,
+        widths=(8, 16, 16),
+        batch_size=100,
+        epochs=5.0,
+        whiten_samples=500,
+    )
     steps_per_epoch = 10
     events: list[tuple[str, int]] = []
     counter = {"step": 0}
@@ -163,10 +183,10 @@ def test_airbench96_lookahead_starts_at_epoch_3_and_copies_back_every_later_epoc
     monkeypatch.setattr(torch.optim.SGD, "step", step)
     monkeypatch.setattr(train_module, "Lookahead", SpyLookahead)
     train(cfg, 0, DeviceData.build(cifar, "cpu", cfg.n_train, cfg.n_test))
-    start_step = 3 * steps_per_epoch + cfg.lookahead_every       # first 5-step boundary inside epoch 3
+    start_step = 3 * steps_per_epoch + cfg.lookahead_every  # first 5-step boundary inside epoch 3
     assert events[0] == ("start", start_step)
     assert [s for kind, s in events if kind == "update"] == list(range(start_step + 5, 51, 5))
-    assert [s for kind, s in events if kind == "copy_back"] == [40, 50]      # end of epochs 3 and 4
+    assert [s for kind, s in events if kind == "copy_back"] == [40, 50]  # end of epochs 3 and 4
 
 
 def test_airbench94_lookahead_starts_with_the_run_and_copies_back_only_at_the_end(data, monkeypatch):
@@ -205,6 +225,7 @@ def test_a_pooled_network_is_reset_to_exactly_a_fresh_ones_state(cifar):
     assert list(a) == list(b)
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    assert [(n, p.requires_grad, p.grad) for n, p in pooled.named_parameters()] == \
-        [(n, p.requires_grad, None) for n, p in fresh.named_parameters()]
+    assert [(n, p.requires_grad, p.grad) for n, p in pooled.named_parameters()] == [
+        (n, p.requires_grad, None) for n, p in fresh.named_parameters()
+    ]
     assert all(m.training for m in pooled.modules())

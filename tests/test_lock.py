@@ -1,4 +1,5 @@
 """Folder locks: a second holder is refused with the first one's pid and host; SIGKILL frees it."""
+
 import os
 import signal
 import socket
@@ -6,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
 from harness.store.lock import LockHeld, hold
-from helpers import ROOT
 
 HOLDER = """
 import sys
@@ -21,8 +22,14 @@ with hold(Path(sys.argv[1]), "store"):
 
 
 def test_a_second_holder_is_named_and_a_killed_holder_leaves_no_stale_lock(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], cwd=ROOT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        cwd=ROOT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     try:
         assert proc.stdout.readline().strip() == "held"
         with pytest.raises(LockHeld, match=f"in use by pid {proc.pid} on host {socket.gethostname()}"):
@@ -31,7 +38,7 @@ def test_a_second_holder_is_named_and_a_killed_holder_leaves_no_stale_lock(tmp_p
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    with hold(tmp_path, "store") as path:           # the kernel dropped the dead holder's lock
+    with hold(tmp_path, "store") as path:  # the kernel dropped the dead holder's lock
         assert f"pid {os.getpid()}" in path.read_text()
 
 
@@ -40,5 +47,5 @@ def test_one_process_cannot_take_the_same_lock_twice(tmp_path):
         with pytest.raises(LockHeld, match=f"study folder {tmp_path} is in use by pid {os.getpid()}"):
             with hold(tmp_path, "study folder"):
                 pass
-    with hold(tmp_path, "study folder"):             # released on leaving the block
+    with hold(tmp_path, "study folder"):  # released on leaving the block
         pass

@@ -25,12 +25,12 @@ def test_whitening_filters_decorrelate_the_patches_they_were_fitted_on():
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(3, 3, generator=g)
     images = torch.einsum("ij,njhw->nihw", mix, torch.randn(200, 3, 32, 32, generator=g))
-    images = images + 0.5 * torch.roll(images, 1, dims=-1)      # correlated neighbouring pixels
+    images = images + 0.5 * torch.roll(images, 1, dims=-1)  # correlated neighbouring pixels
     cov = patch_covariance(images)
     eig = torch.linalg.eigvalsh(cov.double()).flip(0)
     for eps, expected in ((1e-9, torch.ones(12, dtype=torch.float64)), (5e-4, eig / (eig + 5e-4))):
         w = whitening_weights(cov, eps)[:12].reshape(12, -1).double()
-        out_cov = w @ cov.double() @ w.T                         # covariance of the 12 filter outputs
+        out_cov = w @ cov.double() @ w.T  # covariance of the 12 filter outputs
         assert torch.allclose(out_cov, torch.diag(expected), atol=1e-3)
     assert torch.equal(whitening_weights(cov, 5e-4)[12:], -whitening_weights(cov, 5e-4)[:12])
 
@@ -55,7 +55,14 @@ def test_tta_levels_are_the_stated_weighted_sums_of_views():
     x = torch.randn(7, 3, 32, 32)
     level0, level1, level2 = tta_logits(net, x, batch=3)
     pad = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    views = [x, x.flip(-1), pad[..., :32, :32], pad[..., :32, :32].flip(-1), pad[..., 2:, 2:], pad[..., 2:, 2:].flip(-1)]
+    views = [
+        x,
+        x.flip(-1),
+        pad[..., :32, :32],
+        pad[..., :32, :32].flip(-1),
+        pad[..., 2:, 2:],
+        pad[..., 2:, 2:].flip(-1),
+    ]
     out = [net(v) for v in views]
     assert torch.allclose(level0, out[0], atol=1e-5)
     assert torch.allclose(level1, 0.5 * out[0] + 0.5 * out[1], atol=1e-5)
@@ -80,6 +87,7 @@ def test_first_step_runs_at_the_schedules_starting_lr(monkeypatch):
     """The lr in force at each optimizer step is the schedule's value at that step (0.2x at step 0)."""
     from airbench_core import train
     from airbench_core.data import Cifar10
+
     seen = []
     real_step = torch.optim.SGD.step
 
@@ -89,12 +97,18 @@ def test_first_step_runs_at_the_schedules_starting_lr(monkeypatch):
 
     monkeypatch.setattr(torch.optim.SGD, "step", spy)
     rng = np.random.default_rng(0)
-    fake = Cifar10(rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 200),
-                   rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 50), "fake", "fake")
+    fake = Cifar10(
+        rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8),
+        rng.integers(0, 10, 200),
+        rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
+        rng.integers(0, 10, 50),
+        "fake",
+        "fake",
+    )
     cfg = preset("airbench94", widths=(8, 8, 8), batch_size=20, epochs=2.0, whiten_samples=100)
     train(cfg, 0, fake)
     assert len(seen) == 20
-    reference = np.interp(np.arange(20), [0, int(0.23 * 20), 20], [0.2, 1.0, 0.07])   # the paper's schedule
+    reference = np.interp(np.arange(20), [0, int(0.23 * 20), 20], [0.2, 1.0, 0.07])  # the paper's schedule
     assert seen == pytest.approx(reference.tolist())
     assert seen[0] == pytest.approx(0.2)
 
@@ -121,9 +135,9 @@ def test_lookahead_decay_and_update():
     la = Lookahead(net)
     with torch.no_grad():
         net.weight.fill_(3.0)
-    la.update(0.75)                       # avg = 0.75*1 + 0.25*3 = 1.5, and live takes it
+    la.update(0.75)  # avg = 0.75*1 + 0.25*3 = 1.5, and live takes it
     assert torch.allclose(net.weight, torch.full((1, 2), 1.5))
     with torch.no_grad():
         net.weight.fill_(9.0)
-    la.update(1.0)                        # final sync: live <- avg
+    la.update(1.0)  # final sync: live <- avg
     assert torch.allclose(net.weight, torch.full((1, 2), 1.5))

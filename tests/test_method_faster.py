@@ -1,5 +1,6 @@
 """airbench96_faster: the script's values, the proxy's selection masks, the schedule as applied, the
 architecture, order invariance in one long-lived process, and learning on a tiny CPU subset."""
+
 import copy
 import dataclasses
 from pathlib import Path
@@ -22,8 +23,16 @@ N_TRAIN, N_TEST = 400, 200
 
 
 def tiny(**overrides) -> FasterConfig:
-    base = dict(n_train=N_TRAIN, n_test=N_TEST, widths=(16, 32, 32), proxy_widths=(8, 16, 16), batch_size=100,
-                batch_size_masked=40, epochs=1.0, whiten_samples=N_TRAIN)
+    base = dict(
+        n_train=N_TRAIN,
+        n_test=N_TEST,
+        widths=(16, 32, 32),
+        proxy_widths=(8, 16, 16),
+        batch_size=100,
+        batch_size_masked=40,
+        epochs=1.0,
+        whiten_samples=N_TRAIN,
+    )
     return FasterConfig(**{**base, **overrides})
 
 
@@ -45,19 +54,41 @@ def script_lr(step: int, total: int) -> float:
 
 def test_defaults_are_the_published_scripts_values():
     c = FasterConfig()
-    assert (c.epochs, c.batch_size, c.batch_size_masked, c.lr, c.momentum, c.weight_decay) == (45.0, 1024, 512, 9.0, 0.85, 0.012)
+    assert (c.epochs, c.batch_size, c.batch_size_masked, c.lr, c.momentum, c.weight_decay) == (
+        45.0,
+        1024,
+        512,
+        9.0,
+        0.85,
+        0.012,
+    )
     assert (c.bias_scaler, c.label_smoothing, c.widths, c.convs_per_block) == (64.0, 0.2, (128, 384, 512), 3)
     assert (c.proxy_widths, c.proxy_convs_per_block, c.proxy_every) == ((32, 64, 64), 2, 4)
     assert c.logit_scale == c.proxy_logit_scale == 1 / 9 and c.bn_momentum == 0.9
-    assert (c.flip, c.translate, c.cutout, c.whiten_bias_epochs, c.whiten_eps, c.whiten_samples) == \
-        ("alternating", 4, 12, None, 5e-4, 5000)
-    assert (c.lookahead, c.lookahead_every, c.lr_warmup_frac, c.lr_start, c.lr_end, c.tta_level) == (True, 5, 0.1, 0.2, 0.0, 2)
+    assert (c.flip, c.translate, c.cutout, c.whiten_bias_epochs, c.whiten_eps, c.whiten_samples) == (
+        "alternating",
+        4,
+        12,
+        None,
+        5e-4,
+        5000,
+    )
+    assert (c.lookahead, c.lookahead_every, c.lr_warmup_frac, c.lr_start, c.lr_end, c.tta_level) == (
+        True,
+        5,
+        0.1,
+        0.2,
+        0.0,
+        2,
+    )
     assert (c.n_train, c.n_test, c.init_seed, c.order_seed, c.aug_seed) == (None,) * 5
 
 
 def test_method_object_config_round_trip_keys_and_validation():
     names = [f.name for f in dataclasses.fields(FasterConfig)]
-    assert METHOD.name == "airbench96_faster" and METHOD.defaults == FasterConfig() and METHOD.train_many is None
+    assert (
+        METHOD.name == "airbench96_faster" and METHOD.defaults == FasterConfig() and METHOD.train_many is None
+    )
     assert set(METHOD.field_help) == set(names) and all(FIELD_HELP[n].strip() for n in names)
     assert all(Path(p).is_file() for p in METHOD.sources) and METHOD.reference_seconds_per_epoch > 0
     cfg = tiny(proxy_widths=[4, 8, 8])
@@ -66,8 +97,16 @@ def test_method_object_config_round_trip_keys_and_validation():
     assert cfg.key(3) != cfg.key(4) != cfg.replace(proxy_every=2).key(4)
     with pytest.raises(ValueError):
         cfg.replace(nope=1)
-    for bad in (dict(batch_size_masked=101), dict(proxy_every=0), dict(widths=(16, 32)), dict(flip="sideways"),
-                dict(convs_per_block=4), dict(whiten_bias_epochs=-1), dict(tta_level=3), dict(epochs=0.0)):
+    for bad in (
+        dict(batch_size_masked=101),
+        dict(proxy_every=0),
+        dict(widths=(16, 32)),
+        dict(flip="sideways"),
+        dict(convs_per_block=4),
+        dict(whiten_bias_epochs=-1),
+        dict(tta_level=3),
+        dict(epochs=0.0),
+    ):
         with pytest.raises(ValueError):
             tiny(**bad)
 
@@ -79,15 +118,28 @@ def test_architecture_shapes_parameter_counts_and_flags():
     seeds = stream_seeds(FasterConfig(), 0)
     net, proxy = build_nets(FasterConfig(), seeds, torch.device("cpu"), half=False)
 
-    def count(widths, convs):      # whitening, blocks (convs + BatchNorm scale and bias), head
+    def count(widths, convs):  # whitening, blocks (convs + BatchNorm scale and bias), head
         cins = (WHITEN_WIDTH,) + widths[:2]
-        return (WHITEN_WIDTH * 12 + WHITEN_WIDTH + sum(ci * w * 9 + (convs - 1) * w * w * 9 + convs * 2 * w
-                                                      for ci, w in zip(cins, widths)) + widths[2] * 10)
+        return (
+            WHITEN_WIDTH * 12
+            + WHITEN_WIDTH
+            + sum(ci * w * 9 + (convs - 1) * w * w * 9 + convs * 2 * w for ci, w in zip(cins, widths))
+            + widths[2] * 10
+        )
 
     assert sum(p.numel() for p in net.parameters()) == count((128, 384, 512), 3) == 9_918_776
     assert sum(p.numel() for p in proxy.parameters()) == count((32, 64, 64), 2)
-    assert [tuple(c.weight.shape) for c in net.blocks[2].convs] == [(512, 384, 3, 3), (512, 512, 3, 3), (512, 512, 3, 3)]
-    assert [len(b.convs) for b in proxy.blocks] == [2, 2, 2] and proxy.blocks[1].convs[1].weight.shape == (64, 64, 3, 3)
+    assert [tuple(c.weight.shape) for c in net.blocks[2].convs] == [
+        (512, 384, 3, 3),
+        (512, 512, 3, 3),
+        (512, 512, 3, 3),
+    ]
+    assert [len(b.convs) for b in proxy.blocks] == [2, 2, 2] and proxy.blocks[1].convs[1].weight.shape == (
+        64,
+        64,
+        3,
+        3,
+    )
     assert net.head.weight.shape == (10, 512, 1, 1) and net.logit_scale == proxy.logit_scale == 1 / 9
     for n in (net, proxy):
         bn = n.blocks[0].norms[0]
@@ -109,7 +161,7 @@ def test_three_conv_block_applies_its_gelu_after_the_residual_sum():
         h = F.gelu(block.norms[1](block.convs[1](r)))
         h = block.norms[2](block.convs[2](h))
     assert torch.allclose(out, F.gelu(h + r), atol=1e-5)
-    assert not torch.allclose(out, F.gelu(h) + r, atol=1e-2)        # the paper's airbench96 order
+    assert not torch.allclose(out, F.gelu(h) + r, atol=1e-2)  # the paper's airbench96 order
 
 
 # ---------------------------------------------------------------- selection
@@ -132,13 +184,13 @@ def test_proxy_masks_are_its_hardest_examples_and_it_trains_every_fourth_step_on
         losses = F.cross_entropy(ref_net(inputs)[:, 0], labels, label_smoothing=0.2, reduction="none")
         mask = proxy.select(step, inputs, labels, lr_mult=0.5)
         assert mask.dtype == torch.bool and int(mask.sum()) == 40
-        assert losses[mask].min() >= losses[~mask].max()          # the 40 highest proxy losses
+        assert losses[mask].min() >= losses[~mask].max()  # the 40 highest proxy losses
         after = list(proxy.net.parameters())
         if step % 4:
             assert all(torch.equal(a, b) for a, b in zip(after, before)), step
             continue
         ref_opt.zero_grad()
-        (losses * mask).sum().backward()                           # only the selected examples count
+        (losses * mask).sum().backward()  # only the selected examples count
         for group in ref_opt.param_groups:
             group["lr"] = group["base_lr"] * 0.5
         ref_opt.step()
@@ -187,8 +239,14 @@ def run_with_spies(cfg, data, monkeypatch):
         role = "proxy" if view.widths == cfg.proxy_widths else "main"
 
         def hook(o, args, kwargs):
-            steps[role].append(([g["lr"] for g in o.param_groups], [g["lr"] * g["weight_decay"] for g in o.param_groups],
-                                net.whiten.bias.grad is not None))
+            steps[role].append(
+                (
+                    [g["lr"] for g in o.param_groups],
+                    [g["lr"] * g["weight_decay"] for g in o.param_groups],
+                    net.whiten.bias.grad is not None,
+                )
+            )
+
         opt.register_step_pre_hook(hook)
         return opt
 
@@ -208,7 +266,7 @@ def run_with_spies(cfg, data, monkeypatch):
 
 
 def test_schedule_optimizers_and_lookahead_as_applied(small, monkeypatch):
-    cfg = tiny(batch_size=40, batch_size_masked=20, epochs=3.0)       # 10 steps per epoch, 30 in all
+    cfg = tiny(batch_size=40, batch_size_masked=20, epochs=3.0)  # 10 steps per epoch, 30 in all
     result, steps, lookahead = run_with_spies(cfg, small, monkeypatch)
     total = 30
     assert result.steps == total and result.epochs == 3.0
@@ -219,13 +277,17 @@ def test_schedule_optimizers_and_lookahead_as_applied(small, monkeypatch):
         m = script_lr(s, total)
         assert lrs == pytest.approx([64 * lr * m, lr * m], rel=1e-9), s
         assert decays == pytest.approx([decay * m, decay * m], rel=1e-9), s
-        assert bias_grad, s                                        # the whitening bias trains all run
-    proxy_lrs = [x for lrs, _, _ in steps["proxy"] for x in lrs]       # steps 0, 4, ..., 28 only
-    assert proxy_lrs == pytest.approx([x for s in range(0, total, 4) for x in (64 * lr * script_lr(s, total),
-                                                                              lr * script_lr(s, total))], rel=1e-9)
+        assert bias_grad, s  # the whitening bias trains all run
+    proxy_lrs = [x for lrs, _, _ in steps["proxy"] for x in lrs]  # steps 0, 4, ..., 28 only
+    assert proxy_lrs == pytest.approx(
+        [x for s in range(0, total, 4) for x in (64 * lr * script_lr(s, total), lr * script_lr(s, total))],
+        rel=1e-9,
+    )
     assert not any(bias_grad for _, _, bias_grad in steps["proxy"])
     assert lookahead[-1] == "copy_back"
-    assert lookahead[:-1] == pytest.approx([0.95**5 * (s / total) ** 3 for s in range(5, total + 1, 5)], rel=1e-12)
+    assert lookahead[:-1] == pytest.approx(
+        [0.95**5 * (s / total) ** 3 for s in range(5, total + 1, 5)], rel=1e-12
+    )
 
 
 def test_whiten_bias_epochs_freezes_the_bias_after_that_many_epochs(small, monkeypatch):
@@ -240,20 +302,32 @@ def test_whiten_bias_epochs_freezes_the_bias_after_that_many_epochs(small, monke
 def test_stream_completes_an_epochs_last_batch_from_the_next_epoch():
     n = 250
     images = torch.zeros(n, 3, 32, 32)
-    loader = TrainLoader(images, torch.arange(n), 100, "none", 0, 0, torch.Generator().manual_seed(1),
-                         torch.Generator().manual_seed(2))
+    loader = TrainLoader(
+        images,
+        torch.arange(n),
+        100,
+        "none",
+        0,
+        0,
+        torch.Generator().manual_seed(1),
+        torch.Generator().manual_seed(2),
+    )
     labels = torch.cat([y for _, (_, y) in zip(range(5), loader.stream())])
     g = torch.Generator().manual_seed(1)
     expected = torch.cat([torch.randperm(n, generator=g), torch.randperm(n, generator=g)])
-    assert torch.equal(labels, expected)                  # 500 = two whole epochs, none dropped
+    assert torch.equal(labels, expected)  # 500 = two whole epochs, none dropped
     assert torch.bincount(labels, minlength=n).tolist() == [2] * n
 
 
 def test_proxy_init_derives_from_the_init_stream():
     cfg = tiny()
     seeds = stream_seeds(cfg, 5)
-    assert seeds == {"init": derive_seed(5, "init"), "order": derive_seed(5, "order"), "aug": derive_seed(5, "aug"),
-                     "proxy": derive_seed(derive_seed(5, "init"), "proxy")}
+    assert seeds == {
+        "init": derive_seed(5, "init"),
+        "order": derive_seed(5, "order"),
+        "aug": derive_seed(5, "aug"),
+        "proxy": derive_seed(derive_seed(5, "init"), "proxy"),
+    }
     pinned = cfg.replace(init_seed=11)
     assert stream_seeds(pinned, 1)["proxy"] == stream_seeds(pinned, 2)["proxy"] == derive_seed(11, "proxy")
 
@@ -283,10 +357,14 @@ def test_tiny_cpu_subset_learns(cifar):
     """Bounded in steps, not seconds: 40 steps of narrow networks on 2,000 real images, each step
     training on the proxy's hardest 100 of 200 (measured: 18% at TTA level 2; chance is 10% with a
     standard deviation of about 1% on 1,000 test images)."""
-    cfg = tiny(n_train=2000, n_test=1000, batch_size=200, batch_size_masked=100, epochs=4.0, whiten_samples=2000)
+    cfg = tiny(
+        n_train=2000, n_test=1000, batch_size=200, batch_size_masked=100, epochs=4.0, whiten_samples=2000
+    )
     result = train(cfg, 0, cifar, "cpu", save_logits=True)
     labels = DeviceData.build(cifar, "cpu", 2000, 1000).test_labels.numpy()
-    assert result.steps == 40 and result.logits.shape == (3, 1000, 10) and result.predictions.shape == (3, 1000)
+    assert (
+        result.steps == 40 and result.logits.shape == (3, 1000, 10) and result.predictions.shape == (3, 1000)
+    )
     assert result.accuracy == tuple(float((p == labels).mean()) for p in result.predictions)
     assert result.accuracy[2] > 0.15, result.accuracy
-    assert 0 < result.train_seconds and 0 < result.eval_seconds and result.env["packed"] == 1
+    assert result.train_seconds > 0 and result.eval_seconds > 0 and result.env["packed"] == 1

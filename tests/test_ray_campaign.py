@@ -1,4 +1,5 @@
 """Ray scheduling on the CPU machine, with two logical GPUs (one private Ray instance for the module)."""
+
 import os
 import signal
 from pathlib import Path
@@ -14,16 +15,25 @@ from harness.spec.grid import Base, Cell, Study
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
     yield
     ray.shutdown()
 
 
 # Real training through Ray's actors (RunWorker, the method resolved from plain fields): one smoke
 # cell for one epoch, half the smoke preset's training.
-ONE_EPOCH = Study("one_epoch", "the smoke cell for one epoch",
-                  lambda preset, base: [Cell({"epochs": 1.0}, Base().config("smoke", epochs=1.0))])
+ONE_EPOCH = Study(
+    "one_epoch",
+    "the smoke cell for one epoch",
+    lambda preset, base: [Cell({"epochs": 1.0}, Base().config("smoke", epochs=1.0))],
+)
 
 
 def run_smoke(cifar, out: Path, seeds: int, on_outcome=None, study=ONE_EPOCH, **backend_options):
@@ -37,15 +47,24 @@ def run_sleeping(out: Path, seeds: int, on_outcome=None, **backend_options):
     and the backend's bookkeeping, and its actors restart in a second where a trainer's take ten."""
     from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
     from harness.bench.campaign import simulated_study
+
     data = SimulatedData(1000)
     backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, **backend_options)
     assert backend.has_gpu() and backend.slots() == 2
-    return campaign.run(simulated_study(SimulatedConfig(run_seconds=0.3, n_test=1000)), "full", seeds, out, data,
-                        backend, progress=False, on_outcome=on_outcome)
+    return campaign.run(
+        simulated_study(SimulatedConfig(run_seconds=0.3, n_test=1000)),
+        "full",
+        seeds,
+        out,
+        data,
+        backend,
+        progress=False,
+        on_outcome=on_outcome,
+    )
 
 
 def test_two_logical_gpus_both_used_and_rerun_trains_nothing(cluster, cifar, tmp_path):
-    summary = run_smoke(cifar, tmp_path, 2)          # one run handed to each actor first
+    summary = run_smoke(cifar, tmp_path, 2)  # one run handed to each actor first
     assert (summary.trained, summary.failed) == (2, 0)
     frame, preds = store.load(tmp_path)
     assert sorted(frame["gpu_slot"]) == ["0", "1"]
@@ -59,6 +78,7 @@ def kill_first_worker(killed: list):
         if not killed and outcome.result is not None:
             killed.append(outcome.worker["worker_pid"])
             os.kill(outcome.worker["worker_pid"], signal.SIGKILL)
+
     return on_outcome
 
 
@@ -78,21 +98,32 @@ def test_an_actor_ray_cannot_restart_is_replaced_by_the_backend_and_its_run_retr
     the killed actor raises; the backend replaces the actor and the campaign retries the run."""
     killed, outcomes = [], []
     on_outcome = kill_first_worker(killed)
-    summary = run_sleeping(tmp_path, 4, on_outcome=lambda o: (outcomes.append(o), on_outcome(o)), max_restarts=0)
+    summary = run_sleeping(
+        tmp_path, 4, on_outcome=lambda o: (outcomes.append(o), on_outcome(o)), max_restarts=0
+    )
     died = [o for o in outcomes if o.result is None]
     assert died and all(o.error.startswith("worker died: ") for o in died)
     assert "(raylet)" not in died[0].error
-    assert (summary.trained, summary.failed, summary.retries, summary.recovered) == (4, 0, len(died), len(died))
+    assert (summary.trained, summary.failed, summary.retries, summary.recovered) == (
+        4,
+        0,
+        len(died),
+        len(died),
+    )
     assert summary.restarts == len(died), "each replaced actor is a worker restart"
     frame, _ = store.load(tmp_path)
     assert len(frame) == 4 and frame["key"].is_unique
-    assert list(frame["worker_pid"]).count(killed[0]) == 1, "the killed actor trained nothing after its first run"
+    assert list(frame["worker_pid"]).count(killed[0]) == 1, (
+        "the killed actor trained nothing after its first run"
+    )
 
 
 def test_a_failing_run_keeps_its_root_cause_through_ray(cluster, cifar, tmp_path):
     """Defect 11: the worker's exception comes back complete and first, not behind Ray's wrapper."""
     bad = Base().config("smoke", epochs=1.0, batch_size=5000)
-    study = Study("tta_variance", "a cell that cannot train", lambda preset, base: [Cell({"cell": "bad"}, bad)])
+    study = Study(
+        "tta_variance", "a cell that cannot train", lambda preset, base: [Cell({"cell": "bad"}, bad)]
+    )
     backend = RayBackend(cifar.source, None, "auto", False)
     summary = campaign.run(study, "smoke", 1, tmp_path, cifar, backend, retries=0, progress=False)
     assert summary.failed == 1
@@ -104,7 +135,13 @@ def test_a_failing_run_keeps_its_root_cause_through_ray(cluster, cifar, tmp_path
 def backend(device: str, gpus: float, cpus: float, gpus_per_run: float = 1.0, workers=None) -> RayBackend:
     """The scheduling arithmetic of a RayBackend, without starting Ray."""
     b = RayBackend.__new__(RayBackend)
-    b.device, b.total_gpus, b.total_cpus, b.gpus_per_run, b.workers = device, gpus, cpus, gpus_per_run, workers
+    b.device, b.total_gpus, b.total_cpus, b.gpus_per_run, b.workers = (
+        device,
+        gpus,
+        cpus,
+        gpus_per_run,
+        workers,
+    )
     return b
 
 

@@ -1,10 +1,13 @@
 """Methods are plugins of one registry: built-ins and a researcher's own file resolve the same way, their
 keys and versions go through the method, and the listing commands import no torch. Instant: no training."""
+
 import dataclasses
 import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
+from test_identity import GOLDEN
 
 from airbench_core import TrainConfig
 from harness.spec.errors import UserError
@@ -12,8 +15,6 @@ from harness.spec.grid import Base, Cell, RunSpec
 from harness.spec.identity import method_version
 from harness.spec.methods import builtin_names, find_method
 from harness.spec.studyfile import StudyFileError, load, parse_set
-from helpers import ROOT
-from test_identity import GOLDEN
 
 EXAMPLE = ROOT / "studies" / "examples" / "custom_method"
 EXAMPLE_METHOD = "studies/examples/custom_method/head_adam.py:METHOD"
@@ -23,13 +24,13 @@ def test_the_paper_methods_are_registered_with_help_for_every_field():
     assert builtin_names()[:3] == ["airbench94", "airbench95", "airbench96"]
     for name in ("airbench94", "airbench95", "airbench96"):
         m = find_method(name)
-        assert m is find_method(f"airbench_core.methods:{name.upper()}")      # a built-in is a module:NAME entry
+        assert m is find_method(f"airbench_core.methods:{name.upper()}")  # a built-in is a module:NAME entry
         assert m.name == name and isinstance(m.defaults, TrainConfig) and m.train_many is not None
         assert set(m.field_help) == {f.name for f in dataclasses.fields(TrainConfig)}
         assert all(m.field_help.values()) and m.reference_seconds_per_epoch > 0
 
 
-@pytest.mark.parametrize("fields, seed, key", GOLDEN)
+@pytest.mark.parametrize(("fields", "seed", "key"), GOLDEN)
 def test_golden_keys_through_the_method_and_the_run_spec(fields, seed, key):
     config = TrainConfig(**fields)
     assert find_method("airbench94").key(config, seed) == key == find_method("airbench96").key(config, seed)
@@ -38,7 +39,7 @@ def test_golden_keys_through_the_method_and_the_run_spec(fields, seed, key):
 
 def test_a_method_file_resolves_by_path_and_keys_under_its_own_name():
     m = find_method(EXAMPLE_METHOD)
-    assert m is find_method(str(EXAMPLE / "head_adam.py") + ":METHOD")         # one module per file
+    assert m is find_method(str(EXAMPLE / "head_adam.py") + ":METHOD")  # one module per file
     assert m.name == "airbench94_head_adam" and {"head_optimizer", "head_lr"} <= set(m.field_help)
     config = m.config(head_optimizer="sgd")
     # the same fields as airbench94 (head_optimizer=sgd trains airbench94 itself) are another method's runs
@@ -83,28 +84,40 @@ def test_editing_a_method_file_changes_its_version(tmp_path):
 
 def test_set_and_study_files_check_the_methods_own_fields(tmp_path):
     m = find_method(EXAMPLE_METHOD)
-    assert parse_set(["head_lr=0.01", "widths=8,16,16"], config_type=m.config_type) == \
-        {"head_lr": 0.01, "widths": (8, 16, 16)}
+    assert parse_set(["head_lr=0.01", "widths=8,16,16"], config_type=m.config_type) == {
+        "head_lr": 0.01,
+        "widths": (8, 16, 16),
+    }
     with pytest.raises(StudyFileError, match="--set head_lr: unknown TrainConfig field"):
         parse_set(["head_lr=0.01"])
     path = tmp_path / "s.toml"
-    path.write_text(f'method = "airbench94"\n[base]\nepochs = 2.0\n[variants.mine]\nmethod = "{EXAMPLE_METHOD}"\n'
-                    'head_lr = "fast"\n')
+    path.write_text(
+        f'method = "airbench94"\n[base]\nepochs = 2.0\n[variants.mine]\nmethod = "{EXAMPLE_METHOD}"\n'
+        'head_lr = "fast"\n'
+    )
     with pytest.raises(StudyFileError, match=r"variants.mine.head_lr: expected a number, got 'fast'"):
         load(path)
     study = load(EXAMPLE / "head_adam_vs_airbench94.toml")
     baseline, mine = study.cells
     assert (baseline.method, mine.method) == ("airbench94", EXAMPLE_METHOD)
-    assert mine.config.n_train == baseline.config.n_train == 1000 and mine.config.epochs == 2.0   # the base sizes
+    assert (
+        mine.config.n_train == baseline.config.n_train == 1000 and mine.config.epochs == 2.0
+    )  # the base sizes
     changed = load(EXAMPLE / "head_adam_vs_airbench94.toml", set_items=["epochs=1"])
     assert {c.config.epochs for c in changed.cells} == {1.0}
 
 
-@pytest.mark.parametrize("args", [["--list-methods"], ["--list-fields", "airbench94"],
-                                  ["--list-fields", EXAMPLE_METHOD]])
+@pytest.mark.parametrize(
+    "args", [["--list-methods"], ["--list-fields", "airbench94"], ["--list-fields", EXAMPLE_METHOD]]
+)
 def test_listing_imports_neither_torch_nor_ray(args):
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "harness.study", *args], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "harness.study", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
     assert not imported & {"torch", "ray"}

@@ -1,6 +1,7 @@
 """Reports: their numbers recomputed from the stored runs (scipy, by hand), every study's page from
 simulated stores, a real smoke campaign end to end, and the awkward folders (no runs, duplicate
 records, several method versions)."""
+
 import re
 import shutil
 import struct
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ROOT
 from scipy import stats as st
 
 from harness import stats, store
@@ -18,7 +20,6 @@ from harness.report.campaign import campaign_from, load_campaign
 from harness.report.writer import render_report, write_report
 from harness.run.simulate import simulated_campaign, simulated_runs
 from harness.spec.studies import find_study
-from helpers import ROOT
 
 
 def png_size(path) -> tuple[int, int]:
@@ -33,7 +34,7 @@ def tables(report: str) -> list[str]:
 
 def table_after(report: str, heading: str) -> list[dict]:
     """The first markdown table after ``heading``, as rows of column -> text."""
-    lines = report[report.index(heading):].splitlines()
+    lines = report[report.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     block = []
     for line in lines[start:]:
@@ -47,7 +48,7 @@ def interval(x: np.ndarray, digits: int = 2) -> str:
     """Mean and Student-t 95% interval in points, computed with scipy."""
     m = x.mean()
     lo, hi = st.t.interval(0.95, len(x) - 1, loc=m, scale=st.sem(x))
-    if np.isnan(lo):                           # runs that tie: scipy gives no interval, nor does the report
+    if np.isnan(lo):  # runs that tie: scipy gives no interval, nor does the report
         return f"{100 * m:.{digits}f} [n too small]"
     return f"{100 * m:.{digits}f} [{100 * lo:.{digits}f}, {100 * hi:.{digits}f}]"
 
@@ -76,8 +77,13 @@ def check_accuracy_table(report: str, runs: pd.DataFrame) -> None:
         assert row["TTA 0 mean % [95% CI]"] == interval(part["acc_tta0"].to_numpy())
         s = part["acc_tta2"].std(ddof=1)
         n = len(part)
-        lo, hi = s * np.sqrt((n - 1) / st.chi2.ppf(0.975, n - 1)), s * np.sqrt((n - 1) / st.chi2.ppf(0.025, n - 1))
-        expected = f"{100 * s:.3f} [{100 * lo:.3f}, {100 * hi:.3f}]" if s > 0 else "0.000 [n too small]"   # ties: no interval
+        lo, hi = (
+            s * np.sqrt((n - 1) / st.chi2.ppf(0.975, n - 1)),
+            s * np.sqrt((n - 1) / st.chi2.ppf(0.025, n - 1)),
+        )
+        expected = (
+            f"{100 * s:.3f} [{100 * lo:.3f}, {100 * hi:.3f}]" if s > 0 else "0.000 [n too small]"
+        )  # ties: no interval
         assert row["TTA 2 std (pts) [95% CI]"] == expected
 
 
@@ -89,10 +95,13 @@ def check_flip_differences(report: str, runs: pd.DataFrame) -> None:
     for row in rows:
         a, b = row["comparison"].split(" − ")
         level, epochs = int(row["TTA"]), float(row["epochs"])
-        pick = lambda mode: runs[(runs["flip"] == mode) & (runs["epochs"] == epochs)][["seed", f"acc_tta{level}"]]  # noqa: E731
+
+        def pick(mode):
+            return runs[(runs["flip"] == mode) & (runs["epochs"] == epochs)][["seed", f"acc_tta{level}"]]
+
         both = pick(a).merge(pick(b), on="seed")
         d = (both.iloc[:, 1] - both.iloc[:, 2]).to_numpy()
-        if len(d) < stats.MIN_PAIRS:       # too few pairs for a t-interval that covers: none, and no p
+        if len(d) < stats.MIN_PAIRS:  # too few pairs for a t-interval that covers: none, and no p
             assert row["difference (pts) [95% CI]"] == f"{100 * d.mean():.3f} [n too small]"
             assert row["p"] == "n/a" and row["Holm p"] in ("–", "n/a", "primary (unadjusted)")
             assert row["test"].startswith(f"paired, {len(d)}")
@@ -118,7 +127,11 @@ def smoke_campaign(flip_smoke) -> Path:
 
 def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     report = (smoke_campaign / "report.md").read_text()
-    assert "SMOKE preset" in report and f"**Data:** {cifar.description} (" in report and "**Device:** cpu" in report
+    assert (
+        "SMOKE preset" in report
+        and f"**Data:** {cifar.description} (" in report
+        and "**Device:** cpu" in report
+    )
     assert "12 finished, 0 failed" in report and "**Method versions:**" in report
     runs = stored_runs(smoke_campaign)
     check_accuracy_table(report, runs)
@@ -133,15 +146,22 @@ def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
         assert w > 400 and h > 300
         assert (smoke_campaign / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         assert f"figures/{stem}.png" in report
-    assert re.findall(r"\*Figure (\d+):", report) == ["1", "2"][: 2 if drawn else 1]      # numbered in order
+    assert re.findall(r"\*Figure (\d+):", report) == ["1", "2"][: 2 if drawn else 1]  # numbered in order
 
 
 def test_harness_report_rebuilds_the_same_tables(smoke_campaign, tmp_path):
-    folder = shutil.copytree(smoke_campaign.parent, tmp_path / "c") / "out"   # the shared campaign stays as it is
+    folder = (
+        shutil.copytree(smoke_campaign.parent, tmp_path / "c") / "out"
+    )  # the shared campaign stays as it is
     before = (folder / "report.md").read_text()
     (folder / "report.md").unlink()
-    r = subprocess.run([sys.executable, "-m", "harness.report", str(folder)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert tables((folder / "report.md").read_text()) == tables(before)
 
@@ -154,26 +174,38 @@ def test_loaded_campaign_aligns_predictions_labels_and_accuracy(smoke_campaign):
 
 
 def test_report_on_a_folder_that_is_not_a_campaign(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no manifest" in r.stderr
 
 
-@pytest.mark.parametrize("study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation",
-                                   "variance_vs_epochs"])
+@pytest.mark.parametrize(
+    "study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs"]
+)
 def test_a_folder_with_zero_finished_runs_gives_a_valid_report(study, tmp_path):
     manifest, _, _, labels = simulated_runs(find_study(study), 1)
     store.write_manifest(tmp_path, manifest)
     store.write_labels(tmp_path, labels)
-    r = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "report.md").read_text()
     assert f"# {study}" in text and "0 finished" in text and "## No finished runs" in text
 
 
-@pytest.mark.parametrize("study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation",
-                                   "variance_vs_epochs"])
+@pytest.mark.parametrize(
+    "study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs"]
+)
 def test_every_study_reports_from_simulated_runs(study, tmp_path):
     """Each study's page from a store of simulated records (no training): tables recomputed,
     every figure present, captioned and numbered."""
@@ -190,8 +222,10 @@ def test_every_study_reports_from_simulated_runs(study, tmp_path):
         check_flip_differences(text, runs)
     if study == "ablation":
         base = runs[(runs["variant"] == "baseline") & (runs["epochs"] == runs["epochs"].max())]
-        assert (f"baseline's mean TTA-2 accuracy at {runs['epochs'].max():g} epochs "
-                f"({100 * base['acc_tta2'].mean():.2f}%, {len(base)} runs)") in text
+        assert (
+            f"baseline's mean TTA-2 accuracy at {runs['epochs'].max():g} epochs "
+            f"({100 * base['acc_tta2'].mean():.2f}%, {len(base)} runs)"
+        ) in text
     if study in ("tta_variance", "variance_vs_epochs"):
         assert "runs to exclude 0" in text and "distribution-wise std" in text
     if study == "calibration":
@@ -214,7 +248,7 @@ def test_several_method_versions_are_listed_and_analysed_apart(tmp_path):
     _, new, p_new, _ = simulated_runs(study, 6, seed=1, method_version="bbbb2222")
     runs = pd.concat([old, new], ignore_index=True)
     c = campaign_from(tmp_path, m, runs, np.concatenate([p_old, p_new]), labels, pd.DataFrame())
-    assert len(c.runs) == 20                      # (version, cell, seed) is the unit
+    assert len(c.runs) == 20  # (version, cell, seed) is the unit
     text = render_report(c, study)
     assert "**Method versions:** aaaa1111, bbbb2222" in text and "**Data fingerprints:** simulated" in text
     assert "# Method version aaaa1111" in text and "# Method version bbbb2222" in text
@@ -227,8 +261,14 @@ def test_several_method_versions_are_listed_and_analysed_apart(tmp_path):
 def test_old_stores_without_version_columns_say_unknown(tmp_path):
     study = find_study("tta_variance")
     manifest, runs, preds, labels = simulated_runs(study, 3)
-    c = campaign_from(tmp_path, manifest, runs.drop(columns=["method_version", "data_fingerprint"]), preds, labels,
-                      pd.DataFrame())
+    c = campaign_from(
+        tmp_path,
+        manifest,
+        runs.drop(columns=["method_version", "data_fingerprint"]),
+        preds,
+        labels,
+        pd.DataFrame(),
+    )
     text = render_report(c, study)
     assert "**Method versions:** unknown" in text and "**Data fingerprints:** unknown" in text
 
@@ -251,7 +291,7 @@ def test_several_data_fingerprints_are_analysed_apart(tmp_path):
     _, new, p_new, _ = simulated_runs(study, 6, seed=1)
     runs = pd.concat([old, new.assign(data_fingerprint="otherdata123")], ignore_index=True)
     c = campaign_from(tmp_path, m, runs, np.concatenate([p_old, p_new]), labels, pd.DataFrame())
-    assert len(c.runs) == 20                      # (version, data, cell, seed) is the unit
+    assert len(c.runs) == 20  # (version, data, cell, seed) is the unit
     text = render_report(c, study)
     version = old["method_version"].iloc[0]
     assert f"# Method version {version}, data otherdata123" in text

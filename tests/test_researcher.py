@@ -1,6 +1,7 @@
 """What a researcher sees (issue 18): plans from comparable runs only, one store holding many test-set
 sizes, smoke folders of their own, figures for study files and comparisons, report.html, the
 terminal's verdicts, and export. Simulated runs throughout: nothing here trains."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,13 @@ def put_runs(root, study, seeds, preset="smoke", n=1000, device="cpu", wall=60.0
     """Simulated runs of ``study`` written into the store ``root`` as if trained on ``device``."""
     _, runs, preds, _ = simulated_runs(study, seeds, preset, n, seed)
     for record, p in zip(runs.to_dict("records"), preds):
-        record.update(device_name=device, wall_seconds=wall * (1 + 0.5 * record["seed"]), n_test=n,
-                      epochs_trained=record["epochs"], study=study_name or study.name)
+        record.update(
+            device_name=device,
+            wall_seconds=wall * (1 + 0.5 * record["seed"]),
+            n_test=n,
+            epochs_trained=record["epochs"],
+            study=study_name or study.name,
+        )
         store.write_run(root, record, p)
     store.note_identity(root, "simulated", "simulated")
     return runs
@@ -28,11 +34,13 @@ def file_study(path="studies/examples/smoke_half_epochs.toml"):
     from harness.report.experiment import as_study
     from harness.spec import studyfile
     from tests.helpers import ROOT
+
     return as_study(studyfile.load(str(ROOT / path)))
 
 
 def dry_run(capsys, *args) -> str:
     from harness.cli.study import main
+
     assert main([*args, "--dry-run"]) == 0
     return capsys.readouterr().out
 
@@ -42,19 +50,36 @@ def cost(text: str) -> str:
 
 
 def test_a_gpu_plan_never_prices_itself_from_cpu_smoke_runs(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")        # as on a machine without a GPU
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as on a machine without a GPU
     study = find_study("flip_vs_alternating")
     root = tmp_path / "store"
-    empty = dry_run(capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a"))
-    put_runs(root, study, 2)                               # the README's smoke step, on a CPU
-    after = dry_run(capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a"))
+    empty = dry_run(
+        capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a")
+    )
+    put_runs(root, study, 2)  # the README's smoke step, on a CPU
+    after = dry_run(
+        capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a")
+    )
     assert cost(after) == cost(empty) and cost(after).endswith("GPU-hours")
     assert "no runs of the same method and full preset on GPU (any model)" in after
-    precision = lambda text: next(line for line in text.splitlines() if line.startswith("with 400 seeds"))
+
+    def precision(text):
+        return next(line for line in text.splitlines() if line.startswith("with 400 seeds"))
+
     assert precision(after) == precision(empty) and "0.030 points" in precision(after)
     # the smoke plan on this CPU learns from those runs, names them, and is priced in CPU-hours
-    smoke = dry_run(capsys, "flip_vs_alternating", "--seeds", "4", "--preset", "smoke", "--store", str(root),
-                    "--out", str(tmp_path / "b"))
+    smoke = dry_run(
+        capsys,
+        "flip_vs_alternating",
+        "--seeds",
+        "4",
+        "--preset",
+        "smoke",
+        "--store",
+        str(root),
+        "--out",
+        str(tmp_path / "b"),
+    )
     assert cost(smoke).endswith("CPU-hours")
     assert "12 runs of the same method and smoke preset on CPU in this store" in smoke
     assert "pooled within cells over 12 runs of the same method, preset and device" in smoke
@@ -66,7 +91,9 @@ def test_gpu_runs_of_the_same_preset_price_a_gpu_plan(tmp_path, capsys, monkeypa
     root = tmp_path / "store"
     put_runs(root, study, 2, preset="full", device="NVIDIA H200", wall=3.0)
     put_runs(root, study, 2, preset="smoke", device="cpu", wall=500.0)
-    text = dry_run(capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a"))
+    text = dry_run(
+        capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a")
+    )
     assert "36 runs of the same method and full preset on GPU (any model) in this store (NVIDIA H200)" in text
     assert "7164 of 7164 runs from runs of the same config" in text
 
@@ -75,23 +102,28 @@ def test_one_store_holds_runs_on_two_test_sets_and_check_and_load_read_them_all(
     """The README's two CPU examples (1,000 and 500 test images) into one store."""
     from harness.cli.store import main as store_main
     from harness.store.compact import compact
+
     root = tmp_path / "store"
     flip = find_study("flip_vs_alternating")
     a = put_runs(root, flip, 2, n=1000)
     b = put_runs(root, file_study(), 3, preset="file", n=500, seed=1)
-    for packed in (False, True):                 # single-run files, then packs
+    for packed in (False, True):  # single-run files, then packs
         if packed:
             compact(root)
         assert store_main(["check", str(root)]) == 0
         out = capsys.readouterr().out
-        assert "2 test sets: n_test=500: 6 runs, predictions (6, 3, 500); n_test=1000: 12 runs, predictions (12, 3, 1000)" in out
+        assert (
+            "2 test sets: n_test=500: 6 runs, predictions (6, 3, 500); n_test=1000: 12 runs, predictions (12, 3, 1000)"
+            in out
+        )
         frame, preds = store.load(root)
         assert len(frame) == 18 and set(preds) == {"n_test=1000", "n_test=500"}
         for name, p in preds.items():
             part = frame[frame["test_set"] == name]
             assert p.shape == (len(part), 3, int(name.split("=")[1]))
-            truth = dict(zip(a["key"].tolist() + b["key"].tolist(),
-                             a["acc_tta2"].tolist() + b["acc_tta2"].tolist()))
+            truth = dict(
+                zip(a["key"].tolist() + b["key"].tolist(), a["acc_tta2"].tolist() + b["acc_tta2"].tolist())
+            )
             for key, acc in zip(part["key"], part["acc_tta2"]):
                 assert acc == truth[key]
         small, p500 = store.load(root, test_set=500)
@@ -111,8 +143,10 @@ def study_folder(out, root, study, seeds, preset, n=500, seed=1, **extra):
 
     from harness.run.campaign import study_keys
     from harness.spec.grid import expand
-    manifest, _, _, labels = simulated_runs(study, seeds if isinstance(seeds, int) else max(seeds.values()),
-                                            preset, n, seed)
+
+    manifest, _, _, labels = simulated_runs(
+        study, seeds if isinstance(seeds, int) else max(seeds.values()), preset, n, seed
+    )
     out.mkdir(parents=True, exist_ok=True)
     store.write_manifest(out, {**manifest, "store": os.path.relpath(root, out), **extra})
     store.write_study_keys(out, study_keys(expand(study.cells(preset), seeds)))
@@ -125,13 +159,19 @@ def file_campaign(tmp_path, seeds=12, path="studies/examples/smoke_half_epochs.t
     from harness.report.experiment import manifest_entry
     from harness.spec import studyfile
     from tests.helpers import ROOT
+
     sf = studyfile.load(str(ROOT / path))
     study, root = file_study(path), tmp_path / "store"
     put_runs(root, study, seeds, preset="file", n=500, seed=1)
     extra = {"study_file": manifest_entry(sf, (ROOT / path).read_text(), {}, None)}
     if adaptive:
-        extra["adaptive"] = {"precision": sf.adaptive.precision, "max_seeds": sf.adaptive.max_seeds,
-                             "min_seeds": sf.adaptive.min_seeds, "alpha": 0.05, "workers": 2}
+        extra["adaptive"] = {
+            "precision": sf.adaptive.precision,
+            "max_seeds": sf.adaptive.max_seeds,
+            "min_seeds": sf.adaptive.min_seeds,
+            "alpha": 0.05,
+            "workers": 2,
+        }
     return study_folder(tmp_path / study.name, root, study, seeds, "file", **extra)
 
 
@@ -146,6 +186,7 @@ def test_smoke_results_default_to_their_own_folder(tmp_path, capsys, monkeypatch
 
 def test_a_study_files_report_has_a_forest_plot_and_its_confidence_sequences(tmp_path):
     from harness.report.writer import write_report
+
     out = file_campaign(tmp_path, seeds=12)
     text = write_report(out).read_text()
     figs = out / "figures"
@@ -153,7 +194,9 @@ def test_a_study_files_report_has_a_forest_plot_and_its_confidence_sequences(tmp
         assert f"(figures/{name}.png)" in text
         assert (figs / f"{name}.png").stat().st_size > 5000
         pdf = (figs / f"{name}.pdf").read_bytes()
-        assert (b"/CIDFontType2" in pdf or b"/TrueType" in pdf) and b"/Type3" not in pdf, "TrueType, not Type 3"
+        assert (b"/CIDFontType2" in pdf or b"/TrueType" in pdf) and b"/Type3" not in pdf, (
+            "TrueType, not Type 3"
+        )
     assert "★ and bold: the primary comparison (variant=half_epochs)" in text
     assert "decision point" in text and re.search(r"\*Figure \d+: Each cell against the baseline", text)
 
@@ -163,11 +206,19 @@ def test_figures_share_colours_across_a_report_and_skip_empty_series(tmp_path):
     import pandas as pd
 
     from harness.report import figures
+
     figures.reset_colours()
     assert figures.style("random") == figures.style("random") != figures.style("alternating")
     assert figures.palette(["alternating", "random"])["random"] == figures.style("random")[0]
-    table = pd.DataFrame({"estimate": ["a", "a", "empty", "empty"], "TTA": [0, 1, 0, 1], "value": [1.0, 2.0] + [np.nan] * 2,
-                          "low": [0.5, 1.5, np.nan, np.nan], "high": [1.5, 2.5, np.nan, np.nan]})
+    table = pd.DataFrame(
+        {
+            "estimate": ["a", "a", "empty", "empty"],
+            "TTA": [0, 1, 0, 1],
+            "value": [1.0, 2.0] + [np.nan] * 2,
+            "low": [0.5, 1.5, np.nan, np.nan],
+            "high": [1.5, 2.5, np.nan, np.nan],
+        }
+    )
     seen = {}
     real_save = figures.save
 
@@ -176,6 +227,7 @@ def test_figures_share_colours_across_a_report_and_skip_empty_series(tmp_path):
         seen["size"] = tuple(fig.get_size_inches())
         plt.close(fig)
         return "x.png"
+
     figures.save = spy
     try:
         figures.estimate_lines(table, "TTA", "TTA", "std", tmp_path, "v", "t", "stamp")
@@ -186,7 +238,11 @@ def test_figures_share_colours_across_a_report_and_skip_empty_series(tmp_path):
 
 def test_compare_draws_a_forest_plot_of_its_cells(tmp_path, capsys):
     from harness.cli.compare import main as compare_main
-    a, b = file_campaign(tmp_path / "a", seeds=5, adaptive=False), file_campaign(tmp_path / "b", seeds=5, adaptive=False)
+
+    a, b = (
+        file_campaign(tmp_path / "a", seeds=5, adaptive=False),
+        file_campaign(tmp_path / "b", seeds=5, adaptive=False),
+    )
     assert compare_main([str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
     text = (tmp_path / "cmp" / "report.md").read_text()
     assert "![B − A in TTA-2 accuracy" in text and "*Figure 1: B − A" in text
@@ -196,6 +252,7 @@ def test_compare_draws_a_forest_plot_of_its_cells(tmp_path, capsys):
 
 def study_file_page(tmp_path):
     from harness.cli.report import main as report_main
+
     out = file_campaign(tmp_path, seeds=12)
     assert report_main([str(out)]) == 0
     return out / "report.html"
@@ -203,18 +260,29 @@ def study_file_page(tmp_path):
 
 def test_report_html_is_self_contained_with_figures_captions_sortable_tables_and_provenance(tmp_path):
     import html.parser
+
     page = study_file_page(tmp_path)
     text = page.read_text()
-    assert "http://" not in text and "https://" not in text and "src=\"figures/" not in text, "nothing fetched"
+    assert "http://" not in text and "https://" not in text and 'src="figures/' not in text, "nothing fetched"
     figures = re.findall(r'<figure><img src="data:image/png;base64,([^"]+)"', text)
     assert len(figures) == 2 and all(len(f) > 5000 for f in figures)
     # adaptive: the sequences (the verdict) come first, then the descriptive forest plot
-    assert text.count("<figcaption>Figure ") == 2 and re.search(r"<figcaption>Figure 2: Each cell against the baseline", text)
-    assert text.count('<table class="sortable">') >= 3 and "addEventListener(\"click\"" in text
-    for fact in ("Provenance", "Data:", "Method versions:", "Seeds:", "12 seeds (0–11)", "Store:", str(tmp_path / "store")):
+    assert text.count("<figcaption>Figure ") == 2 and re.search(
+        r"<figcaption>Figure 2: Each cell against the baseline", text
+    )
+    assert text.count('<table class="sortable">') >= 3 and 'addEventListener("click"' in text
+    for fact in (
+        "Provenance",
+        "Data:",
+        "Method versions:",
+        "Seeds:",
+        "12 seeds (0–11)",
+        "Store:",
+        str(tmp_path / "store"),
+    ):
         assert fact in text
 
-    class Check(html.parser.HTMLParser):               # well formed: every opened block closed
+    class Check(html.parser.HTMLParser):  # well formed: every opened block closed
         def __init__(self):
             super().__init__()
             self.stack = []
@@ -225,6 +293,7 @@ def test_report_html_is_self_contained_with_figures_captions_sortable_tables_and
 
         def handle_endtag(self, tag):
             assert self.stack.pop() == tag
+
     check = Check()
     check.feed(text)
     assert check.stack == []
@@ -249,24 +318,44 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="needs Debian's chromium (.ci/run installs it)")
+@pytest.mark.skipif(
+    not __import__("shutil").which("chromium"), reason="needs Debian's chromium (.ci/run installs it)"
+)
 def test_report_html_in_headless_chromium_loads_renders_and_sorts(tmp_path):
     import html as html_mod
     import json
     import subprocess
+
     page = study_file_page(tmp_path)
-    probe = tmp_path / "probe.html"             # the page, with a probe that records errors, sizes and a sort
+    probe = tmp_path / "probe.html"  # the page, with a probe that records errors, sizes and a sort
     text = page.read_text()
     probe.write_text(text.replace("<head>", "<head>" + PROBE.replace("COL", "3"), 1))
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2000",
-                        "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,2000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.S)
     assert found, r.stderr[-2000:]
     result = json.loads(html_mod.unescape(found.group(1)))
     assert result["errors"] == []
-    assert len(result["images"]) == 2 and all(w > 300 and h > 200 and shown > 300 for w, h, shown in result["images"])
-    numbers = lambda col: [float(v.split()[0].replace("−", "-")) for v in col]
+    assert len(result["images"]) == 2 and all(
+        w > 300 and h > 200 and shown > 300 for w, h, shown in result["images"]
+    )
+
+    def numbers(col):
+        return [float(v.split()[0].replace("−", "-")) for v in col]
+
     assert numbers(result["ascending"]) == sorted(numbers(result["before"]))
     assert numbers(result["descending"]) == sorted(numbers(result["before"]), reverse=True)
     assert "Uncaught" not in r.stderr
@@ -274,11 +363,14 @@ def test_report_html_in_headless_chromium_loads_renders_and_sorts(tmp_path):
 
 def test_the_terminal_ends_with_the_verdicts_table(tmp_path, capsys):
     from harness.cli.study import print_verdicts
+
     out = file_campaign(tmp_path, seeds=12)
     print_verdicts(file_study(), out)
     text = capsys.readouterr().out
     assert text.startswith("verdicts (TTA-2 accuracy, points):")
-    row = next(line for line in text.splitlines() if line.startswith("variant=half_epochs − variant=baseline"))
+    row = next(
+        line for line in text.splitlines() if line.startswith("variant=half_epochs − variant=baseline")
+    )
     assert re.search(r"primary, adaptive\s+-\d\.\d{3}\s+\[-\d\.\d{3}, [-+]\d\.\d{3}\]\s+worse\s+4$", row), row
     fixed = file_campaign(tmp_path / "fixed", seeds=12, adaptive=False)
     print_verdicts(file_study(), fixed)
@@ -290,10 +382,11 @@ def test_adaptive_rounds_count_each_run_once_and_bound_the_worst_case():
     from harness.run.adaptive import add, worst_case_runs
     from harness.run.campaign import Summary
     from harness.stats import sequential
+
     total = Summary(planned=0, skipped=0)
-    add(total, Summary(planned=8, skipped=2, trained=6))     # 2 runs were in the store before
-    add(total, Summary(planned=12, skipped=8, trained=4))    # the 8 of round 1 skipped again: not counted
-    add(total, Summary(planned=16, skipped=13, trained=3))   # one more was in the store before
+    add(total, Summary(planned=8, skipped=2, trained=6))  # 2 runs were in the store before
+    add(total, Summary(planned=12, skipped=8, trained=4))  # the 8 of round 1 skipped again: not counted
+    add(total, Summary(planned=16, skipped=13, trained=3))  # one more was in the store before
     assert (total.trained, total.skipped, total.planned) == (13, 3, 16)
     rule = sequential.Rule(0.5, 20, min_seeds=4)
     running = sequential.ComparisonState("a", 6, 6, sequential.RUNNING, 0, -1, 1, ())
@@ -306,8 +399,9 @@ def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
     import pandas as pd
 
     from harness.cli.export import main as export_main
+
     out = file_campaign(tmp_path, seeds=6, adaptive=False)
-    put_runs(tmp_path / "store", find_study("flip_vs_alternating"), 2)       # another study's runs: not counted
+    put_runs(tmp_path / "store", find_study("flip_vs_alternating"), 2)  # another study's runs: not counted
     assert export_main([str(out), "--format", "csv"]) == 0
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 12 and list(runs.columns[:4]) == ["key", "study", "cell", "seed"]
@@ -319,7 +413,12 @@ def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
     acc = preds.groupby("key")["correct_tta2"].mean()
     assert np.allclose(acc.loc[runs["key"]].to_numpy(), runs["acc_tta2"].to_numpy())
     # a store: every run, whatever its test set
-    assert export_main([str(tmp_path / "store"), "--format", "csv", "--predictions", "--to", str(tmp_path / "all.csv")]) == 0
+    assert (
+        export_main(
+            [str(tmp_path / "store"), "--format", "csv", "--predictions", "--to", str(tmp_path / "all.csv")]
+        )
+        == 0
+    )
     everything = pd.read_csv(tmp_path / "all.csv")
     assert everything.groupby("test_set")["key"].nunique().to_dict() == {"n_test=1000": 12, "n_test=500": 12}
 
@@ -327,9 +426,25 @@ def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
 def test_a_refused_store_lock_leaves_no_lock_only_study_folder(tmp_path, data_source):
     from harness.cli.study import main
     from harness.store.lock import hold
+
     root, out = tmp_path / "store", tmp_path / "mine"
     root.mkdir()
-    with hold(root, "store"):                    # another driver writes to the store
-        code = main(["studies/examples/smoke_half_epochs.toml", "--seeds", "1", "--backend", "local", "--device",
-                     "cpu", "--store", str(root), "--out", str(out), "--data", data_source])
+    with hold(root, "store"):  # another driver writes to the store
+        code = main(
+            [
+                "studies/examples/smoke_half_epochs.toml",
+                "--seeds",
+                "1",
+                "--backend",
+                "local",
+                "--device",
+                "cpu",
+                "--store",
+                str(root),
+                "--out",
+                str(out),
+                "--data",
+                data_source,
+            ]
+        )
     assert code == 2 and not out.exists()

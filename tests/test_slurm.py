@@ -3,6 +3,8 @@ started by the test on free ports): the job starts a Ray head with `ray start`, 
 with --address, and the run lands in the store. `.ci/run` installs Slurm from Debian's registry, so
 CI runs it; elsewhere it is skipped, saying why, unless AIRBENCH_REQUIRE_SLURM=1 makes a missing
 Slurm a failure."""
+
+import contextlib
 import getpass
 import os
 import shutil
@@ -13,16 +15,20 @@ import time
 from pathlib import Path
 
 import pytest
-
-from harness import store
 from helpers import ROOT, sleeping_study
 from ray_nodes import free_port
 
+from harness import store
+
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "sinfo", "munged", "munge")
 INSTALLED = all(shutil.which(d) or Path("/usr/sbin", d).exists() for d in DAEMONS)
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not INSTALLED and not os.environ.get("AIRBENCH_REQUIRE_SLURM"),
-    reason="Slurm is not installed here (apt install slurmd slurmctld slurm-client munge)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not INSTALLED and not os.environ.get("AIRBENCH_REQUIRE_SLURM"),
+        reason="Slurm is not installed here (apt install slurmd slurmctld slurm-client munge)",
+    ),
+]
 
 
 def command(name: str) -> str:
@@ -80,14 +86,18 @@ PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
     subprocess.run([command("slurmctld"), "-f", str(conf)], env=env, check=True)
     subprocess.run([command("slurmd"), "-f", str(conf), "-N", "localhost"], env=env, check=True)
     try:
-        for _ in range(300):                 # up to 90 s: slurmd registers slowly on a busy machine
-            state = subprocess.run([command("sinfo"), "-h", "-o", "%T"], env=env, capture_output=True, text=True)
+        for _ in range(300):  # up to 90 s: slurmd registers slowly on a busy machine
+            state = subprocess.run(
+                [command("sinfo"), "-h", "-o", "%T"], env=env, capture_output=True, text=True
+            )
             if state.stdout.strip() == "idle":
                 break
             time.sleep(0.3)
         else:
-            pytest.fail(f"the Slurm node did not come up: {state.stdout} {state.stderr}\n"
-                        + (base / "log" / "slurmd.log").read_text()[-2000:])
+            pytest.fail(
+                f"the Slurm node did not come up: {state.stdout} {state.stderr}\n"
+                + (base / "log" / "slurmd.log").read_text()[-2000:]
+            )
         yield conf
     finally:
         stop_daemons(base)
@@ -97,10 +107,8 @@ def stop_daemons(base: Path) -> None:
     """SIGTERM slurmctld and slurmd, then SIGKILL whatever of this cluster is left: its daemons and
     job-step daemons (slurmstepd outlives slurmd while Ray drains) all run in folders under ``base``."""
     for name in ("slurmd", "slurmctld"):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int((base / f"{name}.pid").read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
     time.sleep(1)
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -108,23 +116,42 @@ def stop_daemons(base: Path) -> None:
         except OSError:
             continue
         if inside and int(proc.name) != os.getpid():
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(proc.name), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def test_the_sbatch_template_runs_a_study_through_a_ray_head_it_starts(slurm, tmp_path, data_source):
-    study = sleeping_study(tmp_path, 0.2)      # the job, not training, is under test
-    env = {**os.environ, "SLURM_CONF": str(slurm), "PYTHON": sys.executable, "PYTHONPATH": str(ROOT),
-           "STUDY_ARGS": f"{study} --seeds 2 --device cpu", "STORE": str(tmp_path / "store"),
-           "OUT": str(tmp_path / "out"), "AIRBENCH_DATA": data_source}
-    job = subprocess.run([command("sbatch"), "--wait", "--nodes=1", "--gpus-per-node=0",
-                          f"--cpus-per-task={os.cpu_count()}", str(ROOT / "deploy" / "slurm.sbatch")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    study = sleeping_study(tmp_path, 0.2)  # the job, not training, is under test
+    env = {
+        **os.environ,
+        "SLURM_CONF": str(slurm),
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "STUDY_ARGS": f"{study} --seeds 2 --device cpu",
+        "STORE": str(tmp_path / "store"),
+        "OUT": str(tmp_path / "out"),
+        "AIRBENCH_DATA": data_source,
+    }
+    job = subprocess.run(
+        [
+            command("sbatch"),
+            "--wait",
+            "--nodes=1",
+            "--gpus-per-node=0",
+            f"--cpus-per-task={os.cpu_count()}",
+            str(ROOT / "deploy" / "slurm.sbatch"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = "\n".join(p.read_text() for p in tmp_path.glob("airbench-*.out"))
     assert job.returncode == 0, job.stdout + job.stderr + log[-3000:]
     assert "cluster: 0 of 0 GPUs" in log and "2 runs to train" in log and "report: " in log
     frame, preds = store.load(tmp_path / "out")
     assert len(frame) == 2 and preds.shape == (2, 3, 1000)
-    assert frame["worker_node"].nunique() == 1 and frame["worker_node"].iloc[0]   # actors of the job's Ray head
+    assert (
+        frame["worker_node"].nunique() == 1 and frame["worker_node"].iloc[0]
+    )  # actors of the job's Ray head

@@ -1,6 +1,7 @@
 """Every estimator in harness.stats: exact values on small fixed arrays (answers computed here by
 hand or with scipy), and simulations with known truth whose tolerances reject a z-interval or a
 wrong df. All simulations are vectorised or tiny, so the file runs in seconds."""
+
 import ast
 from pathlib import Path
 
@@ -17,9 +18,10 @@ Y = np.array([0.9401, 0.9395, 0.9410, 0.9382, 0.9391, 0.9377, 0.9399])
 
 # ----------------------------------------------------------------------------- exact values
 
+
 def test_mean_ci_uses_the_t_quantile():
     m, s = X.mean(), X.std(ddof=1)
-    half = 2.7764451051977987 * s / np.sqrt(5)            # t_{0.975, 4}, from tables
+    half = 2.7764451051977987 * s / np.sqrt(5)  # t_{0.975, 4}, from tables
     e = stats.mean_ci(X)
     assert e.value == pytest.approx(m, abs=1e-15)
     assert (e.low, e.high) == pytest.approx((m - half, m + half), abs=1e-12)
@@ -30,7 +32,7 @@ def test_welch_df_p_and_interval_by_hand_and_scipy():
     va, vb = X.var(ddof=1) / 5, Y.var(ddof=1) / 7
     df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 6)
     d = stats.welch(X, Y)
-    assert d.df == pytest.approx(df, rel=1e-12) and abs(d.df - 10) > 0.5      # not n_a + n_b - 2
+    assert d.df == pytest.approx(df, rel=1e-12) and abs(d.df - 10) > 0.5  # not n_a + n_b - 2
     ref = st.ttest_ind(X, Y, equal_var=False)
     assert d.t == pytest.approx(ref.statistic, rel=1e-12) and d.p == pytest.approx(ref.pvalue, rel=1e-10)
     lo, hi = ref.confidence_interval(0.95)
@@ -59,7 +61,7 @@ def test_std_interval_is_chi_square():
     assert e.value == pytest.approx(s)
     assert e.low == pytest.approx(s * np.sqrt(4 / st.chi2.ppf(0.975, 4)), rel=1e-12)
     assert e.high == pytest.approx(s * np.sqrt(4 / st.chi2.ppf(0.025, 4)), rel=1e-12)
-    small = stats.std_ci(np.array([0.0, 1.0, 1.9]))         # n = 3: no collapse to 0, a long upper tail
+    small = stats.std_ci(np.array([0.0, 1.0, 1.9]))  # n = 3: no collapse to 0, a long upper tail
     assert small.low > 0.5 * small.value and small.high > 5 * small.value
 
 
@@ -72,15 +74,12 @@ def test_holm_by_hand():
     assert stats.holm(np.array([0.6, 0.7]))[1] == 1.0 or stats.holm(np.array([0.6, 0.7])).max() <= 1.0
 
 
-CORRECT = np.array([[1, 1, 0],
-                    [1, 0, 0],
-                    [1, 1, 1],
-                    [0, 1, 0]], bool)          # 4 runs x 3 examples
+CORRECT = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 1, 0]], bool)  # 4 runs x 3 examples
 
 
 def test_distribution_variance_eq3_by_hand():
     err = 1 - CORRECT.astype(float)
-    run_err = [row.mean() for row in err]                  # 1/3, 2/3, 0, 2/3
+    run_err = [row.mean() for row in err]  # 1/3, 2/3, 0, 2/3
     mean_run = sum(run_err) / 4
     var_runs = sum((e - mean_run) ** 2 for e in run_err) / 3
     per_example = 0.0
@@ -90,14 +89,14 @@ def test_distribution_variance_eq3_by_hand():
     expected = 3 / 2 * (var_runs - per_example / 9)
     got = stats.distribution_variance(CORRECT, resamples=50).variance.value
     assert got == pytest.approx(expected, abs=1e-15)
-    assert got != pytest.approx(var_runs - per_example / 9)          # the n/(n-1) factor is there
+    assert got != pytest.approx(var_runs - per_example / 9)  # the n/(n-1) factor is there
     grouped = stats.distribution_variance(CORRECT, resamples=50, max_groups=2).variance.value
-    assert grouped == pytest.approx(expected, abs=1e-15)             # groups change the bootstrap, not the estimate
+    assert grouped == pytest.approx(expected, abs=1e-15)  # groups change the bootstrap, not the estimate
 
 
 def test_independent_errors_prediction_by_hand():
-    eps = 1 - CORRECT.mean(0)                                        # 1/4, 1/4, 3/4
-    expected = sum(e * (1 - e) for e in eps) / 9 * 4 / 3             # R/(R-1)
+    eps = 1 - CORRECT.mean(0)  # 1/4, 1/4, 3/4
+    expected = sum(e * (1 - e) for e in eps) / 9 * 4 / 3  # R/(R-1)
     assert stats.independent_errors_variance(CORRECT) == pytest.approx(expected, abs=1e-15)
 
 
@@ -115,17 +114,14 @@ def test_split_half_interval_is_fisher_z():
 def test_pitman_morgan_by_hand():
     a, b = X, Y[:5]
     f, r = a.var(ddof=1) / b.var(ddof=1), np.corrcoef(a, b)[0, 1]
-    t = (f - 1) * np.sqrt(3) / (2 * np.sqrt(f * (1 - r**2)))       # Pitman (1939), df n-2
+    t = (f - 1) * np.sqrt(3) / (2 * np.sqrt(f * (1 - r**2)))  # Pitman (1939), df n-2
     got = stats.pitman_morgan(a, b)
     assert got.p == pytest.approx(2 * st.t.sf(abs(t), 3), rel=1e-9)
     assert got.ratio == pytest.approx(np.sqrt(f))
 
 
 # A hand-built ensemble: 4 runs, 4 examples, 2 classes. Class-0 frequencies 1, 3/4, 1/4, 1/2.
-HAND_PREDS = np.array([[0, 0, 0, 0],
-                       [0, 0, 1, 0],
-                       [0, 0, 1, 1],
-                       [0, 1, 1, 1]])
+HAND_PREDS = np.array([[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1], [0, 1, 1, 1]])
 HAND_LABELS = np.array([0, 1, 1, 0])
 
 
@@ -169,8 +165,8 @@ def test_epochs_to_reach_monotone_log_interpolation_by_hand():
     # non-monotone means are pooled first: (.90, .93, .92, .95) -> (.90, .925, .925, .95)
     e4 = np.array([1.0, 2.0, 4.0, 8.0])
     assert stats.epochs_to_reach(e4, np.array([0.90, 0.93, 0.92, 0.95]), 0.93) == pytest.approx(4 * 2**0.2)
-    assert stats.epochs_to_reach(e, np.array([0.90, 0.92, 0.94]), 0.89) == -np.inf      # before the grid
-    assert stats.epochs_to_reach(e, np.array([0.90, 0.92, 0.94]), 0.95) == np.inf       # beyond it
+    assert stats.epochs_to_reach(e, np.array([0.90, 0.92, 0.94]), 0.89) == -np.inf  # before the grid
+    assert stats.epochs_to_reach(e, np.array([0.90, 0.92, 0.94]), 0.95) == np.inf  # beyond it
 
 
 def test_minimum_detectable_difference_solves_the_noncentral_t_power():
@@ -178,7 +174,7 @@ def test_minimum_detectable_difference_solves_the_noncentral_t_power():
     nc = d / (1.0 / np.sqrt(10))
     crit = st.t.ppf(0.975, 9)
     assert st.nct.sf(crit, 9, nc) + st.nct.cdf(-crit, 9, nc) == pytest.approx(0.8, abs=1e-6)
-    unpaired = stats.minimum_detectable_difference(1.0, 10, paired=False, welch=False)   # pooled-df t-test
+    unpaired = stats.minimum_detectable_difference(1.0, 10, paired=False, welch=False)  # pooled-df t-test
     nc = unpaired / np.sqrt(2 / 10)
     crit = st.t.ppf(0.975, 18)
     assert st.nct.sf(crit, 18, nc) + st.nct.cdf(-crit, 18, nc) == pytest.approx(0.8, abs=1e-6)
@@ -190,12 +186,15 @@ def test_pairwise_disagreement_against_brute_force():
     brute = np.mean([(preds[i] != preds[j]).mean() for i in range(6) for j in range(6) if i != j])
     assert stats.mean_pairwise_disagreement(preds) == pytest.approx(brute)
     labels = rng.integers(0, 3, 50)
-    gp = stats.group_predictions([(np.arange(6), preds.astype(np.uint8))], labels, stats.run_groups(6, 3), classes=3)
+    gp = stats.group_predictions(
+        [(np.arange(6), preds.astype(np.uint8))], labels, stats.run_groups(6, 3), classes=3
+    )
     cal = stats.calibration(gp, resamples=20)
     assert cal.disagreement == pytest.approx(brute) and cal.error == pytest.approx((preds != labels).mean())
 
 
 # ----------------------------------------------------------------------------- simulations with known truth
+
 
 def test_paired_interval_covers_95_percent_and_is_narrower_than_welch():
     rng = np.random.default_rng(10)
@@ -222,7 +221,7 @@ def test_welch_interval_coverage_rejects_pooled_df():
     results = [stats.welch(a[i], b[i]) for i in range(sims)]
     assert 0.935 <= np.mean([r.diff.covers(truth) for r in results]) <= 0.965
     se = np.sqrt(a.var(1, ddof=1) / 5 + b.var(1, ddof=1) / 15)
-    wrong = np.abs(a.mean(1) - b.mean(1) - truth) <= st.t.ppf(0.975, 18) * se     # df n_a + n_b - 2
+    wrong = np.abs(a.mean(1) - b.mean(1) - truth) <= st.t.ppf(0.975, 18) * se  # df n_a + n_b - 2
     assert wrong.mean() < 0.935
 
 
@@ -234,24 +233,30 @@ def test_mean_and_std_intervals_cover_at_small_n():
     assert 0.935 <= cover_t <= 0.965 and 0.935 <= cover_sd <= 0.965
     z_cover = np.mean(np.abs(x.mean(1) - 0.94) <= 1.96 * x.std(1, ddof=1) / np.sqrt(5))
     assert z_cover < 0.935
-    boot = np.mean([stats.bootstrap_mean_ci(np.random.default_rng(i).normal(0.94, 0.0015, 30), resamples=500,
-                                            seed=i).covers(0.94) for i in range(300)])
-    assert 0.88 <= boot <= 0.98                     # percentile bootstrap runs a little narrow at n=30
+    boot = np.mean(
+        [
+            stats.bootstrap_mean_ci(
+                np.random.default_rng(i).normal(0.94, 0.0015, 30), resamples=500, seed=i
+            ).covers(0.94)
+            for i in range(300)
+        ]
+    )
+    assert 0.88 <= boot <= 0.98  # percentile bootstrap runs a little narrow at n=30
 
 
 def test_holm_controls_family_wise_error_under_the_global_null():
     rng = np.random.default_rng(12)
     families, tests, n = 4000, 10, 12
     shared = rng.normal(size=(families, 1, n))
-    d = 0.5 * shared + rng.normal(size=(families, tests, n))            # correlated tests, all nulls true
+    d = 0.5 * shared + rng.normal(size=(families, tests, n))  # correlated tests, all nulls true
     t = d.mean(2) / (d.std(2, ddof=1) / np.sqrt(n))
     p = 2 * st.t.sf(np.abs(t), n - 1)
     fwer = np.mean([(stats.holm(row) < 0.05).any() for row in p])
     assert fwer <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / families)
-    assert (p < 0.05).any(1).mean() > 0.2                                # unadjusted: far above 5%
+    assert (p < 0.05).any(1).mean() > 0.2  # unadjusted: far above 5%
 
 
-@pytest.mark.parametrize("n,sd", [(10, 1.0), (5, 0.3)])
+@pytest.mark.parametrize(("n", "sd"), [(10, 1.0), (5, 0.3)])
 def test_power_formula_matches_simulated_power(n, sd):
     rng = np.random.default_rng(13)
     delta = stats.minimum_detectable_difference(sd, n)
@@ -266,9 +271,13 @@ def test_power_formula_matches_simulated_power(n, sd):
 
 
 def test_runs_to_exclude_zero_scales_with_the_squared_standard_error():
-    assert stats.runs_to_exclude_zero(0.033, 0.0285, 400) == pytest.approx(np.ceil(400 * (1.959964 * 0.0285 / 0.033) ** 2), abs=1)
+    assert stats.runs_to_exclude_zero(0.033, 0.0285, 400) == pytest.approx(
+        np.ceil(400 * (1.959964 * 0.0285 / 0.033) ** 2), abs=1
+    )
     at80 = stats.runs_to_exclude_zero(0.033, 0.0285, 400, power=0.8)
-    assert at80 / stats.runs_to_exclude_zero(0.033, 0.0285, 400) == pytest.approx(((1.96 + 0.8416) / 1.96) ** 2, rel=0.01)
+    assert at80 / stats.runs_to_exclude_zero(0.033, 0.0285, 400) == pytest.approx(
+        ((1.96 + 0.8416) / 1.96) ** 2, rel=0.01
+    )
     assert stats.runs_to_exclude_zero(-0.01, 0.02, 400) == np.inf
 
 
@@ -280,7 +289,7 @@ def independent_runs(rng, runs, n=N_EXAMPLES, shared_sd=0.0, p=None):
     rate, which makes the true distribution-wise variance shared_sd^2."""
     p = rng.beta(0.5, 4.0, n) if p is None else p
     delta = rng.normal(0, shared_sd, (runs, 1))
-    return rng.random((runs, n)) >= np.clip(p + delta, 0, 1)     # correct matrix
+    return rng.random((runs, n)) >= np.clip(p + delta, 0, 1)  # correct matrix
 
 
 def test_unbiased_independent_errors_prediction_within_one_percent():
@@ -293,7 +302,7 @@ def test_unbiased_independent_errors_prediction_within_one_percent():
     plug_in = (eps * (1 - eps)).sum(1) / 500**2
     unbiased = np.array([stats.independent_errors_variance(c) for c in correct])
     assert abs(unbiased.mean() / truth - 1) < 0.01
-    assert abs(plug_in.mean() / truth - 1) > 0.1                        # (R-1)/R = 0.8: biased low
+    assert abs(plug_in.mean() / truth - 1) > 0.1  # (R-1)/R = 0.8: biased low
 
 
 def test_independent_errors_prediction_matches_empirical_std():
@@ -306,19 +315,23 @@ def test_independent_errors_prediction_matches_empirical_std():
 
 def test_distribution_variance_ci_covers_zero_for_independent_errors():
     rng = np.random.default_rng(1)
-    covered = [stats.distribution_variance(independent_runs(rng, 100, n=1000), resamples=300, seed=i).variance.covers(0)
-               for i in range(100)]
+    covered = [
+        stats.distribution_variance(
+            independent_runs(rng, 100, n=1000), resamples=300, seed=i
+        ).variance.covers(0)
+        for i in range(100)
+    ]
     assert np.mean(covered) >= 0.9
 
 
 def test_distribution_variance_recovers_a_shared_run_effect():
     rng = np.random.default_rng(2)
-    sd = 0.004                                          # 0.4 points, true variance 1.6e-5
+    sd = 0.004  # 0.4 points, true variance 1.6e-5
     correct = independent_runs(rng, 800, n=5000, shared_sd=sd)
     est = stats.distribution_variance(correct, resamples=500)
     assert est.variance.covers(sd**2), est
     assert est.variance.low > 0 and est.runs_to_exclude_zero() < 800
-    assert stats.split_half_correlation(correct).low > 0.15      # true r about 1/3 here
+    assert stats.split_half_correlation(correct).low > 0.15  # true r about 1/3 here
 
 
 def test_split_half_near_zero_without_shared_effect_and_its_interval_covers():
@@ -355,15 +368,15 @@ def test_cace_near_zero_when_calibrated_and_clearly_above_when_overconfident():
     assert bad.cace.value > 0.5 and bad.cace.low > 5 * good.cace.high
     assert max(e.value for e in good.classwise) < 0.03
     assert min(e.low for e in bad.classwise) > 3 * max(e.value for e in good.classwise)
-    assert good.cace_half > good.cace.value                     # fewer runs, more upward bias
+    assert good.cace_half > good.cace.value  # fewer runs, more upward bias
     assert good.gap.covers(0) and abs(good.disagreement - good.error) < 0.005
-    assert bad.gap.high < -0.05                                  # overconfident runs agree too much
+    assert bad.gap.high < -0.05  # overconfident runs agree too much
 
 
 def test_equivalent_epoch_bounds_cover_the_truth_inside_and_beyond_the_grid():
     rng = np.random.default_rng(8)
     grid = (4.0, 6.0, 8.0, 12.0, 16.0)
-    acc = lambda e: 0.90 + 0.02 * np.log(e)                     # noqa: E731 - linear in log-epochs
+    acc = lambda e: 0.90 + 0.02 * np.log(e)  # noqa: E731 - linear in log-epochs
     results = {}
     for truth in (10.0, 20.0, 3.0):
         hits, one_sided = 0, 0
@@ -372,11 +385,13 @@ def test_equivalent_epoch_bounds_cover_the_truth_inside_and_beyond_the_grid():
             target = acc(truth) + rng.normal(0, 0.0015, 25)
             est = stats.equivalent_epochs(curve, target, resamples=400, seed=i)
             hits += est.epochs.covers(truth)
-            one_sided += (est.epochs.high == np.inf) if truth > 16 else (est.epochs.low == -np.inf) if truth < 4 else 0
+            one_sided += (
+                (est.epochs.high == np.inf) if truth > 16 else (est.epochs.low == -np.inf) if truth < 4 else 0
+            )
         results[truth] = (hits / 150, one_sided / 150)
     assert results[10.0][0] >= 0.9
-    assert results[20.0][0] >= 0.9 and results[20.0][1] >= 0.9        # "> 16", not a finite understated bound
-    assert results[3.0][0] >= 0.9 and results[3.0][1] >= 0.9          # "< 4": reached before the grid
+    assert results[20.0][0] >= 0.9 and results[20.0][1] >= 0.9  # "> 16", not a finite understated bound
+    assert results[3.0][0] >= 0.9 and results[3.0][1] >= 0.9  # "< 4": reached before the grid
     # just beyond the grid with noisy runs: some bootstrap draws land inside it, the rest beyond; the
     # upper bound must stay open ("> 16"), not shrink to the draws that happen to fall inside
     hits = finite_points = 0
@@ -395,7 +410,7 @@ def test_equivalent_epochs_pairs_seeds_across_cells():
     curve = {e: 0.9 + 0.02 * np.log(e) + seed_effect + rng.normal(0, 0.0005, 40) for e in grid}
     target = 0.9 + 0.02 * np.log(10.0) + seed_effect + rng.normal(0, 0.0005, 40)
     seeds = np.arange(40)
-    joint = stats.equivalent_epochs(curve, target, curve_seeds={e: seeds for e in grid}, target_seeds=seeds)
+    joint = stats.equivalent_epochs(curve, target, curve_seeds=dict.fromkeys(grid, seeds), target_seeds=seeds)
     apart = stats.equivalent_epochs(curve, target)
     assert joint.epochs.covers(10.0)
     assert joint.epochs.half_width < 0.5 * apart.epochs.half_width
@@ -404,13 +419,21 @@ def test_equivalent_epochs_pairs_seeds_across_cells():
 def test_no_harness_module_imports_studies():
     for path in (ROOT / "harness").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
-            assert not any(n == "studies" or n.startswith("studies.") for n in names), f"{path.name} imports studies"
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            assert not any(n == "studies" or n.startswith("studies.") for n in names), (
+                f"{path.name} imports studies"
+            )
 
 
 def test_registry_finds_every_builtin_study():
     from harness.spec.studies import all_studies, find_study
+
     names = list(all_studies())
     assert names[:2] == ["flip_vs_alternating", "tta_variance"] and len(names) == 5
     assert find_study("ablation").name == "ablation" and find_study("nope") is None
@@ -420,9 +443,12 @@ def test_planned_precision_uses_the_store_sd_or_the_stated_default():
     import pandas as pd
 
     from harness.stats.planning import DEFAULT_RUN_SD, planned_precision
+
     default = planned_precision(400)
     assert default.sd == DEFAULT_RUN_SD and "default" in default.sd_source
-    assert default.detectable == pytest.approx(stats.minimum_detectable_difference(DEFAULT_RUN_SD * np.sqrt(2), 400))
+    assert default.detectable == pytest.approx(
+        stats.minimum_detectable_difference(DEFAULT_RUN_SD * np.sqrt(2), 400)
+    )
     assert default.half_width == pytest.approx(st.t.ppf(0.975, 399) * DEFAULT_RUN_SD / 20)
     runs = pd.DataFrame({"cell": ["a"] * 3 + ["b"] * 3 + ["c"], "acc_tta2": [1, 2, 3, 10, 10, 13, 5.0]})
     planned = planned_precision(10, runs)

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from airbench_core import DeviceData, train
 from airbench_core.train import derive_seed
-
-from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def test_same_seed_same_run_and_different_seeds_differ(data):
 
 
 def test_pinning_one_random_source_varies_only_the_others(data):
-    cfg = tiny_config(order_seed=5, aug_seed=5)       # only initialization varies with the seed
+    cfg = tiny_config(order_seed=5, aug_seed=5)  # only initialization varies with the seed
     a, b = train(cfg, 1, data), train(cfg, 2, data)
     assert not np.array_equal(a.predictions, b.predictions)
     fixed = tiny_config(init_seed=3, order_seed=3, aug_seed=3)
@@ -41,8 +40,9 @@ def test_pinning_one_random_source_varies_only_the_others(data):
 def test_tiny_configuration_learns_real_images_in_few_steps(cifar):
     """Learning is bounded in steps, not seconds: 80 steps of a narrow network get well past chance
     (10%): seed 0 reaches 50% at TTA 2 on the CI's JPEG copy (seeds 0 and 1: 46–50%)."""
-    cfg = tiny_config(n_train=5000, n_test=1000, widths=(16, 32, 32), batch_size=250, epochs=4.0,
-                      whiten_samples=5000)
+    cfg = tiny_config(
+        n_train=5000, n_test=1000, widths=(16, 32, 32), batch_size=250, epochs=4.0, whiten_samples=5000
+    )
     result = train(cfg, 0, cifar, "cpu", save_logits=True)
     assert result.steps == 80 and result.epochs == 4.0
     assert result.accuracy[2] > 0.40, result.accuracy
@@ -58,12 +58,16 @@ def test_gpu_check_command_rejects_bad_input(tmp_path, capsys):
     import subprocess
     import sys
 
-    from airbench_core.check import main
     from helpers import ROOT
-    cases = ((["--data", str(tmp_path / "none.tar.gz")], "no such file"),
-             (["--runs", "0", "--data", str(tmp_path)], "--runs must be at least 1"),
-             (["--device", "tpu"], "unknown device 'tpu'"),
-             (["--device", "cuda:7"] if torch.cuda.is_available() else ["--device", "cuda"], "--device cuda"))
+
+    from airbench_core.check import main
+
+    cases = (
+        (["--data", str(tmp_path / "none.tar.gz")], "no such file"),
+        (["--runs", "0", "--data", str(tmp_path)], "--runs must be at least 1"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "cuda:7"] if torch.cuda.is_available() else ["--device", "cuda"], "--device cuda"),
+    )
     for args, message in cases:
         try:
             code = main(args)
@@ -73,8 +77,13 @@ def test_gpu_check_command_rejects_bad_input(tmp_path, capsys):
         assert code == 2 and message in err, err
         assert err.count("\n") == 1
     args, message = cases[0]
-    r = subprocess.run([sys.executable, "-m", "airbench_core.check", *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "airbench_core.check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.stderr
 

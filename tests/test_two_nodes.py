@@ -1,6 +1,7 @@
 """Two Ray nodes started on this machine with `ray start` (one cluster for the module): a campaign
 through --address spreads over both, one without --address never joins them (it starts its own Ray),
 and one that loses a node for good finishes on the other."""
+
 import json
 import os
 import shutil
@@ -10,10 +11,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from harness import store
 from helpers import ROOT, sleeping_study, study_cli
 from ray_nodes import free_port, ray_node
+
+from harness import store
 
 # Token authentication stays on: both nodes and the driver read the token kept under ~/.ray/.
 TOKEN_AUTH = {**os.environ, "RAY_AUTH_MODE": "token"}
@@ -25,13 +26,25 @@ def two_nodes():
     which would stop every Ray on the machine). Yields the head's address and the second node's
     process (the last test kills it)."""
     port = free_port()
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")       # its own temp dir: no cluster file in /tmp/ray
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # its own temp dir: no cluster file in /tmp/ray
     env = {**TOKEN_AUTH, "RAY_TMPDIR": ray_tmp}
     try:
-        with ray_node("--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=1",
-                      "--include-dashboard=false", env=env):
-            with ray_node(f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                          "--num-gpus=1", env=env) as second:
+        with ray_node(
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            "--num-gpus=1",
+            "--include-dashboard=false",
+            env=env,
+        ):
+            with ray_node(
+                f"--address=127.0.0.1:{port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=1",
+                "--num-gpus=1",
+                env=env,
+            ) as second:
                 yield f"127.0.0.1:{port}", second, ray_tmp
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -40,12 +53,25 @@ def two_nodes():
 def test_campaign_through_address_uses_both_nodes(two_nodes, tmp_path, data_source):
     """Where the runs go is under test, not training (real runs go through Ray in test_ray_campaign.py)."""
     out = tmp_path / "out"
-    r = study_cli(str(sleeping_study(tmp_path, 0.2)), "--seeds", "2", "--address", two_nodes[0], "--out", str(out),
-                  "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", timeout=400,
-                  env=TOKEN_AUTH)
+    r = study_cli(
+        str(sleeping_study(tmp_path, 0.2)),
+        "--seeds",
+        "2",
+        "--address",
+        two_nodes[0],
+        "--out",
+        str(out),
+        "--store",
+        str(tmp_path / "store"),
+        "--data",
+        data_source,
+        "--no-report",
+        timeout=400,
+        env=TOKEN_AUTH,
+    )
     assert r.returncode == 0, r.stderr
     frame, _ = store.load(out)
-    assert len(frame) == 2                 # one run handed to each node's actor first
+    assert len(frame) == 2  # one run handed to each node's actor first
     assert frame["worker_node"].nunique() == 2, frame[["worker_node", "gpu_slot"]]
 
 
@@ -55,18 +81,36 @@ def test_a_campaign_without_address_never_joins_a_running_cluster(two_nodes, tmp
     address, _, ray_tmp = two_nodes
     ray_dir = Path(ray_tmp) / "ray"
     foreign = (ray_dir / "session_latest").resolve()
-    assert (ray_dir / "ray_current_cluster").exists()      # where a bare ray.init() looks
+    assert (ray_dir / "ray_current_cluster").exists()  # where a bare ray.init() looks
     env = {**TOKEN_AUTH, "RAY_TMPDIR": ray_tmp, "RAY_ADDRESS": address}
     out = tmp_path / "out"
-    r = study_cli(str(sleeping_study(tmp_path, 0.2)), "--seeds", "2", "--device", "cpu", "--workers", "2",
-                  "--out", str(out), "--store", str(tmp_path / "store"), "--data", data_source, "--no-report", env=env)
+    r = study_cli(
+        str(sleeping_study(tmp_path, 0.2)),
+        "--seeds",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--store",
+        str(tmp_path / "store"),
+        "--data",
+        data_source,
+        "--no-report",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     frame, _ = store.load(out)
     pids = set(frame["worker_pid"])
     assert len(frame) == 2
     ours = {p.resolve() for p in ray_dir.glob("session_2*")} - {foreign}
     assert len(ours) == 1, "the campaign started a cluster of its own"
-    logged = lambda session: {int(p.stem.rsplit("-", 1)[-1]) for p in (session / "logs").glob("worker-*.out")}
+
+    def logged(session):
+        return {int(p.stem.rsplit("-", 1)[-1]) for p in (session / "logs").glob("worker-*.out")}
+
     assert pids <= logged(ours.pop()) and not pids & logged(foreign)
     assert "(raylet)" not in r.stderr and "INFO" not in r.stderr
 
@@ -110,9 +154,14 @@ def test_a_node_lost_for_good_leaves_its_runs_to_the_other_node(two_nodes, tmp_p
     for a GPU that never returns; the backend gives that actor up after ``lost_after`` seconds, and
     its queued runs are trained on the head's actor: every run stored once, none failed for good."""
     address, second, _ = two_nodes
-    r = subprocess.run([sys.executable, "-c", LOSING_DRIVER, address, str(second.pid), str(tmp_path / "out")],
-                       cwd=ROOT, env={**TOKEN_AUTH, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", LOSING_DRIVER, address, str(second.pid), str(tmp_path / "out")],
+        cwd=ROOT,
+        env={**TOKEN_AUTH, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["slots"] == 2
@@ -120,4 +169,4 @@ def test_a_node_lost_for_good_leaves_its_runs_to_the_other_node(two_nodes, tmp_p
     frame, _ = store.load(tmp_path / "out")
     assert frame["key"].nunique() == len(frame) == 60
     seen, [killed_after] = result["seen"], result["killed_after"]
-    assert killed_after <= 40 and len(set(seen[-20:])) == 1      # both nodes worked, then the head alone
+    assert killed_after <= 40 and len(set(seen[-20:])) == 1  # both nodes worked, then the head alone

@@ -1,6 +1,7 @@
 """Issue 15: verdicts that hold. Each statistic against simulated data whose truth is known, with
 tolerances the old code failed (the old value is in each test's comment), plus quick unit tests of
 the report tables these touch. Monte Carlo sizes are small; each test states its MC error."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,12 @@ import pytest
 from scipy import stats as st
 
 from harness import stats
+from harness.spec.errors import UserError
 from harness.stats import coverage as cv
 from harness.stats import sequential as seq
-from harness.spec.errors import UserError
-
 
 # ----------------------------------------------------------------------------- 1. calibration gap
+
 
 def test_gap_interval_covers_zero_for_calibrated_ensembles():
     # 150 calibrated campaigns, 10 runs, 1,000 examples: MC error of the coverage ≈ 1.8%. Old interval
@@ -43,6 +44,7 @@ def test_gap_still_detects_overconfident_runs_and_calibration_uses_it():
 
 # ----------------------------------------------------------------------------- 3, 4. adaptive decisions
 
+
 def test_equal_within_p_only_when_the_whole_sequence_is_inside():
     # δ = 0.06, P = 0.05, 2000 campaigns: MC error ≤ 0.5%. Old rule (narrower than 2P and holding 0): 19%.
     rng = np.random.default_rng(3)
@@ -53,7 +55,7 @@ def test_equal_within_p_only_when_the_whole_sequence_is_inside():
     assert np.mean(code == seq.OUTCOMES.index(seq.EQUAL)) <= 0.05
     t = np.arange(1, 401) >= 10
     old_equal = (t & (upper - lower < 0.1) & (lower <= 0) & (upper >= 0)).any(1).mean()
-    assert old_equal > 0.1                               # the old rule would have fired here
+    assert old_equal > 0.1  # the old rule would have fired here
 
 
 def test_family_wise_error_with_ten_null_variants():
@@ -76,24 +78,31 @@ def test_sequence_label_is_its_level():
 
 # ----------------------------------------------------------------------------- 5. rule fixed at the first round
 
+
 def test_a_resume_with_another_rule_is_refused(tmp_path):
-    from harness.run import adaptive
     from harness import store
+    from harness.run import adaptive
+
     first = seq.Rule(0.05, 20, min_seeds=5, comparisons=2)
     store.write_manifest(tmp_path, {"study": "x", "adaptive": {**first.record(), "workers": 2}})
-    adaptive.check_rule(tmp_path, first)                                   # the same rule resumes
+    adaptive.check_rule(tmp_path, first)  # the same rule resumes
     adaptive.check_rule(tmp_path, seq.Rule(0.05, 20, min_seeds=5, comparisons=2))
     with pytest.raises(UserError) as exc:
         adaptive.check_rule(tmp_path, seq.Rule(0.05, 40, min_seeds=5, comparisons=2))
     message = str(exc.value)
     assert "max = 20" in message and "max = 40" in message and "\n" not in message
-    assert seq.Rule.from_record(json.loads((tmp_path / "manifest.json").read_text())["adaptive"]).record() == first.record()
+    assert (
+        seq.Rule.from_record(json.loads((tmp_path / "manifest.json").read_text())["adaptive"]).record()
+        == first.record()
+    )
 
 
 # ----------------------------------------------------------------------------- 6. after optional stopping
 
+
 def test_fixed_n_tests_are_marked_invalid_after_adaptive_stopping():
     from harness.report.sections import Comparison, comparison_table
+
     r = stats.paired(np.array([1.0, 2.0, 3.5, 4.0]), np.array([0.5, 1.0, 3.0, 3.0]))
     plain = comparison_table([Comparison({"comparison": "b − a"}, "b − a", r)], "f")[0]
     after = comparison_table([Comparison({"comparison": "b − a"}, "b − a", r)], "f", optional_stopping=True)
@@ -103,6 +112,7 @@ def test_fixed_n_tests_are_marked_invalid_after_adaptive_stopping():
 
 def test_primary_is_stated_as_pre_registered():
     from harness.report.sections import Comparison, comparison_table
+
     rng = np.random.default_rng(0)
     comps = [Comparison({"c": k}, k, stats.paired(rng.normal(size=6), rng.normal(size=6))) for k in "abc"]
     note = comparison_table(comps, "every cell", primary="a")[0]
@@ -111,7 +121,8 @@ def test_primary_is_stated_as_pre_registered():
 
 # ----------------------------------------------------------------------------- 7. power and MDE
 
-@pytest.mark.parametrize("n, paired, n_b", [(2, True, None), (2, False, None), (40, False, 8)])
+
+@pytest.mark.parametrize(("n", "paired", "n_b"), [(2, True, None), (2, False, None), (40, False, 8)])
 def test_minimum_detectable_difference_has_its_power_by_simulation(n, paired, n_b):
     # 20,000 simulated tests at the MDE: MC error of the power ≈ 0.3%. Old: n = 2 read scipy's NaN as
     # power 1 (MDE 1.14 sd, true power 0.10 there); Welch 40 vs 8 used the equal-n formula.
@@ -121,13 +132,15 @@ def test_minimum_detectable_difference_has_its_power_by_simulation(n, paired, n_
     if paired:
         p = st.ttest_1samp(rng.normal(mde, sd, (20000, n)), 0, axis=1).pvalue
     else:
-        p = st.ttest_ind(rng.normal(mde, sd, (20000, n)), rng.normal(0, sd, (20000, n_b or n)), axis=1,
-                         equal_var=False).pvalue
+        p = st.ttest_ind(
+            rng.normal(mde, sd, (20000, n)), rng.normal(0, sd, (20000, n_b or n)), axis=1, equal_var=False
+        ).pvalue
     assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.015)
     assert stats.t_test_power(1.14, 1.0, 2) < 0.2
 
 
 # ----------------------------------------------------------------------------- 9. degenerate inputs
+
 
 def test_degenerate_inputs_give_no_interval():
     two = stats.paired(np.array([0.9400, 0.9410]), np.array([0.9300, 0.9309]))
@@ -138,7 +151,7 @@ def test_degenerate_inputs_give_no_interval():
     assert np.isnan(stats.std_ci(np.array([0.93, 0.93])).low)
     assert np.isnan(stats.correlation_ci(np.array([1.0, 2.0]), np.array([3.0, 1.0])).value)
     correct = np.random.default_rng(0).random((40, 300)) < 0.9
-    assert np.isnan(stats.distribution_variance(correct, resamples=50).variance.low)     # n too small
+    assert np.isnan(stats.distribution_variance(correct, resamples=50).variance.low)  # n too small
 
 
 def test_distribution_variance_interval_refused_where_it_undercovers():
@@ -149,15 +162,19 @@ def test_distribution_variance_interval_refused_where_it_undercovers():
 
 # ----------------------------------------------------------------------------- 10. the coverage bench
 
+
 def test_quick_coverage_table_is_within_tolerance():
     rows = cv.coverage_table(quick=True)
     text = cv.render(rows)
     print("\n" + text)
-    assert {"quantity", "nominal", "achieved", "MC error"} <= set(text.splitlines()[0].split("  ")) | {"MC error"}
+    assert {"quantity", "nominal", "achieved", "MC error"} <= set(text.splitlines()[0].split("  ")) | {
+        "MC error"
+    }
     assert len(rows) >= 15 and all(r.ok for r in rows if not r.refused), text
 
 
 # ----------------------------------------------------------------------------- 8. CACE
+
 
 def test_cace_point_inside_its_interval_with_the_calibrated_null_beside_it():
     # Old: the raw point lay above its own (basic) upper bound in 58-100% of campaigns at R = 61.
@@ -166,41 +183,64 @@ def test_cace_point_inside_its_interval_with_the_calibrated_null_beside_it():
     cal = stats.calibration(gp, resamples=40)
     assert cal.cace.low <= cal.cace.value <= cal.cace.high
     assert cal.cace_raw == pytest.approx(cal.cace.value + cal.cace_bias) or cal.cace.value == 0.0
-    assert cal.cace_bias > 0                                     # finite-ensemble bias is upward
-    null = cal.cace_null                                         # the floor a calibrated ensemble shows
+    assert cal.cace_bias > 0  # finite-ensemble bias is upward
+    null = cal.cace_null  # the floor a calibrated ensemble shows
     assert 0 < null.low <= null.value <= null.high
-    assert null.low <= cal.cace_raw <= 2 * null.high             # this ensemble is calibrated: near its floor
+    assert null.low <= cal.cace_raw <= 2 * null.high  # this ensemble is calibrated: near its floor
 
 
 # ----------------------------------------------------------------------------- 5. through the command line
+
 
 def test_cli_resume_with_another_rule_exits_2_naming_both(tmp_path, capsys):
     from harness import store
     from harness.cli.study import main
     from harness.spec import studyfile
+
     smoke = os.path.join(os.path.dirname(__file__), "..", "studies", "examples", "smoke_half_epochs.toml")
     sf = studyfile.load(smoke)
     out, root = tmp_path / "out", tmp_path / "store"
     out.mkdir()
     first = seq.Rule(0.5, 20, min_seeds=4, comparisons=len(sf.comparisons))
-    store.write_manifest(out, {"study": sf.name, "preset": "file", "store": os.path.relpath(root, out),
-                               "adaptive": {**first.record(), "workers": 1}})
-    args = [smoke, "--until", "decided", "--out", str(out), "--store", str(root), "--dry-run", "--backend", "local"]
+    store.write_manifest(
+        out,
+        {
+            "study": sf.name,
+            "preset": "file",
+            "store": os.path.relpath(root, out),
+            "adaptive": {**first.record(), "workers": 1},
+        },
+    )
+    args = [
+        smoke,
+        "--until",
+        "decided",
+        "--out",
+        str(out),
+        "--store",
+        str(root),
+        "--dry-run",
+        "--backend",
+        "local",
+    ]
     assert main(args + ["--max-seeds", "30"]) == 2
     err = capsys.readouterr().err.strip()
     assert "max = 20" in err and "max = 30" in err and len(err.splitlines()) == 1
-    assert main(args) == 0                                       # the first rule resumes
+    assert main(args) == 0  # the first rule resumes
 
 
 # ----------------------------------------------------------------------------- 2. compare two folders
 
+
 def _side(name, seeds, acc):
     from harness.report.compare import Side
+
     return Side(name, pd.DataFrame({"cell": "c", "seed": seeds, "acc_tta2": acc}))
 
 
 def test_compare_pairs_only_identical_seed_sets():
     from harness.report.compare import compare_cells, render
+
     rng = np.random.default_rng(1)
     # 100 runs a side, 3 shared seeds, B better by 0.1 points: Welch on all 200 (old: 3 pairs, p = 0.61)
     a = _side("A", np.r_[0:3, 100:197], 0.9400 + rng.normal(0, 0.0015, 100))

@@ -3,6 +3,7 @@
 ``python -m harness.bench analysis|throughput|acceptance|store|adaptive|cli|coverage|campaign``.
 Public names: ``main`` (the command line), ``bench_throughput`` and ``parse_mode`` (fast paths).
 """
+
 from harness.bench.cli import main
 from harness.bench.throughput import bench_throughput, parse_mode
 

@@ -1,4 +1,5 @@
 """``python -m harness.bench ...``: see ``harness.bench.cli``."""
+
 import sys
 
 from harness.bench.cli import main

@@ -16,6 +16,7 @@ was lost or stored twice, and the seconds until the replacement's first run was 
 ``--lose-node`` kills it the same way with no replacement: the backend gives its actors up after
 ``--lost-after`` seconds and the head's actors train their runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def free_port() -> int:
@@ -52,18 +53,25 @@ def free_port() -> int:
 
 def simulated_study(config):
     from harness.spec.grid import Cell, Study
-    return Study("simulated", "the simulated method (airbench_core.simulated): the harness's own cost at scale",
-                 grid=lambda preset, base: [Cell({"method": "simulated"}, config, "simulated")],
-                 presets=("full",))
+
+    return Study(
+        "simulated",
+        "the simulated method (airbench_core.simulated): the harness's own cost at scale",
+        grid=lambda preset, base: [Cell({"method": "simulated"}, config, "simulated")],
+        presets=("full",),
+    )
 
 
 # -- clusters ----------------------------------------------------------------------------------------
+
 
 def ray_command() -> str:
     beside = Path(sys.executable).parent / "ray"
     found = str(beside) if beside.exists() else shutil.which("ray")
     if not found:
-        raise RuntimeError(f"the ray command (from the ray package) is neither beside {sys.executable} nor on PATH")
+        raise RuntimeError(
+            f"the ray command (from the ray package) is neither beside {sys.executable} nor on PATH"
+        )
     return found
 
 
@@ -72,9 +80,14 @@ class Node:
     (never ``ray stop``, which would stop every Ray cluster on the machine)."""
 
     def __init__(self, *args: str, env: dict):
-        self.proc = subprocess.Popen([ray_command(), "start", *args, "--block", "--disable-usage-stats"], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [ray_command(), "start", *args, "--block", "--disable-usage-stats"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         lines = []
         for line in self.proc.stdout:
             lines.append(line)
@@ -84,21 +97,17 @@ class Node:
             raise RuntimeError("ray start failed:\n" + "".join(lines[-20:]))
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if self.proc.poll() is not None:
                 break
             self.kill(sig)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill(signal.SIGKILL)         # the group's leftovers (raylet, workers)
+        self.kill(signal.SIGKILL)  # the group's leftovers (raylet, workers)
         self.proc.stdout.close()
 
 
@@ -110,42 +119,61 @@ class Cluster:
     address: str | None = None
     env: dict = field(default_factory=dict)
     tmp: str = ""
-    quiet: object = None           # undoes the silencing of Ray's "(raylet)" warnings
+    quiet: object = None  # undoes the silencing of Ray's "(raylet)" warnings
 
     def node_args(self, gpus: float) -> list[str]:
-        return ["--node-ip-address=127.0.0.1", "--num-cpus=1", f"--num-gpus={gpus:g}",
-                f"--object-store-memory={200 * 2**20}"]
+        return [
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            f"--num-gpus={gpus:g}",
+            f"--object-store-memory={200 * 2**20}",
+        ]
 
     def start(self) -> None:
         import ray
+
         root = str(Path(__file__).resolve().parent.parent.parent)
-        runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+        runtime_env = {
+            "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        }
         from harness.run.backends import silence_ray_errors
+
         if not self.two_nodes:
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=self.actors, include_dashboard=False,
-                     object_store_memory=200 * 2**20, logging_level="ERROR", log_to_driver=False,
-                     runtime_env=runtime_env)
-            self.quiet = silence_ray_errors(ray)      # e.g. "64 worker processes started" warnings: the table says it
+            ray.init(
+                address="local",
+                num_cpus=os.cpu_count() or 1,
+                num_gpus=self.actors,
+                include_dashboard=False,
+                object_store_memory=200 * 2**20,
+                logging_level="ERROR",
+                log_to_driver=False,
+                runtime_env=runtime_env,
+            )
+            self.quiet = silence_ray_errors(
+                ray
+            )  # e.g. "64 worker processes started" warnings: the table says it
             return
         self.tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
         self.env = {**os.environ, "RAY_TMPDIR": self.tmp}
         port = free_port()
         self.address = f"127.0.0.1:{port}"
         half = self.actors / 2
-        self.nodes.append(Node("--head", f"--port={port}", "--include-dashboard=false", *self.node_args(half),
-                               env=self.env))
+        self.nodes.append(
+            Node("--head", f"--port={port}", "--include-dashboard=false", *self.node_args(half), env=self.env)
+        )
         self.add_node(half)
         os.environ["RAY_TMPDIR"] = self.tmp
         ray.init(address=self.address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
         self.quiet = silence_ray_errors(ray)
 
-    def add_node(self, gpus: float) -> "Node":
+    def add_node(self, gpus: float) -> Node:
         node = Node(f"--address={self.address}", *self.node_args(gpus), env=self.env)
         self.nodes.append(node)
         return node
 
     def stop(self) -> None:
         import ray
+
         ray.shutdown()
         if self.quiet:
             self.quiet()
@@ -170,14 +198,15 @@ def cluster(actors: int, two_nodes: bool = False):
 
 # -- one setting ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     actors: int
     runs: int
     run_seconds: float
     nodes: int = 1
-    startup_s: float = 0.0         # actors created and answering
-    wall_s: float = 0.0            # the campaign: first run submitted to last stored
+    startup_s: float = 0.0  # actors created and answering
+    wall_s: float = 0.0  # the campaign: first run submitted to last stored
     driver_cpu_s: float = 0.0
     stored: int = 0
     unique: int = 0
@@ -188,7 +217,7 @@ class Result:
     compact_s: float = 0.0
     report_s: float = 0.0
     kill: dict | None = None
-    actor_s: float = 0.0           # seconds each run took inside its actor (sleep + predictions)
+    actor_s: float = 0.0  # seconds each run took inside its actor (sleep + predictions)
 
     @property
     def ideal(self) -> float:
@@ -203,16 +232,23 @@ class Result:
         return 1000 * self.driver_cpu_s / self.stored if self.stored else float("nan")
 
     def row(self) -> str:
-        return (f"{self.actors:>6} {self.nodes:>5} {self.runs:>7} {self.runs_per_s:>8.1f} {self.ideal:>7.1f} "
-                f"{100 * self.runs_per_s / self.ideal:>6.1f}% {self.cpu_ms_per_run:>9.2f} {self.runs_per_s:>8.1f} "
-                f"{self.peak_rss_mb:>8.0f} {self.rss_growth_mb_per_10k:>9.1f} {self.compact_s:>8.1f} "
-                f"{self.report_s:>8.1f} {self.startup_s:>8.1f} {self.actor_s:>7.3f}  "
-                + ("ok" if self.unique == self.stored == self.runs and not self.failed else
-                   f"LOST/DUPLICATED: {self.stored} stored, {self.unique} keys, {self.failed} failed"))
+        return (
+            f"{self.actors:>6} {self.nodes:>5} {self.runs:>7} {self.runs_per_s:>8.1f} {self.ideal:>7.1f} "
+            f"{100 * self.runs_per_s / self.ideal:>6.1f}% {self.cpu_ms_per_run:>9.2f} {self.runs_per_s:>8.1f} "
+            f"{self.peak_rss_mb:>8.0f} {self.rss_growth_mb_per_10k:>9.1f} {self.compact_s:>8.1f} "
+            f"{self.report_s:>8.1f} {self.startup_s:>8.1f} {self.actor_s:>7.3f}  "
+            + (
+                "ok"
+                if self.unique == self.stored == self.runs and not self.failed
+                else f"LOST/DUPLICATED: {self.stored} stored, {self.unique} keys, {self.failed} failed"
+            )
+        )
 
 
-HEADER = (f"{'actors':>6} {'nodes':>5} {'runs':>7} {'runs/s':>8} {'ideal':>7} {'ratio':>7} {'cpu ms/run':>9} "
-          f"{'writes/s':>8} {'peak MB':>8} {'MB/10k':>9} {'compact s':>8} {'report s':>8} {'start s':>8} {'actor s':>7}  store")
+HEADER = (
+    f"{'actors':>6} {'nodes':>5} {'runs':>7} {'runs/s':>8} {'ideal':>7} {'ratio':>7} {'cpu ms/run':>9} "
+    f"{'writes/s':>8} {'peak MB':>8} {'MB/10k':>9} {'compact s':>8} {'report s':>8} {'start s':>8} {'actor s':>7}  store"
+)
 
 
 class Meter:
@@ -250,9 +286,17 @@ class Meter:
         return (later[-1][1] - later[0][1]) / (later[-1][0] - later[0][0]) * 10000
 
 
-def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: bool = False,
-                profile: Path | None = None, report: bool = True, replace: bool = True,
-                lost_after: float = 300.0) -> Result:
+def run_setting(
+    c: Cluster,
+    runs: int,
+    run_seconds: float,
+    folder: Path,
+    kill: bool = False,
+    profile: Path | None = None,
+    report: bool = True,
+    replace: bool = True,
+    lost_after: float = 300.0,
+) -> Result:
     import ray
 
     from airbench_core.simulated import METHOD, SimulatedConfig, SimulatedData
@@ -260,9 +304,12 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
 
     config = SimulatedConfig(run_seconds=run_seconds)
     data = SimulatedData(config.n_test)
-    out = folder / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}{'' if replace else '-lose'}"
+    out = (
+        folder
+        / f"a{c.actors}-r{runs}-{'2n' if c.two_nodes else '1n'}{'-kill' if kill else ''}{'' if replace else '-lose'}"
+    )
     res = Result(c.actors, runs, run_seconds, nodes=len(c.nodes) or 1)
-    for _ in range(60):       # after a killed node: until Ray has noticed it is gone (its GPUs no longer counted)
+    for _ in range(60):  # after a killed node: until Ray has noticed it is gone (its GPUs no longer counted)
         if ray.cluster_resources().get("GPU", 0.0) == c.actors:
             break
         time.sleep(1)
@@ -275,24 +322,36 @@ def run_setting(c: Cluster, runs: int, run_seconds: float, folder: Path, kill: b
     res.startup_s = time.perf_counter() - t0
 
     def kill_second_node():
-        victim = c.nodes[-1]           # the newest worker node (a replacement, after an earlier kill)
+        victim = c.nodes[-1]  # the newest worker node (a replacement, after an earlier kill)
         victim.kill()
         res.kill = {"actors_lost": c.actors // 2, "killed_at": time.perf_counter()}
         if replace:
-            c.add_node(c.actors / 2)       # a replacement joins (a requeued Slurm node, a spare)
+            c.add_node(c.actors / 2)  # a replacement joins (a requeued Slurm node, a spare)
 
     meter = Meter(runs, kill_at=runs // 3 if kill else None, on_kill=kill_second_node)
 
     def after_campaign(summary) -> None:
         if kill:
-            res.kill.update(given_up=backend.lost, kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"),
-                            retries=summary.retries,
-                            recover_s=(meter.recovered_at - meter.killed_at) if meter.recovered_at else float("nan"))
+            res.kill.update(
+                given_up=backend.lost,
+                kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"),
+                retries=summary.retries,
+                recover_s=(meter.recovered_at - meter.killed_at) if meter.recovered_at else float("nan"),
+            )
+
     return measure(backend, res, config, out, meter, profile, report, after_campaign)
 
 
-def measure(backend, res: Result, config, out: Path, meter: Meter, profile: Path | None, report: bool,
-            after_campaign=None) -> Result:
+def measure(
+    backend,
+    res: Result,
+    config,
+    out: Path,
+    meter: Meter,
+    profile: Path | None,
+    report: bool,
+    after_campaign=None,
+) -> Result:
     """One campaign of ``config`` on ``backend`` as the study CLI runs one, then compaction and the
     report, each timed; ``res`` filled in and returned."""
     from airbench_core.simulated import SimulatedData
@@ -307,11 +366,23 @@ def measure(backend, res: Result, config, out: Path, meter: Meter, profile: Path
     profiler = None
     if profile:
         import cProfile
+
         profiler = cProfile.Profile()
         profiler.enable()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    summary = campaign.run(study, "full", res.runs, out, data, backend, progress=False, on_outcome=meter,
-                           store_root=out / "store", compact_at_end=False, stop_backend=False)
+    summary = campaign.run(
+        study,
+        "full",
+        res.runs,
+        out,
+        data,
+        backend,
+        progress=False,
+        on_outcome=meter,
+        store_root=out / "store",
+        compact_at_end=False,
+        stop_backend=False,
+    )
     res.wall_s, res.driver_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     if after_campaign:
         after_campaign(summary)
@@ -350,6 +421,7 @@ class InProcessBatches:
     def __init__(self, batch: int):
         from airbench_core.simulated import METHOD, SimulatedData
         from harness.run.method_worker import MethodWorker
+
         self.worker, self.batch = MethodWorker(METHOD, None, "cpu", SimulatedData().fingerprint), batch
 
     def slots(self) -> int:
@@ -366,40 +438,70 @@ class InProcessBatches:
         pass
 
 
-STORE_ONLY_BATCH = 8      # runs per batch in --store-only: what 64 actors' 0.5 s runs give within 50 ms
+STORE_ONLY_BATCH = 8  # runs per batch in --store-only: what 64 actors' 0.5 s runs give within 50 ms
 
 
 def store_only_setting(runs: int, folder: Path, report: bool = True, profile: Path | None = None) -> Result:
     from airbench_core.simulated import SimulatedConfig
+
     res = Result(0, runs, 0.0)
-    return measure(InProcessBatches(STORE_ONLY_BATCH), res, SimulatedConfig(run_seconds=0.0), folder / f"store-only-r{runs}",
-                   Meter(runs), profile, report)
+    return measure(
+        InProcessBatches(STORE_ONLY_BATCH),
+        res,
+        SimulatedConfig(run_seconds=0.0),
+        folder / f"store-only-r{runs}",
+        Meter(runs),
+        profile,
+        report,
+    )
 
 
 def store_only_line(r: Result) -> str:
-    return (f"store only (no Ray, batches of {STORE_ONLY_BATCH}): {r.runs} runs stored in {r.wall_s:.1f} s ({r.runs_per_s:.0f} runs/s, "
-            f"{r.cpu_ms_per_run:.2f} ms driver CPU per run), peak RSS {r.peak_rss_mb:.0f} MB, "
-            f"{r.rss_growth_mb_per_10k:.1f} MB per 10k runs; compaction {r.compact_s:.1f} s, report {r.report_s:.1f} s "
-            f"(together {r.compact_s + r.report_s:.1f} s); "
-            + ("ok" if r.unique == r.stored == r.runs and not r.failed else
-               f"LOST/DUPLICATED: {r.stored} stored, {r.unique} keys, {r.failed} failed"))
+    return (
+        f"store only (no Ray, batches of {STORE_ONLY_BATCH}): {r.runs} runs stored in {r.wall_s:.1f} s ({r.runs_per_s:.0f} runs/s, "
+        f"{r.cpu_ms_per_run:.2f} ms driver CPU per run), peak RSS {r.peak_rss_mb:.0f} MB, "
+        f"{r.rss_growth_mb_per_10k:.1f} MB per 10k runs; compaction {r.compact_s:.1f} s, report {r.report_s:.1f} s "
+        f"(together {r.compact_s + r.report_s:.1f} s); "
+        + (
+            "ok"
+            if r.unique == r.stored == r.runs and not r.failed
+            else f"LOST/DUPLICATED: {r.stored} stored, {r.unique} keys, {r.failed} failed"
+        )
+    )
 
 
 def kill_line(r: Result, replace: bool, lost_after: float) -> str:
     """What a killed node cost, in words."""
     k = r.kill
-    what = (f"killed node: {k['actors_lost']} actors lost" if replace else
-            f"lost node, no replacement: {k['given_up']} actors given up after {lost_after:g} s without an answer")
-    end = (f"{k['recover_s']:.1f} s from the kill to the replacement node's first stored run" if replace else
-           f"the campaign ended {k['kill_to_end_s']:.1f} s after the kill")
-    return (f"{what}, {k['retries']} attempts failed and were retried, {r.failed} failed for good, {r.unique} of "
-            f"{r.runs} runs stored once each; {end}")
+    what = (
+        f"killed node: {k['actors_lost']} actors lost"
+        if replace
+        else f"lost node, no replacement: {k['given_up']} actors given up after {lost_after:g} s without an answer"
+    )
+    end = (
+        f"{k['recover_s']:.1f} s from the kill to the replacement node's first stored run"
+        if replace
+        else f"the campaign ended {k['kill_to_end_s']:.1f} s after the kill"
+    )
+    return (
+        f"{what}, {k['retries']} attempts failed and were retried, {r.failed} failed for good, {r.unique} of "
+        f"{r.runs} runs stored once each; {end}"
+    )
 
 
-def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_nodes: bool = False,
-                   kill_node: bool = False, tmp: str | None = None, profile: str | None = None,
-                   report: bool = True, lose_node: bool = False, lost_after: float = 30.0,
-                   store_only: bool = False) -> list[Result]:
+def bench_campaign(
+    actors: list[int],
+    runs: list[int],
+    run_seconds: float,
+    two_nodes: bool = False,
+    kill_node: bool = False,
+    tmp: str | None = None,
+    profile: str | None = None,
+    report: bool = True,
+    lose_node: bool = False,
+    lost_after: float = 30.0,
+    store_only: bool = False,
+) -> list[Result]:
     results = []
     if store_only:
         with tempfile.TemporaryDirectory(dir=tmp, prefix="bench-campaign-") as folder:
@@ -408,8 +510,10 @@ def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_n
                 results.append(store_only_setting(n, Path(folder), report, profile=prof))
                 print(store_only_line(results[-1]), flush=True)
         return results
-    print(f"simulated campaigns: {run_seconds:g} s per run; driver pid {os.getpid()} on {os.cpu_count()} cores",
-          flush=True)
+    print(
+        f"simulated campaigns: {run_seconds:g} s per run; driver pid {os.getpid()} on {os.cpu_count()} cores",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(dir=tmp, prefix="bench-campaign-") as folder:
         for a in actors:
             node_modes = [False, True] if two_nodes else [False]
@@ -420,18 +524,35 @@ def bench_campaign(actors: list[int], runs: list[int], run_seconds: float, two_n
                             prof = Path(profile).with_suffix(f".a{a}.r{n}.prof") if profile else None
                             r = run_setting(c, n, run_seconds, Path(folder), profile=prof, report=report)
                             results.append(r)
-                            print(HEADER if len(results) == 1 else "", r.row(), sep="\n" if len(results) == 1 else "",
-                                  flush=True)
+                            print(
+                                HEADER if len(results) == 1 else "",
+                                r.row(),
+                                sep="\n" if len(results) == 1 else "",
+                                flush=True,
+                            )
                         failures = [True] * kill_node + [False] * lose_node if two else []
-                        for replace in failures:      # the second node killed: with, then without a replacement
+                        for replace in failures:  # the second node killed: with, then without a replacement
                             # a replaced node's actors are restarting, not lost: the campaigns' own 300 s applies
-                            r = run_setting(c, max(runs), run_seconds, Path(folder), kill=True, report=report,
-                                            replace=replace, lost_after=300.0 if replace else lost_after)
+                            r = run_setting(
+                                c,
+                                max(runs),
+                                run_seconds,
+                                Path(folder),
+                                kill=True,
+                                report=report,
+                                replace=replace,
+                                lost_after=300.0 if replace else lost_after,
+                            )
                             results.append(r)
                             print(r.row(), kill_line(r, replace, lost_after), sep="\n  ", flush=True)
-                except Exception as exc:            # one setting that does not fit (memory, ports) is a result too
-                    print(f"{a} actors{' on two nodes' if two else ''}: could not run: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
-    print("goals: <= 5 ms driver CPU per run; >= 95% of ideal at 64 actors and 0.5 s runs; "
-          "<= 50 MB per 100,000 runs; 100,000 runs compacted and reported in under 2 minutes")
+                except Exception as exc:  # one setting that does not fit (memory, ports) is a result too
+                    print(
+                        f"{a} actors{' on two nodes' if two else ''}: could not run: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                        flush=True,
+                    )
+    print(
+        "goals: <= 5 ms driver CPU per run; >= 95% of ideal at 64 actors and 0.5 s runs; "
+        "<= 50 MB per 100,000 runs; 100,000 runs compacted and reported in under 2 minutes"
+    )
     return results

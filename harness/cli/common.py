@@ -1,4 +1,5 @@
 """Shared CLI plumbing: user mistakes become one line on stderr and exit status 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,6 @@ import math
 import sys
 
 from airbench_core.cli import USAGE_ERROR, Parser
-
 from harness.spec.errors import UserError
 
 __all__ = ["USAGE_ERROR", "Parser", "UserError", "fail", "positive_float", "positive_int", "quiet_numerics"]
@@ -23,6 +23,7 @@ def quiet_numerics(main):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=RuntimeWarning)
             return main(*args, **kwargs)
+
     return wrapper
 
 

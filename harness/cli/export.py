@@ -8,6 +8,7 @@ test example instead: key, cell, seed, example (its position in the evaluated te
 the predicted class at TTA 0/1/2 and whether each is correct. ``OUT`` may also be a store: then
 every run it holds, whatever its test set (no labels there).
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,10 +23,16 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m harness.export", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     p.add_argument("out", type=Path, help="a study folder (its counted runs) or a store (all its runs)")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="file format (default csv)")
-    p.add_argument("--predictions", action="store_true",
-                   help="one row per run and test example (predicted class and correctness at TTA 0/1/2)")
-    p.add_argument("--to", type=Path, help="the file to write (default OUT/runs.FORMAT, or "
-                   "OUT/predictions.FORMAT with --predictions)")
+    p.add_argument(
+        "--predictions",
+        action="store_true",
+        help="one row per run and test example (predicted class and correctness at TTA 0/1/2)",
+    )
+    p.add_argument(
+        "--to",
+        type=Path,
+        help="the file to write (default OUT/runs.FORMAT, or OUT/predictions.FORMAT with --predictions)",
+    )
     return p
 
 
@@ -33,6 +40,7 @@ def counted_runs(out: Path, with_predictions: bool):
     """(runs frame, predictions or None, labels or None): each (cell, seed) once per method version."""
     from harness import store
     from harness.report.campaign import unique_runs
+
     is_study = (out / "manifest.json").exists()
     if with_predictions:
         runs, preds = store.load(out)
@@ -57,6 +65,7 @@ def prediction_rows(runs, preds, labels):
     """One row per (run, example); a store's groups of test sets one after the other."""
     import numpy as np
     import pandas as pd
+
     groups = preds.items() if isinstance(preds, dict) else [(None, preds)]
     frames = []
     for name, p in groups:
@@ -70,7 +79,9 @@ def prediction_rows(runs, preds, labels):
         for level in range(3):
             frame[f"pred_tta{level}"] = p[:, level, :].reshape(-1)
             if "label" in frame:
-                frame[f"correct_tta{level}"] = frame[f"pred_tta{level}"].to_numpy() == frame["label"].to_numpy()
+                frame[f"correct_tta{level}"] = (
+                    frame[f"pred_tta{level}"].to_numpy() == frame["label"].to_numpy()
+                )
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*ID_COLUMNS, "example"])
 
@@ -78,6 +89,7 @@ def prediction_rows(runs, preds, labels):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from harness import store
+
     try:
         if not args.out.is_dir():
             raise UserError(f"{args.out}: no such folder (give a study folder or a store)")
@@ -92,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             store.atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))
-    print(f"{path}: {len(table):,} rows ({len(runs):,} runs{', one row per test example' if args.predictions else ''})",
-          file=sys.stderr)
+    print(
+        f"{path}: {len(table):,} rows ({len(runs):,} runs{', one row per test example' if args.predictions else ''})",
+        file=sys.stderr,
+    )
     return 0

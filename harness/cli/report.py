@@ -1,17 +1,21 @@
 """``python -m harness.report OUT_DIR``: rewrite a study folder's report from its store alone."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 from harness import store
-from harness.cli.common import Parser, quiet_numerics, fail
+from harness.cli.common import Parser, fail, quiet_numerics
 from harness.report.writer import write_report
 
 
 @quiet_numerics
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m harness.report", description="Rebuild OUT_DIR/report.md, report.html and figures from the store.")
+    p = Parser(
+        prog="python -m harness.report",
+        description="Rebuild OUT_DIR/report.md, report.html and figures from the store.",
+    )
     p.add_argument("out_dir", type=Path, help="a campaign's output folder")
     p.add_argument("--open", action="store_true", help="then open OUT_DIR/report.html in the web browser")
     args = p.parse_args(argv)
@@ -24,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     print(page)
     if args.open:
         import webbrowser
+
         if not webbrowser.open(page.resolve().as_uri()):
             print(f"no web browser found here: open {page} yourself", file=sys.stderr)
     return 0

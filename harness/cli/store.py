@@ -1,9 +1,10 @@
 """``python -m harness.store``: compact a store, migrate an old study folder, check every file.
 
-    python -m harness.store compact [STORE]                 fold single-run files into packs
-    python -m harness.store migrate OUT [--store STORE] [--data SOURCE] [--method-version V]
-    python -m harness.store check [FOLDER]                  read and verify every run
+python -m harness.store compact [STORE]                 fold single-run files into packs
+python -m harness.store migrate OUT [--store STORE] [--data SOURCE] [--method-version V]
+python -m harness.store check [FOLDER]                  read and verify every run
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,15 +19,29 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m harness.store", description="Maintenance of a run store.")
     sub = p.add_subparsers(dest="what", required=True, parser_class=Parser)
     c = sub.add_parser("compact", help="fold single-run files into columnar packs (safe to interrupt)")
-    c.add_argument("store", nargs="?", type=Path, default=store.DEFAULT_STORE,
-                   help=f"the store (default {store.DEFAULT_STORE})")
+    c.add_argument(
+        "store",
+        nargs="?",
+        type=Path,
+        default=store.DEFAULT_STORE,
+        help=f"the store (default {store.DEFAULT_STORE})",
+    )
     m = sub.add_parser("migrate", help="move a study folder of the old layout into a shared store")
     m.add_argument("out", type=Path, help="study folder holding runs/ itself (old layout)")
-    m.add_argument("--store", type=Path, default=store.DEFAULT_STORE, help=f"target store (default {store.DEFAULT_STORE})")
-    m.add_argument("--data", help="the data the runs were trained on, to fingerprint (default: the "
-                   "manifest's data source)")
-    m.add_argument("--method-version", help="method version to record for runs that lack one "
-                   "(default legacy-<code_version>)")
+    m.add_argument(
+        "--store",
+        type=Path,
+        default=store.DEFAULT_STORE,
+        help=f"target store (default {store.DEFAULT_STORE})",
+    )
+    m.add_argument(
+        "--data",
+        help="the data the runs were trained on, to fingerprint (default: the manifest's data source)",
+    )
+    m.add_argument(
+        "--method-version",
+        help="method version to record for runs that lack one (default legacy-<code_version>)",
+    )
     k = sub.add_parser("check", help="read every run of a store or study folder, verifying checksums")
     k.add_argument("folder", nargs="?", type=Path, default=store.DEFAULT_STORE)
     return p
@@ -37,30 +52,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.what == "compact":
             from harness.store.compact import compact
+
             if not args.store.is_dir():
                 raise store.StoreError(f"{args.store}: no such store")
             with hold(args.store, "store"):
                 print(compact(args.store).line(), file=sys.stderr)
         elif args.what == "migrate":
             from airbench_core import DataError, load_cifar10
-
             from harness.store.migrate import legacy_method_version, migrate
+
             manifest = store.read_manifest(args.out)
             try:
                 data = load_cifar10(args.data or manifest.get("data_source"))
             except DataError as exc:
-                raise store.StoreError(f"{exc} (pass --data with the source these runs were trained on)") from None
+                raise store.StoreError(
+                    f"{exc} (pass --data with the source these runs were trained on)"
+                ) from None
             with hold(args.out, "study folder"), hold(args.store, "store"):
-                n = migrate(args.out, args.store, data.fingerprint,
-                            args.method_version or legacy_method_version(manifest))
+                n = migrate(
+                    args.out,
+                    args.store,
+                    data.fingerprint,
+                    args.method_version or legacy_method_version(manifest),
+                )
             print(f"migrated {args.out}: {n} runs written to {args.store}", file=sys.stderr)
         else:
             frame, preds = store.load(args.folder)
-            groups = preds if isinstance(preds, dict) else \
-                {(frame["test_set"].iloc[0] if len(frame) else "no runs"): preds}
+            groups = (
+                preds
+                if isinstance(preds, dict)
+                else {(frame["test_set"].iloc[0] if len(frame) else "no runs"): preds}
+            )
             sets = "; ".join(f"{name}: {len(p)} runs, predictions {p.shape}" for name, p in groups.items())
-            print(f"{args.folder}: {len(frame)} runs, every checksum verified ({len(groups)} test set"
-                  f"{'s' if len(groups) != 1 else ''}: {sets})")
+            print(
+                f"{args.folder}: {len(frame)} runs, every checksum verified ({len(groups)} test set"
+                f"{'s' if len(groups) != 1 else ''}: {sets})"
+            )
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))
     except OSError as exc:

@@ -5,6 +5,7 @@ study trained it), on Ray actors (one per GPU slot) or in-process, storing each 
 finishes; then writes the study's report. Rerunning the same command resumes. With a study file and
 ``--until decided``, seeds come in rounds until each comparison with the baseline is decided.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,80 +29,161 @@ if TYPE_CHECKING:
 # What answers at once (help, --list, argument and study-file checks, --dry-run) imports neither
 # torch nor Ray: the campaign's modules are imported by the functions that train.
 
+
 def build_parser() -> Parser:
-    p = Parser(prog="python -m harness.study", description=__doc__.split("\n\n")[1],
-               epilog="Runs: STORE (default results/store), shared by every study. The study: OUT/manifest.json, "
-                      "OUT/keys.json, OUT/report.md, OUT/figures/. Load its runs with harness.store.load(OUT).")
+    p = Parser(
+        prog="python -m harness.study",
+        description=__doc__.split("\n\n")[1],
+        epilog="Runs: STORE (default results/store), shared by every study. The study: OUT/manifest.json, "
+        "OUT/keys.json, OUT/report.md, OUT/figures/. Load its runs with harness.store.load(OUT).",
+    )
     p.add_argument("name", nargs="?", help="a built-in study (see --list) or a study file (.toml)")
-    p.add_argument("--seeds", type=positive_int, help=f"runs per cell of the grid (seeds 0..N-1, at most "
-                   f"{MAX_SEEDS:,}); required unless --until decided")
-    p.add_argument("--method", metavar="METHOD",
-                   help="the method every cell starts from: a built-in (see --list-methods), package.module:NAME "
-                        "or path/to/file.py:NAME (default: airbench94, or the study file's)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="change one field of the method's config in every cell's base configuration (repeatable; "
-                        "see --list-fields), e.g. --set lr=13 --set widths=32,64,64; a field the study varies keeps "
-                        "the study's values")
-    p.add_argument("--until", choices=("seeds", "decided"), default="seeds",
-                   help="seeds: train --seeds runs per cell (default); decided: a study file's comparisons "
-                        "with its baseline get seeds in rounds until each is decided (anytime-valid)")
-    p.add_argument("--precision", type=positive_float,
-                   help="with --until decided: P in points; a comparison whose confidence sequence is "
-                        "lying wholly inside [−P, P] is decided equal (default: the study file's [adaptive] table)")
-    p.add_argument("--max-seeds", type=positive_int,
-                   help="with --until decided: M, the seeds after which a comparison is undecided")
-    p.add_argument("--min-seeds", type=positive_int,
-                   help="with --until decided: no decision before this many seeds (default 10)")
-    p.add_argument("--out", type=Path, help="the study's folder: manifest, key list, report, figures "
-                   "(default: results/NAME, or results/NAME-smoke with --preset smoke)")
-    p.add_argument("--store", type=Path, default=DEFAULT_STORE,
-                   help=f"the run store shared by every study (default: {DEFAULT_STORE})")
-    p.add_argument("--allow-mixed-versions", action="store_true",
-                   help="add runs to a store holding runs of another airbench_core version (reports split "
-                        "by version); without it such a campaign stops before training")
-    p.add_argument("--data", help="CIFAR-10 source: 'download' (torchvision, into the cache folder), a "
-                   "cifar-10-batches-py folder, an image tree or .tar.gz of one (default: $AIRBENCH_DATA, "
-                   "else download)")
-    p.add_argument("--cache-dir", help="cache for downloads and decoded arrays (default: $AIRBENCH_CACHE, "
-                   "else ~/.cache/airbench_harness)")
-    p.add_argument("--address", help="join a running Ray cluster ('auto' or HOST:PORT of its head); default: "
-                   "start a private local Ray, even when another cluster runs on this machine")
-    p.add_argument("--gpus-per-run", type=positive_float, default=1.0,
-                   help="GPU share per actor; a fraction such as 0.25 packs 4 runs on one GPU (default 1)")
-    p.add_argument("--workers", type=positive_int,
-                   help="actors when training on CPUs (default: one per CPU of the cluster)")
-    p.add_argument("--preset", choices=PRESET_NAMES,
-                   help="built-in studies: full, the study's real grid (needs GPUs; the default); smoke, tiny "
-                        "configurations that finish on a CPU in minutes, labelled smoke everywhere. A study "
-                        "file sets its own sizes")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                   help="where workers train (default auto: CUDA when a worker has a GPU)")
-    p.add_argument("--backend", choices=("ray", "local"), default="ray",
-                   help="ray: actors on a Ray cluster (default); local: in this process, no Ray")
-    p.add_argument("--pack", type=positive_int, default=1,
-                   help="train up to K runs of the same cell at once in one worker, as one packed network "
-                        "(grouped convolutions; same results as separate runs); default 1")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step (compiled once per worker, reused for every run)")
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        help=f"runs per cell of the grid (seeds 0..N-1, at most "
+        f"{MAX_SEEDS:,}); required unless --until decided",
+    )
+    p.add_argument(
+        "--method",
+        metavar="METHOD",
+        help="the method every cell starts from: a built-in (see --list-methods), package.module:NAME "
+        "or path/to/file.py:NAME (default: airbench94, or the study file's)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one field of the method's config in every cell's base configuration (repeatable; "
+        "see --list-fields), e.g. --set lr=13 --set widths=32,64,64; a field the study varies keeps "
+        "the study's values",
+    )
+    p.add_argument(
+        "--until",
+        choices=("seeds", "decided"),
+        default="seeds",
+        help="seeds: train --seeds runs per cell (default); decided: a study file's comparisons "
+        "with its baseline get seeds in rounds until each is decided (anytime-valid)",
+    )
+    p.add_argument(
+        "--precision",
+        type=positive_float,
+        help="with --until decided: P in points; a comparison whose confidence sequence is "
+        "lying wholly inside [−P, P] is decided equal (default: the study file's [adaptive] table)",
+    )
+    p.add_argument(
+        "--max-seeds",
+        type=positive_int,
+        help="with --until decided: M, the seeds after which a comparison is undecided",
+    )
+    p.add_argument(
+        "--min-seeds",
+        type=positive_int,
+        help="with --until decided: no decision before this many seeds (default 10)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="the study's folder: manifest, key list, report, figures "
+        "(default: results/NAME, or results/NAME-smoke with --preset smoke)",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=DEFAULT_STORE,
+        help=f"the run store shared by every study (default: {DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--allow-mixed-versions",
+        action="store_true",
+        help="add runs to a store holding runs of another airbench_core version (reports split "
+        "by version); without it such a campaign stops before training",
+    )
+    p.add_argument(
+        "--data",
+        help="CIFAR-10 source: 'download' (torchvision, into the cache folder), a "
+        "cifar-10-batches-py folder, an image tree or .tar.gz of one (default: $AIRBENCH_DATA, "
+        "else download)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="cache for downloads and decoded arrays (default: $AIRBENCH_CACHE, "
+        "else ~/.cache/airbench_harness)",
+    )
+    p.add_argument(
+        "--address",
+        help="join a running Ray cluster ('auto' or HOST:PORT of its head); default: "
+        "start a private local Ray, even when another cluster runs on this machine",
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=positive_float,
+        default=1.0,
+        help="GPU share per actor; a fraction such as 0.25 packs 4 runs on one GPU (default 1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="actors when training on CPUs (default: one per CPU of the cluster)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        help="built-in studies: full, the study's real grid (needs GPUs; the default); smoke, tiny "
+        "configurations that finish on a CPU in minutes, labelled smoke everywhere. A study "
+        "file sets its own sizes",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="where workers train (default auto: CUDA when a worker has a GPU)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("ray", "local"),
+        default="ray",
+        help="ray: actors on a Ray cluster (default); local: in this process, no Ray",
+    )
+    p.add_argument(
+        "--pack",
+        type=positive_int,
+        default=1,
+        help="train up to K runs of the same cell at once in one worker, as one packed network "
+        "(grouped convolutions; same results as separate runs); default 1",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the training step (compiled once per worker, reused for every run)",
+    )
     p.add_argument("--retries", type=int, default=2, help="extra attempts for a run that fails (default 2)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan without loading data or training: cells, runs done and to do, GPU-hours "
-                        "and wall time, the smallest difference the seeds can detect, and for --until decided "
-                        "the expected seeds; then exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan without loading data or training: cells, runs done and to do, GPU-hours "
+        "and wall time, the smallest difference the seeds can detect, and for --until decided "
+        "the expected seeds; then exit",
+    )
     p.add_argument("--save-logits", action="store_true", help="also store float16 logits per TTA level")
     p.add_argument("--no-report", action="store_true", help="skip writing report.md after the campaign")
     p.add_argument("--verbose", action="store_true", help="let Ray's own log lines through")
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     p.add_argument("--list-methods", action="store_true", help="list the built-in methods and exit")
-    p.add_argument("--list-fields", metavar="METHOD",
-                   help="list every config field of METHOD (a built-in, package.module:NAME or file.py:NAME) a "
-                        "study file or --set may change: type, default, meaning; then exit")
+    p.add_argument(
+        "--list-fields",
+        metavar="METHOD",
+        help="list every config field of METHOD (a built-in, package.module:NAME or file.py:NAME) a "
+        "study file or --set may change: type, default, meaning; then exit",
+    )
     return p
 
 
 def check_out(out: Path, root: Path, study: str, preset: str) -> None:
     """Refuse a study folder that is a file, a store, another study's, or of the old layout."""
     from harness import store
+
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is an existing file, not a folder")
     if root.exists() and not root.is_dir():
@@ -113,11 +195,15 @@ def check_out(out: Path, root: Path, study: str, preset: str) -> None:
     if (out / "manifest.json").exists():
         m = store.read_manifest(out)
         if (m.get("study"), m.get("preset")) != (study, preset):
-            raise UserError(f"{out} holds study {m.get('study')} ({m.get('preset')} preset); "
-                            f"choose another --out for {study} ({preset})")
+            raise UserError(
+                f"{out} holds study {m.get('study')} ({m.get('preset')} preset); "
+                f"choose another --out for {study} ({preset})"
+            )
         if "store" not in m:
-            raise UserError(f"{out} holds its runs itself (the layout before the shared store): move them "
-                            f"with python -m harness.store migrate {out} --store {root}")
+            raise UserError(
+                f"{out} holds its runs itself (the layout before the shared store): move them "
+                f"with python -m harness.store migrate {out} --store {root}"
+            )
         if store.store_path(out, m) != root.resolve():
             raise UserError(f"{out} reads its runs from {store.store_path(out, m)}, not --store {root}")
 
@@ -133,13 +219,14 @@ class Target:
 
     def manifest_extra(self, args, workers: int) -> dict:
         from harness.report import experiment
+
         extra = {}
         if self.file is not None:
             text = Path(self.file.path).read_text(encoding="utf-8")
             overrides = studyfile.parse_set(args.set, config_type=studyfile.config_type_of(self.file.method))
             extra["study_file"] = experiment.manifest_entry(self.file, text, overrides, args.method)
         if self.rule is not None:
-            extra["adaptive"] = {**self.rule.record(), "workers": workers}   # fixed from the first round on
+            extra["adaptive"] = {**self.rule.record(), "workers": workers}  # fixed from the first round on
         return extra
 
 
@@ -160,11 +247,12 @@ def resolve(args, studies: dict[str, Study]) -> Target:
         if args.preset:
             raise UserError("--preset applies to built-in studies; a study file sets its own sizes in [base]")
         sf = studyfile.load(args.name, method=args.method, set_items=args.set)
-        from harness.report import experiment          # the study file is valid: now build its study
+        from harness.report import experiment  # the study file is valid: now build its study
+
         target = Target(experiment.as_study(sf), experiment.FILE_PRESET, sf)
     elif args.name in studies:
         method = args.method or DEFAULT_METHOD
-        find_method(method)                        # a MethodError (one line) for a method that names nothing
+        find_method(method)  # a MethodError (one line) for a method that names nothing
         overrides = studyfile.parse_set(args.set, config_type=studyfile.config_type_of(method))
         base = Base(method, tuple(overrides.items()))
         try:
@@ -173,7 +261,9 @@ def resolve(args, studies: dict[str, Study]) -> Target:
             raise UserError(f"--set: {exc}") from None
         target = Target(dataclasses.replace(studies[args.name], base=base), args.preset or "full")
     else:
-        raise UserError(f"unknown study {args.name!r} (choose from {', '.join(studies)}, or give a .toml study file)")
+        raise UserError(
+            f"unknown study {args.name!r} (choose from {', '.join(studies)}, or give a .toml study file)"
+        )
     if args.until == "seeds":
         if args.seeds is None:
             raise UserError("--seeds N is required (or --until decided with a study file)")
@@ -187,21 +277,26 @@ def resolve(args, studies: dict[str, Study]) -> Target:
 
 def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
     if sf is None or not sf.comparisons:
-        raise UserError("--until decided needs a study file whose cells include its baseline (the base config)")
+        raise UserError(
+            "--until decided needs a study file whose cells include its baseline (the base config)"
+        )
     if args.seeds is not None:
         raise UserError("--until decided chooses the seeds itself: drop --seeds (cap them with --max-seeds)")
     file = sf.adaptive
     precision = args.precision or (file.precision if file else None)
     max_seeds = args.max_seeds or (file.max_seeds if file else None)
     if precision is None or max_seeds is None:
-        raise UserError("--until decided needs --precision P (points) and --max-seeds M, or an [adaptive] table "
-                        "in the study file")
+        raise UserError(
+            "--until decided needs --precision P (points) and --max-seeds M, or an [adaptive] table "
+            "in the study file"
+        )
     if max_seeds > MAX_SEEDS:
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     try:
-        return sequential.Rule(precision, max_seeds, min_seeds=min(min_seeds, max_seeds),
-                               comparisons=len(sf.comparisons))       # Bonferroni over the study's comparisons
+        return sequential.Rule(
+            precision, max_seeds, min_seeds=min(min_seeds, max_seeds), comparisons=len(sf.comparisons)
+        )  # Bonferroni over the study's comparisons
     except ValueError as exc:
         raise UserError(f"--until decided: {exc}") from None
 
@@ -210,6 +305,7 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
     """Seeds per cell of the next adaptive round, from what the store holds (for --dry-run)."""
     from harness import store
     from harness.run import adaptive
+
     runs = store.load_records(out) if (out / "keys.json").exists() else store.empty_frame()
     states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
     counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
@@ -219,19 +315,23 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
 def planned_slots(args) -> tuple[int, str]:
     """Worker slots the campaign would get, without starting Ray or touching CUDA in the driver."""
     from harness.stats import planning
+
     if args.backend == "local":
         return 1, "the local backend"
     if args.workers:
         return args.workers, "--workers"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = len([d for d in visible.split(",") if d.strip()]) if visible is not None else planning.local_gpus()
-    return max(1, int(gpus / args.gpus_per_run)) if gpus else 1, \
-        f"{gpus} GPU(s) on this machine" if gpus else "no GPU here; pass --workers to plan for a cluster"
+    return (
+        max(1, int(gpus / args.gpus_per_run)) if gpus else 1,
+        f"{gpus} GPU(s) on this machine" if gpus else "no GPU here; pass --workers to plan for a cluster",
+    )
 
 
 def planned_device(args, preset: str):
     """The device class the campaign would train on: a GPU plan never prices itself from CPU runs."""
     from harness.stats import planning
+
     if args.device == "cpu":
         return planning.Device("cpu")
     models = [] if args.address else planning.local_gpu_models()
@@ -242,13 +342,14 @@ def planned_device(args, preset: str):
     if models:
         return planning.Device("gpu", models[0] if len(set(models)) == 1 else None)
     if args.device == "auto" and preset == "smoke" and not args.address:
-        return planning.Device("cpu")       # a smoke campaign with no GPU here trains on this CPU
+        return planning.Device("cpu")  # a smoke campaign with no GPU here trains on this CPU
     return planning.Device("gpu")
 
 
 def list_methods() -> str:
     """Every built-in method: name, version, summary (one line each); then how to name your own."""
     from harness.spec.identity import method_version
+
     lines = []
     for name in builtin_names():
         try:
@@ -256,14 +357,17 @@ def list_methods() -> str:
             lines.append(f"{name:<20} {method_version(method)}  {method.summary}")
         except UserError as exc:
             lines.append(f"{name:<20} (unavailable: {exc})")
-    lines.append("your own: --method package.module:NAME or --method path/to/file.py:NAME "
-                 "(see README, 'Your own method'); fields: --list-fields METHOD")
+    lines.append(
+        "your own: --method package.module:NAME or --method path/to/file.py:NAME "
+        "(see README, 'Your own method'); fields: --list-fields METHOD"
+    )
     return "\n".join(lines)
 
 
 def list_fields(spec: str) -> str:
     """Every field of the method's config: name, type, default, one line of meaning."""
     import dataclasses
+
     method = find_method(spec)
     kinds = studyfile.kinds(method.config_type)
     rows = []
@@ -273,14 +377,16 @@ def list_fields(spec: str) -> str:
         rows.append((f.name, kinds[f.name].one, shown, method.field_help.get(f.name, "")))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     head = f"{spec}: {method.summary}" if method.summary else spec
-    return "\n".join([head] + [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d:<{width[2]}}  {h}".rstrip()
-                                for n, t, d, h in rows])
+    return "\n".join(
+        [head] + [f"  {n:<{width[0]}}  {t:<{width[1]}}  {d:<{width[2]}}  {h}".rstrip() for n, t, d, h in rows]
+    )
 
 
 def dry_run(target: Target, args, out: Path, root: Path) -> int:
     from harness import store
     from harness.run import campaign
     from harness.stats import planning
+
     slots, why = planned_slots(args)
     seeds = first_round(target, root, out, slots) if target.rule else args.seeds
     plan = campaign.plan(target.study, target.preset, seeds, root)
@@ -295,8 +401,10 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print("first round:")
     print(plan.describe())
     methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.todo}}
-    reference = [(methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
-                 for s in plan.todo]
+    reference = [
+        (methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
+        for s in plan.todo
+    ]
     print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference))
     from_ = "of the same method, preset and device"
     if target.rule:
@@ -314,6 +422,7 @@ def refusal_notes(root: Path, allow_mixed_versions: bool, versions: dict[str, st
     data is refused once it is loaded). ``versions``: {method spec: version here}."""
     from harness import store
     from harness.spec.identity import method_family
+
     if not (root / "store.json").exists():
         return []
     ident = store.read_identity(root)
@@ -323,12 +432,16 @@ def refusal_notes(root: Path, allow_mixed_versions: bool, versions: dict[str, st
         family = method_family(find_method(spec))
         others = sorted(held.get(family, set()) - {version})
         if others and not allow_mixed_versions:
-            notes.append(f"the real run would be refused: store {root} holds runs of {family} at method version "
-                         f"{', '.join(others)}, but method {spec} here is version {version}; use another --store, "
-                         f"or pass --allow-mixed-versions")
+            notes.append(
+                f"the real run would be refused: store {root} holds runs of {family} at method version "
+                f"{', '.join(others)}, but method {spec} here is version {version}; use another --store, "
+                f"or pass --allow-mixed-versions"
+            )
     if ident.get("data_fingerprints"):
-        notes.append(f"store {root} holds runs on data {', '.join(ident['data_fingerprints'])}: a campaign on "
-                     f"other data is refused once --data is loaded")
+        notes.append(
+            f"store {root} holds runs on data {', '.join(ident['data_fingerprints'])}: a campaign on "
+            f"other data is refused once --data is loaded"
+        )
     return notes
 
 
@@ -355,12 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         return fail(str(exc))
     from harness import store
+
     study = target.study
     out, root = args.out or default_out(study.name, target.preset), args.store
     try:
         check_out(out, root, study.name, target.preset)
         if target.rule is not None:
             from harness.run.adaptive import check_rule
+
             check_rule(out, target.rule)
         if args.dry_run:
             return dry_run(target, args, out, root)
@@ -373,24 +488,30 @@ def main(argv: list[str] | None = None) -> int:
     from harness.run import campaign
     from harness.run.backends import BackendError, check_address
     from harness.store.lock import LockHeld
+
     try:
         if args.address and args.backend == "ray":
-            check_address(args.address)        # seconds, not Ray's minutes of retries
+            check_address(args.address)  # seconds, not Ray's minutes of retries
         data = load_cifar10(args.data, args.cache_dir)
         plan = campaign.plan(study, target.preset, args.seeds or 0, root)
         if root.exists():
-            campaign.check_identity(root, campaign.method_versions(study.cells(target.preset)), data.fingerprint,
-                                    args.allow_mixed_versions)
+            campaign.check_identity(
+                root,
+                campaign.method_versions(study.cells(target.preset)),
+                data.fingerprint,
+                args.allow_mixed_versions,
+            )
         summary = train(target, args, out, root, data, plan)
     except (UserError, DataError, BackendError, store.StoreError, LockHeld) as exc:
         return fail(str(exc))
-    except OSError as exc:                    # read-only folder, full disk, permission: one line, exit 2
+    except OSError as exc:  # read-only folder, full disk, permission: one line, exit 2
         return fail(os_error_line(exc))
     if summary.interrupted:
         print("stopped by Ctrl-C; rerun the same command to resume", file=sys.stderr)
         return 130
     if not args.no_report:
         from harness.report.writer import write_report
+
         try:
             path = write_report(out, study)
             print(f"report: {path} (and {path.with_name('report.html')})", file=sys.stderr)
@@ -403,8 +524,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def human(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
-        f"{seconds / 3600:.1f} h"
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.1f} h"
+    )
 
 
 def print_verdicts(study: Study, out: Path) -> None:
@@ -413,9 +539,10 @@ def print_verdicts(study: Study, out: Path) -> None:
         return
     from harness import store
     from harness.report.verdicts import records_campaign, table
+
     try:
         text = table(study.verdicts(records_campaign(out)))
-    except (store.StoreError, ValueError, KeyError) as exc:    # a courtesy: the report has them too
+    except (store.StoreError, ValueError, KeyError) as exc:  # a courtesy: the report has them too
         text = f"verdicts unavailable ({type(exc).__name__}: {exc}); see the report"
     if text:
         print(text)
@@ -433,6 +560,7 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
     """Under the study folder's and the store's locks: start the backend, check it can do what was
     asked, run the campaign. A refusal here leaves no trace (folders this call created are removed)."""
     from harness.run import campaign
+
     study, preset = target.study, target.preset
     created = [top_missing(p) for p in (out, root) if not p.exists()]
     try:
@@ -442,24 +570,36 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
             backend = make_backend(args, data.source)
             try:
                 if args.device == "cuda" and not backend.has_gpu():
-                    raise UserError(f"--device cuda, but no CUDA device in reach of the {backend.name} backend")
+                    raise UserError(
+                        f"--device cuda, but no CUDA device in reach of the {backend.name} backend"
+                    )
                 if preset != "smoke" and args.device != "cpu" and not backend.has_gpu():
-                    raise UserError("no GPU in reach for the full preset: use --preset smoke to run small "
-                                    "configurations on the CPU, or --address to join a cluster with GPUs"
-                                    if target.file is None else
-                                    "no GPU in reach: pass --device cpu to train this study file on the CPU, or "
-                                    "--address to join a cluster with GPUs")
+                    raise UserError(
+                        "no GPU in reach for the full preset: use --preset smoke to run small "
+                        "configurations on the CPU, or --address to join a cluster with GPUs"
+                        if target.file is None
+                        else "no GPU in reach: pass --device cpu to train this study file on the CPU, or "
+                        "--address to join a cluster with GPUs"
+                    )
             except UserError:
                 backend.stop()
                 raise
             extra = target.manifest_extra(args, backend.slots())
-            common = dict(retries=args.retries, store_root=root, allow_mixed_versions=args.allow_mixed_versions,
-                          take_locks=False, manifest_extra=extra)
+            common = dict(
+                retries=args.retries,
+                store_root=root,
+                allow_mixed_versions=args.allow_mixed_versions,
+                take_locks=False,
+                manifest_extra=extra,
+            )
             if target.rule is not None:
                 summary = train_adaptive(target, out, root, data, backend, common)
             else:
-                print(f"{study.name} ({preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
-                      f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}", file=sys.stderr)
+                print(
+                    f"{study.name} ({preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
+                    f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}",
+                    file=sys.stderr,
+                )
                 summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
             print(summary.line(), file=sys.stderr)
             return summary
@@ -491,15 +631,19 @@ def remove_if_only_locks(folder: Path) -> None:
             p.unlink() if p.is_file() else p.rmdir()
         folder.rmdir()
     except OSError:
-        pass                          # could not be created or cleaned: nothing (more) to undo
+        pass  # could not be created or cleaned: nothing (more) to undo
 
 
 def train_adaptive(target: Target, out: Path, root: Path, data, backend, common: dict) -> campaign.Summary:
     """Rounds of seeds until every comparison is decided; the workers live across rounds."""
     from harness.run import adaptive, campaign
     from harness.store.compact import compact
-    print(f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
-          f"{target.rule.describe()}", file=sys.stderr)
+
+    print(
+        f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
+        f"{target.rule.describe()}",
+        file=sys.stderr,
+    )
 
     rounds = {"n": 0, "worst": 0, "seconds": 0.0, "trained": 0}
 
@@ -507,9 +651,19 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
         rounds["n"] += 1
         per_run = rounds["seconds"] / rounds["trained"] if rounds["trained"] else None
         eta = f", ~{human(rounds['worst'] * per_run)} at this pace" if per_run else ""
-        part = campaign.run(target.study, target.preset, seeds, out, data, backend, stop_backend=False,
-                            compact_at_end=False, progress=True, **common,
-                            progress_desc=f"round {rounds['n']} (worst case {rounds['worst']} runs left{eta})")
+        part = campaign.run(
+            target.study,
+            target.preset,
+            seeds,
+            out,
+            data,
+            backend,
+            stop_backend=False,
+            compact_at_end=False,
+            progress=True,
+            **common,
+            progress_desc=f"round {rounds['n']} (worst case {rounds['worst']} runs left{eta})",
+        )
         rounds["seconds"] += part.wall_seconds
         rounds["trained"] += part.trained
         return part
@@ -548,20 +702,47 @@ class _NoBackend:
 def record_only(target: Target, args, out: Path, root: Path, data, seeds) -> campaign.Summary:
     """Nothing to train (another study may have trained it all): write the study folder only."""
     from harness.run import campaign
-    print(f"{target.study.name} ({target.preset}): every run already in {root}; nothing to train", file=sys.stderr)
+
+    print(
+        f"{target.study.name} ({target.preset}): every run already in {root}; nothing to train",
+        file=sys.stderr,
+    )
     # compact_at_end: a rerun with nothing to train still finishes an interrupted compaction
-    return campaign.run(target.study, target.preset, seeds, out, data, _NoBackend(), progress=False,
-                        store_root=root, allow_mixed_versions=args.allow_mixed_versions, compact_at_end=True,
-                        take_locks=False, manifest_extra=target.manifest_extra(args, 1))
+    return campaign.run(
+        target.study,
+        target.preset,
+        seeds,
+        out,
+        data,
+        _NoBackend(),
+        progress=False,
+        store_root=root,
+        allow_mixed_versions=args.allow_mixed_versions,
+        compact_at_end=True,
+        take_locks=False,
+        manifest_extra=target.manifest_extra(args, 1),
+    )
 
 
 def make_backend(args, data_source: str):
     from harness.run.backends import LocalBackend, RayBackend
+
     if args.backend == "local":
-        return LocalBackend(data_source, args.cache_dir, args.device, args.save_logits, args.pack, args.compile)
-    return RayBackend(data_source, args.cache_dir, args.device, args.save_logits, address=args.address,
-                      gpus_per_run=args.gpus_per_run, workers=args.workers, pack=args.pack, compile=args.compile,
-                      verbose=args.verbose)
+        return LocalBackend(
+            data_source, args.cache_dir, args.device, args.save_logits, args.pack, args.compile
+        )
+    return RayBackend(
+        data_source,
+        args.cache_dir,
+        args.device,
+        args.save_logits,
+        address=args.address,
+        gpus_per_run=args.gpus_per_run,
+        workers=args.workers,
+        pack=args.pack,
+        compile=args.compile,
+        verbose=args.verbose,
+    )
 
 
 if __name__ == "__main__":

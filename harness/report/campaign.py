@@ -1,5 +1,6 @@
 """A campaign read back from its study folder and the store: the runs it counts, aligned with their
 per-example predictions and the test labels. Every analysis and page starts from this."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ class LoadedCampaign:
     labels: np.ndarray
     failures: pd.DataFrame
     duplicates: int = 0
-    version: str | None = None       # the method version this view is restricted to, if split
+    version: str | None = None  # the method version this view is restricted to, if split
 
     @property
     def figures(self) -> Path:
@@ -42,18 +43,25 @@ class LoadedCampaign:
 
     def stamp(self, what: str) -> str:
         """Provenance printed inside every figure: preset (SMOKE in capitals), data, n."""
-        preset = "SMOKE preset (tiny CPU configs, not paper numbers)" if self.smoke else \
-            f"{self.manifest.get('preset')} preset"
+        preset = (
+            "SMOKE preset (tiny CPU configs, not paper numbers)"
+            if self.smoke
+            else f"{self.manifest.get('preset')} preset"
+        )
         version = f" · method {self.version}" if self.version else ""
         return f"{preset} · data: {self.manifest.get('data_description')}{version} · {what}"
 
     def figure_name(self, name: str) -> str:
         return f"{name}_{self.version}" if self.version else name
 
-    def subset(self, mask: np.ndarray, version: str | None = None) -> "LoadedCampaign":
+    def subset(self, mask: np.ndarray, version: str | None = None) -> LoadedCampaign:
         mask = np.asarray(mask, bool)
-        return replace(self, runs=self.runs[mask].reset_index(drop=True), rows=self.rows[mask],
-                       version=version if version is not None else self.version)
+        return replace(
+            self,
+            runs=self.runs[mask].reset_index(drop=True),
+            rows=self.rows[mask],
+            version=version if version is not None else self.version,
+        )
 
     def mask(self, **where) -> np.ndarray:
         m = np.ones(len(self.runs), bool)
@@ -68,12 +76,17 @@ class LoadedCampaign:
     def correct(self, mask: np.ndarray, level: int) -> np.ndarray:
         return self.preds(mask, level) == self.labels[None, :]
 
-    def chunks(self, mask: np.ndarray, level: int, size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(
+        self, mask: np.ndarray, level: int, size: int = 256
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(positions within the mask, uint8 predictions) in chunks, for statistics built up by
         counting: the subset is never held whole in a wider type."""
         rows = self.rows[np.asarray(mask, bool)]
         for start in range(0, len(rows), size):
-            yield np.arange(start, min(start + size, len(rows))), self.predictions[rows[start:start + size], level]
+            yield (
+                np.arange(start, min(start + size, len(rows))),
+                self.predictions[rows[start : start + size], level],
+            )
 
 
 def unique_runs(runs: pd.DataFrame) -> np.ndarray:
@@ -87,11 +100,25 @@ def unique_runs(runs: pd.DataFrame) -> np.ndarray:
     return np.sort(order[first])
 
 
-def campaign_from(out: Path, manifest: dict, runs: pd.DataFrame, predictions: np.ndarray, labels: np.ndarray,
-                  failures: pd.DataFrame) -> LoadedCampaign:
+def campaign_from(
+    out: Path,
+    manifest: dict,
+    runs: pd.DataFrame,
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    failures: pd.DataFrame,
+) -> LoadedCampaign:
     keep = unique_runs(runs)
-    return LoadedCampaign(Path(out), manifest, runs.iloc[keep].reset_index(drop=True), predictions, keep,
-                          np.asarray(labels), failures, duplicates=len(runs) - len(keep))
+    return LoadedCampaign(
+        Path(out),
+        manifest,
+        runs.iloc[keep].reset_index(drop=True),
+        predictions,
+        keep,
+        np.asarray(labels),
+        failures,
+        duplicates=len(runs) - len(keep),
+    )
 
 
 def load_campaign(out: str | Path) -> LoadedCampaign:
@@ -100,11 +127,14 @@ def load_campaign(out: str | Path) -> LoadedCampaign:
     runs, predictions = store.load(out)
     labels = store.load_labels(out)
     if predictions.shape[0] and predictions.shape[2] != len(labels):
-        raise store.StoreError(f"{out}: predictions cover {predictions.shape[2]} examples, labels {len(labels)}")
+        raise store.StoreError(
+            f"{out}: predictions cover {predictions.shape[2]} examples, labels {len(labels)}"
+        )
     return campaign_from(out, manifest, runs, predictions, labels, store.load_failures(out))
 
 
 # ----------------------------------------------------------------------------- shared page pieces
+
 
 def distinct(runs: pd.DataFrame, column: str) -> list[str]:
     """The distinct values of a record column; ['unknown'] for stores written before it existed."""
@@ -117,14 +147,20 @@ def distinct(runs: pd.DataFrame, column: str) -> list[str]:
 def identity_views(c: LoadedCampaign) -> list[tuple[str | None, LoadedCampaign]]:
     """The campaign split by method version and data fingerprint (never pooled): [(None, c)] when the
     runs share one of each, else one (label, view) per pair; the label names files, so no spaces."""
-    versions = c.runs["method_version"].fillna("unknown").astype(str) if "method_version" in c.runs \
+    versions = (
+        c.runs["method_version"].fillna("unknown").astype(str)
+        if "method_version" in c.runs
         else pd.Series(["unknown"] * len(c.runs))
+    )
     methods = c.runs["method"].fillna("airbench94").astype(str) if "method" in c.runs else None
     if methods is not None and methods.nunique() > 1 and (versions.groupby(methods).nunique() <= 1).all():
         # methods compared with each other, each at one version: their versions differ by nature
         versions = pd.Series(["per-method"] * len(c.runs), index=c.runs.index)
-    data = c.runs["data_fingerprint"].fillna("unknown").astype(str) if "data_fingerprint" in c.runs \
+    data = (
+        c.runs["data_fingerprint"].fillna("unknown").astype(str)
+        if "data_fingerprint" in c.runs
         else pd.Series(["unknown"] * len(c.runs))
+    )
     pairs = sorted(set(zip(versions, data)))
     if len(pairs) <= 1:
         return [(None, c)]
@@ -140,5 +176,3 @@ def cell_order(c: LoadedCampaign) -> list[str]:
     order = [g["label"] for g in c.manifest.get("grid", [])]
     cells = list(dict.fromkeys(c.runs["cell"])) if "cell" in c.runs else []
     return sorted(cells, key=lambda x: order.index(x) if x in order else len(order))
-
-

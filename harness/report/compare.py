@@ -9,6 +9,7 @@ shown are over exactly the runs the difference uses, and each row says how it wa
 p-values are Holm-adjusted over the table. The report goes to ``--out`` (default: a folder under
 results/compare/).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,15 +18,15 @@ from pathlib import Path
 import pandas as pd
 
 from harness import stats, store
-from harness.spec.errors import UserError
 from harness.report.page import markdown_table, n_text, pct
 from harness.report.sections import Comparison, comparison_table
+from harness.spec.errors import UserError
 
 
 @dataclass(frozen=True)
 class Side:
-    name: str                 # as the report names it
-    runs: pd.DataFrame        # one row per (cell, seed): cell, seed, acc_tta0..2
+    name: str  # as the report names it
+    runs: pd.DataFrame  # one row per (cell, seed): cell, seed, acc_tta0..2
 
 
 def cell_labels(runs: pd.DataFrame, folder: Path) -> pd.Series:
@@ -52,9 +53,12 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
         have = sorted(runs["method_version"].dropna().astype(str).unique()) if len(runs) else []
         for v in versions:
             if v not in have:
-                raise UserError(f"{folders[0]}: no runs of method version {v!r} (it holds: {', '.join(have) or 'none'})")
-        return tuple(side(runs[runs["method_version"].astype(str) == v], folders[0], f"version {v}")
-                     for v in versions)
+                raise UserError(
+                    f"{folders[0]}: no runs of method version {v!r} (it holds: {', '.join(have) or 'none'})"
+                )
+        return tuple(
+            side(runs[runs["method_version"].astype(str) == v], folders[0], f"version {v}") for v in versions
+        )
     if len(folders) != 2:
         raise UserError("give two study folders A B, or one folder with --versions V1 V2")
     return tuple(side(store.load_records(f), f, str(f)) for f in folders)
@@ -67,9 +71,12 @@ def pairing(seeds_a, seeds_b) -> tuple[bool, str]:
     if sa == sb:
         return True, f"paired: both sides hold the same {len(sa)} seeds"
     shared = len(sa & sb)
-    return False, (f"Welch on all {len(sa)} + {len(sb)} runs (the sides share {shared} of their seeds; "
-                   f"pairing them would drop {len(sa) + len(sb) - 2 * shared} runs)" if shared else
-                   f"Welch on all {len(sa)} + {len(sb)} runs (no shared seeds)")
+    return False, (
+        f"Welch on all {len(sa)} + {len(sb)} runs (the sides share {shared} of their seeds; "
+        f"pairing them would drop {len(sa) + len(sb) - 2 * shared} runs)"
+        if shared
+        else f"Welch on all {len(sa)} + {len(sb)} runs (no shared seeds)"
+    )
 
 
 def compare_cells(a: Side, b: Side, level: int) -> list[Comparison]:
@@ -86,8 +93,18 @@ def compare_cells(a: Side, b: Side, level: int) -> list[Comparison]:
         else:
             continue
         # every run of each side is in the difference (paired: the same seeds on both), so the means are too
-        out.append(Comparison({"cell": cell, "A mean %": pct(xa[column].mean()), "B mean %": pct(xb[column].mean()),
-                               "how": how}, f"{cell}: B − A", result))
+        out.append(
+            Comparison(
+                {
+                    "cell": cell,
+                    "A mean %": pct(xa[column].mean()),
+                    "B mean %": pct(xb[column].mean()),
+                    "how": how,
+                },
+                f"{cell}: B − A",
+                result,
+            )
+        )
     return out
 
 
@@ -95,34 +112,71 @@ def forest_figure(out: Path, a: Side, b: Side, level: int, comparisons: list[Com
     """B − A per cell with its 95% CI, one row per cell; the figure's markdown with its caption."""
     from harness.report import figures
     from harness.report.page import figure_block
+
     figures.reset_colours()
-    rows = pd.DataFrame([{"label": comp.labels["cell"], "diff": 100 * comp.result.diff.value,
-                          "low": 100 * comp.result.diff.low, "high": 100 * comp.result.diff.high}
-                         for comp in comparisons])
+    rows = pd.DataFrame(
+        [
+            {
+                "label": comp.labels["cell"],
+                "diff": 100 * comp.result.diff.value,
+                "low": 100 * comp.result.diff.low,
+                "high": 100 * comp.result.diff.high,
+            }
+            for comp in comparisons
+        ]
+    )
     n = min(comp.result.n for comp in comparisons)
-    path = figures.forest(rows, out / "figures", "compare_forest", f"B − A per cell (TTA {level})",
-                          f"A: {a.name} · B: {b.name} · n ≥ {n} per cell", "B − A (points, 95% CI)")
-    return figure_block(path, f"B − A in TTA-{level} accuracy (points) for every cell both sides hold, with its "
-                              "95% interval (paired t where both sides hold the seed, Welch otherwise; unadjusted); "
-                              "zero line in black.")
+    path = figures.forest(
+        rows,
+        out / "figures",
+        "compare_forest",
+        f"B − A per cell (TTA {level})",
+        f"A: {a.name} · B: {b.name} · n ≥ {n} per cell",
+        "B − A (points, 95% CI)",
+    )
+    return figure_block(
+        path,
+        f"B − A in TTA-{level} accuracy (points) for every cell both sides hold, with its "
+        "95% interval (paired t where both sides hold the seed, Welch otherwise; unadjusted); "
+        "zero line in black.",
+    )
 
 
 def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: str | None = None) -> str:
     only_a = sorted(set(a.runs["cell"]) - set(b.runs["cell"]))
     only_b = sorted(set(b.runs["cell"]) - set(a.runs["cell"]))
-    lines = ["# Comparison: B − A", "", f"- **A:** {a.name} ({len(a.runs)} runs)", f"- **B:** {b.name} ({len(b.runs)} runs)",
-             f"- **Accuracy:** TTA level {level}, differences in points, B − A; paired by seed only where the "
-             "two sides hold exactly the same seeds for a cell, otherwise Welch's test on every run of both sides "
-             "(each row says which); the means are over exactly the runs the difference uses.", ""]
+    lines = [
+        "# Comparison: B − A",
+        "",
+        f"- **A:** {a.name} ({len(a.runs)} runs)",
+        f"- **B:** {b.name} ({len(b.runs)} runs)",
+        f"- **Accuracy:** TTA level {level}, differences in points, B − A; paired by seed only where the "
+        "two sides hold exactly the same seeds for a cell, otherwise Welch's test on every run of both sides "
+        "(each row says which); the means are over exactly the runs the difference uses.",
+        "",
+    ]
     if comparisons:
         blocks = comparison_table(comparisons, family=f"every cell held by both sides, TTA {level}")
         lines += [b for b in blocks if isinstance(b, str)]
         if figure:
             lines += ["", figure.replace("*Figure: ", "*Figure 1: ")]
-        lines += ["", "Per-cell precision: the smallest true difference each comparison detects with 80% power.", "",
-                  markdown_table([{"comparison": p.comparison, "n": n_text(p.n), "CI half-width (pts)": f"{100 * p.half_width:.3f}",
-                                   "detectable at 80% power (pts)": f"{100 * p.detectable:.3f}"}
-                                  for p in blocks if not isinstance(p, str)])]
+        lines += [
+            "",
+            "Per-cell precision: the smallest true difference each comparison detects with 80% power.",
+            "",
+            markdown_table(
+                [
+                    {
+                        "comparison": p.comparison,
+                        "n": n_text(p.n),
+                        "CI half-width (pts)": f"{100 * p.half_width:.3f}",
+                        "detectable at 80% power (pts)": f"{100 * p.detectable:.3f}",
+                    }
+                    for p in blocks
+                    if not isinstance(p, str)
+                ]
+            ),
+        ]
     else:
         lines.append("No cell has at least two runs on both sides: nothing to compare.")
     for label, cells in (("Only in A", only_a), ("Only in B", only_b)):
@@ -134,4 +188,5 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
 def default_out(a: Side, b: Side) -> Path:
     def slug(text: str) -> str:
         return "".join(ch if ch.isalnum() else "_" for ch in Path(text).name or text).strip("_")[:40]
+
     return Path("results") / "compare" / f"{slug(a.name)}-vs-{slug(b.name)}"

@@ -4,27 +4,34 @@ adaptive-seed bookkeeping (harness.stats.sequential) read back from the store al
 The manifest keeps the file's text and the ``--method``/``--set`` values, so ``harness.report``
 rebuilds the same study later, even if the file has changed or moved since.
 """
+
 from __future__ import annotations
 
-import tomllib
 from functools import partial
 
+import tomllib
 
+from harness.report.campaign import LoadedCampaign
+from harness.report.page import Block, figure_block
+from harness.report.sections import compare, comparison_table
 from harness.run.adaptive import LEVEL, comparison_name, differences
 from harness.spec import studyfile
-from harness.stats import sequential
 from harness.spec.grid import Study
-from harness.report.page import Block, figure_block
-from harness.report.campaign import LoadedCampaign
-from harness.report.sections import compare, comparison_table
+from harness.stats import sequential
 
-FILE_PRESET = "file"   # a study file sets its own sizes: --preset applies to built-in studies
+FILE_PRESET = "file"  # a study file sets its own sizes: --preset applies to built-in studies
 
 
 def as_study(sf: studyfile.StudyFile) -> Study:
     cells = list(sf.cells)
-    return Study(sf.name, sf.description, grid=lambda preset, base: cells, report=partial(report, sf),
-                 presets=(FILE_PRESET,), verdicts=partial(verdicts, sf))
+    return Study(
+        sf.name,
+        sf.description,
+        grid=lambda preset, base: cells,
+        report=partial(report, sf),
+        presets=(FILE_PRESET,),
+        verdicts=partial(verdicts, sf),
+    )
 
 
 def manifest_entry(sf: studyfile.StudyFile, text: str, overrides: dict, method: str | None) -> dict:
@@ -37,16 +44,24 @@ def from_manifest(manifest: dict) -> Study | None:
     entry = manifest.get("study_file")
     if not entry:
         return None
-    sf = studyfile.parse(tomllib.loads(entry["text"]), entry["path"], entry.get("set") or {}, entry.get("method"))
+    sf = studyfile.parse(
+        tomllib.loads(entry["text"]), entry["path"], entry.get("set") or {}, entry.get("method")
+    )
     return as_study(sf)
 
 
 def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
     """Every cell against the baseline, paired by seed (Holm over the family, the primary unadjusted),
     and for an adaptive campaign the rule, each comparison's sequence and its decision."""
-    blocks: list[Block] = [f"## Study file\n\n`{sf.path}`: {sf.description}. Method {sf.method}; "
-                           f"{len(sf.cells)} cells" + (f", baseline `{sf.baseline.label}`." if sf.baseline else
-                                                       "; no cell equals the base config, so no baseline.")]
+    blocks: list[Block] = [
+        f"## Study file\n\n`{sf.path}`: {sf.description}. Method {sf.method}; "
+        f"{len(sf.cells)} cells"
+        + (
+            f", baseline `{sf.baseline.label}`."
+            if sf.baseline
+            else "; no cell equals the base config, so no baseline."
+        )
+    ]
     comparisons = []
     for cell, baseline in sf.comparisons:
         a, b = c.mask(cell=cell.label), c.mask(cell=baseline.label)
@@ -54,7 +69,7 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
             name = comparison_name(cell, baseline)
             comparisons.append(compare(c, a, b, LEVEL, LEVEL, {"comparison": name, "TTA": LEVEL}, name))
     adaptive = c.manifest.get("adaptive")
-    if adaptive:        # the verdict is the sequences, under the rule fixed at the first round
+    if adaptive:  # the verdict is the sequences, under the rule fixed at the first round
         rule = sequential.Rule.from_record(adaptive)
         history = sequential.replay(differences(sf, c.runs), rule, int(adaptive.get("workers", 1)))
         text = sequential.render(history, rule)
@@ -64,12 +79,18 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
     if comparisons:
         primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
         if adaptive:
-            blocks.append("## Against the baseline (descriptive)\n\nTTA-2 accuracy, variant − baseline, paired by "
-                          "seed, over every run the adaptive campaign trained.")
+            blocks.append(
+                "## Against the baseline (descriptive)\n\nTTA-2 accuracy, variant − baseline, paired by "
+                "seed, over every run the adaptive campaign trained."
+            )
         else:
             blocks.append("## Against the baseline\n\nTTA-2 accuracy, variant − baseline, paired by seed.")
-        table = comparison_table(comparisons, family=f"every cell against the baseline at TTA {LEVEL}",
-                                 primary=primary, optional_stopping=bool(adaptive))
+        table = comparison_table(
+            comparisons,
+            family=f"every cell against the baseline at TTA {LEVEL}",
+            primary=primary,
+            optional_stopping=bool(adaptive),
+        )
         blocks.append(table[0] + "\n\n" + forest_figure(c, comparisons, primary))
         blocks += table[1:]
     return blocks
@@ -78,6 +99,7 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
 def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
     """The primary comparison (fixed seeds) and, under --until decided, every comparison's decision."""
     from harness.report.verdicts import Verdict, from_comparison
+
     primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
     adaptive = c.manifest.get("adaptive")
     if adaptive:
@@ -85,8 +107,18 @@ def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
         history = sequential.replay(differences(sf, c.runs), rule, int(adaptive.get("workers", 1)))
         if not history:
             return []
-        return [Verdict(s.name, "primary, adaptive" if s.name == primary else "adaptive", s.mean, s.lower, s.upper,
-                        s.outcome, s.seeds_used) for s in history[-1].values()]
+        return [
+            Verdict(
+                s.name,
+                "primary, adaptive" if s.name == primary else "adaptive",
+                s.mean,
+                s.lower,
+                s.upper,
+                s.outcome,
+                s.seeds_used,
+            )
+            for s in history[-1].values()
+        ]
     out = []
     for cell, baseline in sf.comparisons:
         name = comparison_name(cell, baseline)
@@ -102,28 +134,56 @@ def forest_figure(c: LoadedCampaign, comparisons: list, primary: str | None) -> 
     import pandas as pd
 
     from harness.report import figures
-    rows = pd.DataFrame([{"label": comp.name.split(" − ")[0], "diff": 100 * comp.result.diff.value,
-                          "low": 100 * comp.result.diff.low, "high": 100 * comp.result.diff.high}
-                         for comp in comparisons])
+
+    rows = pd.DataFrame(
+        [
+            {
+                "label": comp.name.split(" − ")[0],
+                "diff": 100 * comp.result.diff.value,
+                "low": 100 * comp.result.diff.low,
+                "high": 100 * comp.result.diff.high,
+            }
+            for comp in comparisons
+        ]
+    )
     primary = primary.split(" − ")[0] if primary else None
     baseline = comparisons[0].name.split(" − ")[1]
     n = min(comp.result.n for comp in comparisons)
-    path = figures.forest(rows, c.figures, c.figure_name("against_baseline"), "difference from the baseline (TTA 2)",
-                          c.stamp(f"baseline {baseline} · n ≥ {n} pairs per comparison"), "minus baseline (points, 95% CI)",
-                          primary=primary)
-    return figure_block(path, f"Each cell against the baseline ({baseline}): mean of per-seed differences in TTA-2 accuracy "
-                              "(points) with its 95% t-interval (unadjusted); zero line in black"
-                        + (f"; ★ and bold: the primary comparison ({primary})." if primary in set(rows["label"])
-                           else ".") + (" Some intervals are missing: fewer than two pairs."
-                                        if not np.isfinite(rows["low"]).all() else ""))
+    path = figures.forest(
+        rows,
+        c.figures,
+        c.figure_name("against_baseline"),
+        "difference from the baseline (TTA 2)",
+        c.stamp(f"baseline {baseline} · n ≥ {n} pairs per comparison"),
+        "minus baseline (points, 95% CI)",
+        primary=primary,
+    )
+    return figure_block(
+        path,
+        f"Each cell against the baseline ({baseline}): mean of per-seed differences in TTA-2 accuracy "
+        "(points) with its 95% t-interval (unadjusted); zero line in black"
+        + (f"; ★ and bold: the primary comparison ({primary})." if primary in set(rows["label"]) else ".")
+        + (
+            " Some intervals are missing: fewer than two pairs." if not np.isfinite(rows["low"]).all() else ""
+        ),
+    )
 
 
 def sequences_figure(c: LoadedCampaign, states: dict, rule: sequential.Rule) -> str:
     from harness.report import figures
-    path = figures.sequences(list(states.values()), rule.precision, c.figures, c.figure_name("confidence_sequences"),
-                             "confidence sequences over seeds (TTA 2)",
-                             c.stamp(f"α = {rule.alpha:g}, P = {rule.precision:g} points, M = {rule.max_seeds}"))
-    return figure_block(path, "Each comparison's 95% confidence sequence for the mean paired difference (band) and "
-                              "the running mean (line) against the seeds paired so far, one panel each; dashed "
-                              f"lines at ±P = ±{rule.precision:g} points; the dotted line marks the decision point, "
-                              "labelled with the outcome.")
+
+    path = figures.sequences(
+        list(states.values()),
+        rule.precision,
+        c.figures,
+        c.figure_name("confidence_sequences"),
+        "confidence sequences over seeds (TTA 2)",
+        c.stamp(f"α = {rule.alpha:g}, P = {rule.precision:g} points, M = {rule.max_seeds}"),
+    )
+    return figure_block(
+        path,
+        "Each comparison's 95% confidence sequence for the mean paired difference (band) and "
+        "the running mean (line) against the seeds paired so far, one panel each; dashed "
+        f"lines at ±P = ±{rule.precision:g} points; the dotted line marks the decision point, "
+        "labelled with the outcome.",
+    )

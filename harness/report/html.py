@@ -6,6 +6,7 @@ names the data, method versions, seeds and store. The markdown this converts is 
 (headings, paragraphs, lists, tables, figures, code blocks, bold, italics and code spans), so a small
 converter suffices.
 """
+
 from __future__ import annotations
 
 import base64
@@ -87,7 +88,7 @@ def to_html(markdown: str, folder: Path) -> str:
             j = i + 1
             while j < len(lines) and not lines[j].startswith("```"):
                 j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1:j])) + "</code></pre>")
+            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1 : j])) + "</code></pre>")
             i = j + 1
         elif m := re.match(r"(#{1,6}) (.*)", line):
             level = len(m.group(1))
@@ -110,8 +111,11 @@ def to_html(markdown: str, folder: Path) -> str:
             else:
                 i += 1
             src = _image(folder, path)
-            img = f'<img src="{src}" alt="{html.escape(alt)}">' if src else \
-                f"<p><em>figure {html.escape(path)} is missing</em></p>"
+            img = (
+                f'<img src="{src}" alt="{html.escape(alt)}">'
+                if src
+                else f"<p><em>figure {html.escape(path)} is missing</em></p>"
+            )
             out.append(f"<figure>{img}<figcaption>{inline(caption)}</figcaption></figure>")
         elif re.match(r"\s*- ", line):
             j, items = i, []
@@ -139,7 +143,9 @@ def provenance(items: dict[str, str]) -> str:
 
 
 def page(title: str, markdown: str, folder: Path, facts: dict[str, str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n{to_html(markdown, folder)}\n{provenance(facts)}\n"
-            f"<script>{SCRIPT}</script></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n{to_html(markdown, folder)}\n{provenance(facts)}\n"
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )

@@ -1,5 +1,6 @@
 """Pieces of a report page: number formatting, markdown tables, figure blocks with captions, and
 the notes a study hands back for the shared precision section."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ import numpy as np
 
 from harness.stats import Estimate
 
-SMALL_N = 10     # cells below this many runs get a visible warning
+SMALL_N = 10  # cells below this many runs get a visible warning
 
 
 def pct(x: float | None, digits: int = 2) -> str:
@@ -21,11 +22,13 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 def ci(e: Estimate, digits: int = 2, scale: float = 100.0) -> str:
     """'94.01 [93.99, 94.03]' (percentage points by default); one-sided bounds as '≤ x' / '≥ x'."""
+
     def num(v: float) -> str:
         return f"{scale * v:.{digits}f}"
+
     if not np.isfinite(e.value):
         return "n/a"
-    if np.isnan(e.low) or np.isnan(e.high):     # refused: below the n where its coverage holds, or tied runs
+    if np.isnan(e.low) or np.isnan(e.high):  # refused: below the n where its coverage holds, or tied runs
         return f"{num(e.value)} [n too small]"
     low = "−∞" if e.low == -np.inf else num(e.low)
     high = "∞" if e.high == np.inf else num(e.high)
@@ -72,9 +75,9 @@ class ComparisonPrecision:
     comparison: str
     n: int
     paired: bool
-    sd: float              # sd of per-pair differences, or per-run sd when unpaired
+    sd: float  # sd of per-pair differences, or per-run sd when unpaired
     half_width: float
-    detectable: float      # at 80% power, two-sided alpha 0.05
+    detectable: float  # at 80% power, two-sided alpha 0.05
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class VariancePrecision:
     """What the runs can say about the distribution-wise std."""
 
     where: str
-    std: Estimate          # signed std and its interval, as fractions
+    std: Estimate  # signed std and its interval, as fractions
     runs: int
     runs_to_exclude_zero: float
     runs_for_power: float  # 80% power to exclude 0

@@ -1,6 +1,7 @@
 """Analysis tools the studies compose into their report sections: comparisons paired by seed with
 Holm's adjustment, variance decompositions, calibration, equivalent epochs. Each returns markdown
 and the precision notes the shared precision section prints."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,21 +10,37 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.report.page import Block, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text, p_text, pct
 from harness.report.campaign import LoadedCampaign
+from harness.report.page import (
+    Block,
+    ComparisonPrecision,
+    VariancePrecision,
+    ci,
+    markdown_table,
+    n_text,
+    p_text,
+    pct,
+)
 
 # ----------------------------------------------------------------------------- comparisons
 
 
 @dataclass(frozen=True)
 class Comparison:
-    labels: dict                 # what the table shows to identify the comparison
-    name: str                    # one-line name for the precision section
+    labels: dict  # what the table shows to identify the comparison
+    name: str  # one-line name for the precision section
     result: stats.Difference
 
 
-def compare(c: LoadedCampaign, mask_a: np.ndarray, mask_b: np.ndarray, level_a: int, level_b: int, labels: dict,
-            name: str) -> Comparison:
+def compare(
+    c: LoadedCampaign,
+    mask_a: np.ndarray,
+    mask_b: np.ndarray,
+    level_a: int,
+    level_b: int,
+    labels: dict,
+    name: str,
+) -> Comparison:
     """mean(a) - mean(b) of TTA-level accuracies: paired by seed where the two sets of runs share
     seeds (runs with one seed share their random streams; two TTA levels of one cell are the same
     runs), over the seeds both have; Welch's test only when they share fewer than two seeds."""
@@ -41,20 +58,24 @@ def precision_of(comp: Comparison) -> ComparisonPrecision:
     r = comp.result
     if r.paired:
         detectable = stats.minimum_detectable_difference(r.sd, r.n, paired=True)
-    else:       # Welch's test on the group sizes it had (unequal groups: not the equal-n formula)
-        detectable = stats.minimum_detectable_difference(r.sd, r.n_a or r.n // 2, paired=False,
-                                                         n_b=r.n_b or r.n // 2)
+    else:  # Welch's test on the group sizes it had (unequal groups: not the equal-n formula)
+        detectable = stats.minimum_detectable_difference(
+            r.sd, r.n_a or r.n // 2, paired=False, n_b=r.n_b or r.n // 2
+        )
     return ComparisonPrecision(comp.name, r.n, r.paired, r.sd, r.diff.half_width, detectable)
 
 
-AFTER_STOPPING = ("Fixed-n t-tests are **not valid after optional stopping**: the seeds were added until a "
-                  "confidence sequence decided, so a t-test on the runs that stopping left rejects a true null "
-                  "too often and overstates the differences it decides (winner's curse). The verdict is the "
-                  "confidence sequences; the differences here are descriptive only, with no p-values.")
+AFTER_STOPPING = (
+    "Fixed-n t-tests are **not valid after optional stopping**: the seeds were added until a "
+    "confidence sequence decided, so a t-test on the runs that stopping left rejects a true null "
+    "too often and overstates the differences it decides (winner's curse). The verdict is the "
+    "confidence sequences; the differences here are descriptive only, with no p-values."
+)
 
 
-def comparison_table(comparisons: list[Comparison], family: str, primary: str | None = None,
-                     optional_stopping: bool = False) -> list[Block]:
+def comparison_table(
+    comparisons: list[Comparison], family: str, primary: str | None = None, optional_stopping: bool = False
+) -> list[Block]:
     """A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
     the study's primary comparison, if named here, is left out of the family and labelled unadjusted."""
     is_primary = [primary is not None and comp.name == primary for comp in comparisons]
@@ -65,32 +86,65 @@ def comparison_table(comparisons: list[Comparison], family: str, primary: str | 
     for comp, prim, adj in zip(comparisons, is_primary, adjusted):
         r = comp.result
         if optional_stopping:
-            rows.append({**comp.labels, "difference (pts), descriptive": f"{100 * r.diff.value:+.3f}"
-                         if np.isfinite(r.diff.value) else "n/a",
-                         "runs": f"{n_text(r.n)} pairs" if r.paired else f"{n_text(r.n)} runs"})
+            rows.append(
+                {
+                    **comp.labels,
+                    "difference (pts), descriptive": f"{100 * r.diff.value:+.3f}"
+                    if np.isfinite(r.diff.value)
+                    else "n/a",
+                    "runs": f"{n_text(r.n)} pairs" if r.paired else f"{n_text(r.n)} runs",
+                }
+            )
             continue
-        rows.append({**comp.labels, "difference (pts) [95% CI]": ci(r.diff, 3),
-                     "test": f"paired, {n_text(r.n)} pairs" if r.paired else f"Welch, {n_text(r.n)} runs",
-                     "r": f"{r.correlation:.2f}" if np.isfinite(r.correlation) else "–",
-                     "t": f"{r.t:.2f}" if np.isfinite(r.t) else "n/a", "p": p_text(r.p),
-                     "Holm p": "primary (unadjusted)" if prim else (p_text(adj) if family_size > 1 else "–")})
-    pre = (f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
-           "is reported unadjusted, outside the family")
-    note = (f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
-            + (f"; {pre}." if any(is_primary) else ".")) if family_size > 1 else \
-        ("One test in this table: no adjustment." + (f" {pre[0].upper()}{pre[1:]}." if any(is_primary) else ""))
+        rows.append(
+            {
+                **comp.labels,
+                "difference (pts) [95% CI]": ci(r.diff, 3),
+                "test": f"paired, {n_text(r.n)} pairs" if r.paired else f"Welch, {n_text(r.n)} runs",
+                "r": f"{r.correlation:.2f}" if np.isfinite(r.correlation) else "–",
+                "t": f"{r.t:.2f}" if np.isfinite(r.t) else "n/a",
+                "p": p_text(r.p),
+                "Holm p": "primary (unadjusted)" if prim else (p_text(adj) if family_size > 1 else "–"),
+            }
+        )
+    pre = (
+        f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
+        "is reported unadjusted, outside the family"
+    )
+    note = (
+        (
+            f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
+            + (f"; {pre}." if any(is_primary) else ".")
+        )
+        if family_size > 1
+        else (
+            "One test in this table: no adjustment."
+            + (f" {pre[0].upper()}{pre[1:]}." if any(is_primary) else "")
+        )
+    )
     if optional_stopping:
         return [markdown_table(rows) + "\n\n" + AFTER_STOPPING]
-    return [markdown_table(rows) + "\n\n" + note] + [precision_of(comp) for comp in comparisons
-                                                     if np.isfinite(comp.result.sd)]
+    return [markdown_table(rows) + "\n\n" + note] + [
+        precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)
+    ]
 
 
 def differences_frame(comparisons: list[Comparison], x: str, hue: str, panels: str) -> pd.DataFrame:
     """Rows for figures.paired_differences, in percentage points."""
-    return pd.DataFrame([{x: comp.labels[x], hue: comp.labels[hue], panels: comp.labels[panels],
-                          "diff": 100 * comp.result.diff.value, "low": 100 * comp.result.diff.low,
-                          "high": 100 * comp.result.diff.high} for comp in comparisons
-                         if np.isfinite(comp.result.diff.low)])
+    return pd.DataFrame(
+        [
+            {
+                x: comp.labels[x],
+                hue: comp.labels[hue],
+                panels: comp.labels[panels],
+                "diff": 100 * comp.result.diff.value,
+                "low": 100 * comp.result.diff.low,
+                "high": 100 * comp.result.diff.high,
+            }
+            for comp in comparisons
+            if np.isfinite(comp.result.diff.low)
+        ]
+    )
 
 
 def curve_frame(c: LoadedCampaign, hue: str, levels=(0, 2), x: str = "epochs") -> pd.DataFrame:
@@ -99,8 +153,17 @@ def curve_frame(c: LoadedCampaign, hue: str, levels=(0, 2), x: str = "epochs") -
     for (h, e), part in c.runs.groupby([hue, x], sort=False):
         for level in levels:
             m = stats.mean_ci(part[f"acc_tta{level}"])
-            rows.append({hue: h, x: float(e), "level": f"TTA {level}", "mean": 100 * m.value,
-                         "low": 100 * m.low, "high": 100 * m.high, "n": len(part)})
+            rows.append(
+                {
+                    hue: h,
+                    x: float(e),
+                    "level": f"TTA {level}",
+                    "mean": 100 * m.value,
+                    "low": 100 * m.low,
+                    "high": 100 * m.high,
+                    "n": len(part),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -112,14 +175,15 @@ class VarianceStats:
     runs: int
     mean_acc: float
     test_set_std: stats.Estimate
-    independent_std: float           # unbiased independent-errors prediction, as a std
-    theorem3_std: float              # Paper B Thm 3: √(err/2n)
+    independent_std: float  # unbiased independent-errors prediction, as a std
+    theorem3_std: float  # Paper B Thm 3: √(err/2n)
     distribution: stats.DistributionVariance
     split_half: stats.Estimate
 
 
-def variance_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 100,
-                   resamples: int = 1000) -> VarianceStats:
+def variance_stats(
+    c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 100, resamples: int = 1000
+) -> VarianceStats:
     """Every variance estimate for one set of runs at one TTA level, in one counting pass."""
     r, n = int(np.sum(mask)), len(c.labels)
     acc, even, odd = np.empty(r), np.empty(r), np.empty(r)
@@ -135,11 +199,15 @@ def variance_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: 
 
     counts = stats.error_counts(wrong_chunks(), n, stats.run_groups(r, max_groups))
     correct_per_example = r - counts.example_errors.sum(0)
-    return VarianceStats(r, float(acc.mean()), stats.std_ci(acc),
-                         np.sqrt(stats.independent_errors_from_counts(correct_per_example, r)),
-                         np.sqrt(stats.calibrated_variance_prediction(1 - acc.mean(), n)),
-                         stats.distribution_variance_from_counts(counts, resamples=resamples),
-                         stats.correlation_ci(even, odd))
+    return VarianceStats(
+        r,
+        float(acc.mean()),
+        stats.std_ci(acc),
+        np.sqrt(stats.independent_errors_from_counts(correct_per_example, r)),
+        np.sqrt(stats.calibrated_variance_prediction(1 - acc.mean(), n)),
+        stats.distribution_variance_from_counts(counts, resamples=resamples),
+        stats.correlation_ci(even, odd),
+    )
 
 
 def signed_std(e: stats.Estimate) -> stats.Estimate:
@@ -147,15 +215,25 @@ def signed_std(e: stats.Estimate) -> stats.Estimate:
 
 
 def variance_row(v: VarianceStats) -> dict:
-    return {"runs": n_text(v.runs), "mean %": pct(v.mean_acc), "test-set std (pts) [95% CI]": ci(v.test_set_std, 3),
-            "independent-errors std": pct(v.independent_std, 3), "Thm 3 std √(err/2n)": pct(v.theorem3_std, 3),
-            "distribution-wise std [95% CI]": ci(signed_std(v.distribution.variance), 3),
-            "split-half r [95% CI]": ci(v.split_half, 2, scale=1.0)}
+    return {
+        "runs": n_text(v.runs),
+        "mean %": pct(v.mean_acc),
+        "test-set std (pts) [95% CI]": ci(v.test_set_std, 3),
+        "independent-errors std": pct(v.independent_std, 3),
+        "Thm 3 std √(err/2n)": pct(v.theorem3_std, 3),
+        "distribution-wise std [95% CI]": ci(signed_std(v.distribution.variance), 3),
+        "split-half r [95% CI]": ci(v.split_half, 2, scale=1.0),
+    }
 
 
 def variance_precision(v: VarianceStats, where: str) -> VariancePrecision:
-    return VariancePrecision(where, signed_std(v.distribution.variance), v.runs,
-                             v.distribution.runs_to_exclude_zero(), v.distribution.runs_to_exclude_zero(power=0.8))
+    return VariancePrecision(
+        where,
+        signed_std(v.distribution.variance),
+        v.runs,
+        v.distribution.runs_to_exclude_zero(),
+        v.distribution.runs_to_exclude_zero(power=0.8),
+    )
 
 
 def variance_frame(items: list[tuple[float, VarianceStats]], x: str) -> pd.DataFrame:
@@ -163,30 +241,55 @@ def variance_frame(items: list[tuple[float, VarianceStats]], x: str) -> pd.DataF
     rows = []
     for xv, v in items:
         d = signed_std(v.distribution.variance)
-        rows += [{x: xv, "estimate": "test-set std (χ² CI)", "value": 100 * v.test_set_std.value,
-                  "low": 100 * v.test_set_std.low, "high": 100 * v.test_set_std.high},
-                 {x: xv, "estimate": "independent-errors prediction", "value": 100 * v.independent_std,
-                  "low": np.nan, "high": np.nan},
-                 {x: xv, "estimate": "Thm 3 prediction √(err/2n)", "value": 100 * v.theorem3_std,
-                  "low": np.nan, "high": np.nan},
-                 {x: xv, "estimate": "distribution-wise std (bootstrap CI)", "value": 100 * d.value,
-                  "low": 100 * d.low, "high": 100 * d.high}]
+        rows += [
+            {
+                x: xv,
+                "estimate": "test-set std (χ² CI)",
+                "value": 100 * v.test_set_std.value,
+                "low": 100 * v.test_set_std.low,
+                "high": 100 * v.test_set_std.high,
+            },
+            {
+                x: xv,
+                "estimate": "independent-errors prediction",
+                "value": 100 * v.independent_std,
+                "low": np.nan,
+                "high": np.nan,
+            },
+            {
+                x: xv,
+                "estimate": "Thm 3 prediction √(err/2n)",
+                "value": 100 * v.theorem3_std,
+                "low": np.nan,
+                "high": np.nan,
+            },
+            {
+                x: xv,
+                "estimate": "distribution-wise std (bootstrap CI)",
+                "value": 100 * d.value,
+                "low": 100 * d.low,
+                "high": 100 * d.high,
+            },
+        ]
     return pd.DataFrame(rows)
 
 
-VARIANCE_NOTE = ("Test-set std: across runs, chi-square interval. Independent-errors std: what the test-set std "
-                 "would be if examples erred independently, (1/n²) Σ ε_i(1−ε_i) · R/(R−1) (unbiased). Thm 3: "
-                 "Paper B's prediction under class-wise calibration, √(err/(2n)). Distribution-wise std: Paper B "
-                 "Eq. 3, unbiased and so possibly negative from noise (shown as a signed std), percentile bootstrap "
-                 "over runs. Split-half r: correlation across runs of accuracy on even vs odd test examples, "
-                 "Fisher-z interval.")
+VARIANCE_NOTE = (
+    "Test-set std: across runs, chi-square interval. Independent-errors std: what the test-set std "
+    "would be if examples erred independently, (1/n²) Σ ε_i(1−ε_i) · R/(R−1) (unbiased). Thm 3: "
+    "Paper B's prediction under class-wise calibration, √(err/(2n)). Distribution-wise std: Paper B "
+    "Eq. 3, unbiased and so possibly negative from noise (shown as a signed std), percentile bootstrap "
+    "over runs. Split-half r: correlation across runs of accuracy on even vs odd test examples, "
+    "Fisher-z interval."
+)
 
 
 # ----------------------------------------------------------------------------- calibration
 
 
-def calibration_stats(c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 64,
-                      resamples: int = 200) -> stats.CalibrationResult:
+def calibration_stats(
+    c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 64, resamples: int = 200
+) -> stats.CalibrationResult:
     r = int(np.sum(mask))
     gp = stats.group_predictions(c.chunks(mask, level), c.labels, stats.run_groups(r, max_groups))
     return stats.calibration(gp, resamples=resamples)
@@ -216,8 +319,12 @@ def epochs_text(eq: stats.EquivalentEpochs, reference: float | None = None) -> s
         point = f"not reached within the grid ({point})"
     outside = (e.value == np.inf and e.low >= eq.grid[-1]) or (e.value == -np.inf and e.high <= eq.grid[0])
     if np.isnan(e.low):
-        return (f"{point} [n too small: the interval needs {stats.MIN_RUNS_EQUIVALENT_EPOCHS} runs per cell, where its "
-                f"measured coverage reaches 93%]")
+        return (
+            f"{point} [n too small: the interval needs {stats.MIN_RUNS_EQUIVALENT_EPOCHS} runs per cell, where its "
+            f"measured coverage reaches 93%]"
+        )
     if outside:
         return point
-    return f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"
+    return (
+        f"{point} [{epochs_bound(e.low, eq.grid, scale, unit)}, {epochs_bound(e.high, eq.grid, scale, unit)}]"
+    )

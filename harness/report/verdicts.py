@@ -1,6 +1,7 @@
 """The verdicts a campaign ends with, for the terminal: the primary comparison and every adaptive
 comparison, each with its difference, interval, decision and n, read back from the store's records
 alone (no predictions), so the table costs nothing beside the report."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,16 +16,20 @@ from harness.report.campaign import LoadedCampaign, campaign_from
 @dataclass(frozen=True)
 class Verdict:
     name: str
-    kind: str              # "primary", "adaptive" (a comparison under --until decided), or both
-    diff: float            # points
+    kind: str  # "primary", "adaptive" (a comparison under --until decided), or both
+    diff: float  # points
     low: float
     high: float
     decision: str
-    n: int                 # pairs (or runs, unpaired) behind it
+    n: int  # pairs (or runs, unpaired) behind it
 
     @property
     def interval(self) -> str:
-        return f"[{self.low:+.3f}, {self.high:+.3f}]" if np.isfinite(self.low) and np.isfinite(self.high) else "n/a"
+        return (
+            f"[{self.low:+.3f}, {self.high:+.3f}]"
+            if np.isfinite(self.low) and np.isfinite(self.high)
+            else "n/a"
+        )
 
 
 def fixed_decision(low: float, high: float) -> str:
@@ -43,8 +48,14 @@ def from_comparison(comp, kind: str) -> Verdict:
 def records_campaign(out: Path) -> LoadedCampaign:
     """A study folder's records as a campaign without predictions (what comparisons need)."""
     runs = store.load_records(out)
-    return campaign_from(out, store.read_manifest(out), runs, np.zeros((len(runs), 3, 0), np.uint8),
-                         np.zeros(0, np.int64), store.empty_frame().iloc[:0])
+    return campaign_from(
+        out,
+        store.read_manifest(out),
+        runs,
+        np.zeros((len(runs), 3, 0), np.uint8),
+        np.zeros(0, np.int64),
+        store.empty_frame().iloc[:0],
+    )
 
 
 def table(verdicts: list[Verdict]) -> str:
@@ -54,6 +65,15 @@ def table(verdicts: list[Verdict]) -> str:
     head = ("comparison", "kind", "difference", "95% interval", "decision", "n")
     rows = [(v.name, v.kind, f"{v.diff:+.3f}", v.interval, v.decision, str(v.n)) for v in verdicts]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) if i != 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join(["verdicts (TTA-2 accuracy, points):", line(head), line(tuple("-" * w for w in widths)),
-                      *map(line, rows)])
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i != 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    return "\n".join(
+        [
+            "verdicts (TTA-2 accuracy, points):",
+            line(head),
+            line(tuple("-" * w for w in widths)),
+            *map(line, rows),
+        ]
+    )

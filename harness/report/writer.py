@@ -4,6 +4,7 @@ The page's shared pieces live here, written once: the header (provenance, method
 fingerprints), the per-cell table, the precision section and the failures. Each study adds its
 own sections (``studies/<name>.py``), found by name through ``harness.spec.studies``.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -13,33 +14,58 @@ import numpy as np
 
 from harness import stats, store
 from harness.report.campaign import LoadedCampaign, cell_order, distinct, identity_views, load_campaign
-from harness.report.page import (SMALL_N, ComparisonPrecision, VariancePrecision, ci, markdown_table, n_text,
-                                  number_figures, pct)
+from harness.report.page import (
+    SMALL_N,
+    ComparisonPrecision,
+    VariancePrecision,
+    ci,
+    markdown_table,
+    n_text,
+    number_figures,
+    pct,
+)
 from harness.spec.studies import find_study
 
 
 def header(c: LoadedCampaign) -> str:
     m, runs = c.manifest, c.runs
-    devices = ", ".join(sorted(runs["device_name"].astype(str).unique())) if "device_name" in runs and len(runs) \
+    devices = (
+        ", ".join(sorted(runs["device_name"].astype(str).unique()))
+        if "device_name" in runs and len(runs)
         else "none yet"
-    lines = [f"# {m.get('study')}" + (" — SMOKE preset" if c.smoke else ""), "", m.get("description", ""), "",
-             f"- **Data:** {m.get('data_description')} (`{m.get('data_source')}`)"]
+    )
+    lines = [
+        f"# {m.get('study')}" + (" — SMOKE preset" if c.smoke else ""),
+        "",
+        m.get("description", ""),
+        "",
+        f"- **Data:** {m.get('data_description')} (`{m.get('data_source')}`)",
+    ]
     if "JPEG copy" in str(m.get("data_description")):
-        lines.append("  - JPEG copy: accuracies run about 3.4 points below real CIFAR-10; comparisons between "
-                     "variants remain meaningful, absolute numbers are not CIFAR-10 results.")
-    lines += [f"- **Preset:** {m.get('preset')}" + (" — tiny configurations for a CPU; not the study's real "
-                                                    "grid, numbers are not comparable to the papers" if c.smoke else ""),
-              f"- **Device:** {devices}",
-              f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {m.get('seeds')} seeds per cell, "
-              f"{c.labels.size} test examples each"
-              + (f"; {c.duplicates} duplicate (cell, seed) records not counted" if c.duplicates else ""),
-              f"- **Method versions:** {', '.join(distinct(runs, 'method_version'))}",
-              f"- **Data fingerprints:** {', '.join(distinct(runs, 'data_fingerprint'))}",
-              f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
-              f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-              "- **Pairing:** runs of different cells with the same seed share their initialization, data-order "
-              "and augmentation streams, so cells are compared seed by seed (paired t), as are TTA levels of "
-              "the same runs; Welch's test only where runs do not pair."]
+        lines.append(
+            "  - JPEG copy: accuracies run about 3.4 points below real CIFAR-10; comparisons between "
+            "variants remain meaningful, absolute numbers are not CIFAR-10 results."
+        )
+    lines += [
+        f"- **Preset:** {m.get('preset')}"
+        + (
+            " — tiny configurations for a CPU; not the study's real "
+            "grid, numbers are not comparable to the papers"
+            if c.smoke
+            else ""
+        ),
+        f"- **Device:** {devices}",
+        f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {m.get('seeds')} seeds per cell, "
+        f"{c.labels.size} test examples each"
+        + (f"; {c.duplicates} duplicate (cell, seed) records not counted" if c.duplicates else ""),
+        f"- **Method versions:** {', '.join(distinct(runs, 'method_version'))}",
+        f"- **Data fingerprints:** {', '.join(distinct(runs, 'data_fingerprint'))}",
+        f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "- **Pairing:** runs of different cells with the same seed share their initialization, data-order "
+        "and augmentation streams, so cells are compared seed by seed (paired t), as are TTA levels of "
+        "the same runs; Welch's test only where runs do not pair.",
+    ]
     return "\n".join(lines)
 
 
@@ -49,13 +75,23 @@ def accuracy_table(c: LoadedCampaign) -> str:
     for cell in cell_order(c):
         part = c.runs[c.runs["cell"] == cell]
         s0, s2 = stats.summarize(part["acc_tta0"]), stats.summarize(part["acc_tta2"])
-        rows.append({"cell": cell, "n": n_text(s2.n), "TTA 0 mean % [95% CI]": ci(s0.mean),
-                     "TTA 2 mean % [95% CI]": ci(s2.mean),
-                     "TTA 2 bootstrap CI": f"[{pct(s2.bootstrap.low)}, {pct(s2.bootstrap.high)}]",
-                     "TTA 2 std (pts) [95% CI]": ci(s2.std, 3), "train s/run": f"{part['train_seconds'].mean():.2f}"})
-    note = (f"\n\nMeans with Student-t intervals; stds with chi-square intervals. ⚠ marks cells with fewer than "
-            f"{SMALL_N} runs, whose intervals are wide and whose p-values deserve little weight."
-            if rows else "")
+        rows.append(
+            {
+                "cell": cell,
+                "n": n_text(s2.n),
+                "TTA 0 mean % [95% CI]": ci(s0.mean),
+                "TTA 2 mean % [95% CI]": ci(s2.mean),
+                "TTA 2 bootstrap CI": f"[{pct(s2.bootstrap.low)}, {pct(s2.bootstrap.high)}]",
+                "TTA 2 std (pts) [95% CI]": ci(s2.std, 3),
+                "train s/run": f"{part['train_seconds'].mean():.2f}",
+            }
+        )
+    note = (
+        f"\n\nMeans with Student-t intervals; stds with chi-square intervals. ⚠ marks cells with fewer than "
+        f"{SMALL_N} runs, whose intervals are wide and whose p-values deserve little weight."
+        if rows
+        else ""
+    )
     return "## Accuracy per cell\n\n" + markdown_table(rows) + note
 
 
@@ -66,31 +102,64 @@ def precision_section(c: LoadedCampaign, notes: list) -> str:
     for cell in cell_order(c):
         acc = c.runs.loc[c.runs["cell"] == cell, "acc_tta2"].to_numpy()
         m = stats.mean_ci(acc)
-        cells.append({"cell": cell, "n": n_text(len(acc)), "TTA 2 CI half-width (pts)": pct(m.half_width, 3),
-                      "TTA 2 std (pts)": pct(stats.std_ci(acc).value, 3)})
-    parts = ["## Precision: what these runs can resolve",
-             "Two-sided α = 0.05. Minimum detectable difference: the true difference a t-test of this size finds "
-             "with 80% power, from the observed sd (of per-seed differences when paired).",
-             markdown_table(cells)]
+        cells.append(
+            {
+                "cell": cell,
+                "n": n_text(len(acc)),
+                "TTA 2 CI half-width (pts)": pct(m.half_width, 3),
+                "TTA 2 std (pts)": pct(stats.std_ci(acc).value, 3),
+            }
+        )
+    parts = [
+        "## Precision: what these runs can resolve",
+        "Two-sided α = 0.05. Minimum detectable difference: the true difference a t-test of this size finds "
+        "with 80% power, from the observed sd (of per-seed differences when paired).",
+        markdown_table(cells),
+    ]
     small = [r["cell"] for r in cells if "⚠" in r["n"]]
     if small:
-        parts.append(f"**⚠ Fewer than {SMALL_N} runs in {len(small)} cell(s)** ({', '.join(small)}): intervals "
-                     "are wide and p-values rest on very few runs; treat every comparison involving them as a "
-                     "pilot, not a result.")
+        parts.append(
+            f"**⚠ Fewer than {SMALL_N} runs in {len(small)} cell(s)** ({', '.join(small)}): intervals "
+            "are wide and p-values rest on very few runs; treat every comparison involving them as a "
+            "pilot, not a result."
+        )
     comparisons = [x for x in notes if isinstance(x, ComparisonPrecision)]
     if comparisons:
-        parts.append(markdown_table([{"comparison": x.comparison, "n": f"{x.n} {'pairs' if x.paired else 'runs'}",
-                                      "sd (pts)": pct(x.sd, 3), "CI half-width (pts)": pct(x.half_width, 3),
-                                      "detectable at 80% power (pts)": pct(x.detectable, 3)} for x in comparisons]))
+        parts.append(
+            markdown_table(
+                [
+                    {
+                        "comparison": x.comparison,
+                        "n": f"{x.n} {'pairs' if x.paired else 'runs'}",
+                        "sd (pts)": pct(x.sd, 3),
+                        "CI half-width (pts)": pct(x.half_width, 3),
+                        "detectable at 80% power (pts)": pct(x.detectable, 3),
+                    }
+                    for x in comparisons
+                ]
+            )
+        )
     variances = [x for x in notes if isinstance(x, VariancePrecision)]
     if variances:
-        parts.append("Distribution-wise std (Paper B, Eq. 3): runs needed for its interval to exclude 0 if the "
-                     "true value were the one observed (and for 80% power to do so), with the standard error "
-                     "shrinking as 1/√runs.")
-        parts.append(markdown_table([{"where": x.where, "runs": x.runs, "distribution-wise std (pts) [95% CI]":
-                                      ci(x.std, 3),
-                                      "runs to exclude 0": runs_text(x.runs_to_exclude_zero),
-                                      "runs for 80% power": runs_text(x.runs_for_power)} for x in variances]))
+        parts.append(
+            "Distribution-wise std (Paper B, Eq. 3): runs needed for its interval to exclude 0 if the "
+            "true value were the one observed (and for 80% power to do so), with the standard error "
+            "shrinking as 1/√runs."
+        )
+        parts.append(
+            markdown_table(
+                [
+                    {
+                        "where": x.where,
+                        "runs": x.runs,
+                        "distribution-wise std (pts) [95% CI]": ci(x.std, 3),
+                        "runs to exclude 0": runs_text(x.runs_to_exclude_zero),
+                        "runs for 80% power": runs_text(x.runs_for_power),
+                    }
+                    for x in variances
+                ]
+            )
+        )
     return "\n\n".join(parts)
 
 
@@ -103,8 +172,10 @@ def runs_text(r: float) -> str:
 def failures_section(c: LoadedCampaign) -> str:
     if c.failures.empty:
         return ""
-    rows = [{"cell": r.get("cell"), "seed": r.get("seed"), "error": str(r.get("error"))[:160]}
-            for _, r in c.failures.iterrows()]
+    rows = [
+        {"cell": r.get("cell"), "seed": r.get("seed"), "error": str(r.get("error"))[:160]}
+        for _, r in c.failures.iterrows()
+    ]
     return "## Failed runs\n\n" + markdown_table(rows)
 
 
@@ -120,17 +191,24 @@ def render_report(c: LoadedCampaign, study) -> str:
     """The whole page. Several method versions or data fingerprints in one store: each analysis per
     (version, data) pair."""
     from harness.report.figures import reset_colours
-    reset_colours()                 # one colour per meaning across this report's figures
+
+    reset_colours()  # one colour per meaning across this report's figures
     sections = [header(c)]
     if not len(c.runs):
-        sections.append("## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished.")
+        sections.append(
+            "## No finished runs\n\nNothing to analyse yet: no run of this campaign has finished."
+        )
     else:
         for version, view in identity_views(c):
             if version is not None:
                 v, _, d = version.partition("_data-")
-                sections.append(f"# Method version {v}" + (f", data {d}" if d else "") +
-                                "\n\nRuns of this method version" + (" on this data" if d else "") +
-                                " only: versions and data are never pooled.")
+                sections.append(
+                    f"# Method version {v}"
+                    + (f", data {d}" if d else "")
+                    + "\n\nRuns of this method version"
+                    + (" on this data" if d else "")
+                    + " only: versions and data are never pooled."
+                )
             own, notes = study_blocks(view, study)
             sections += [accuracy_table(view), *own, precision_section(view, notes)]
     sections.append(failures_section(c))
@@ -141,7 +219,10 @@ def write_report(out: str | Path, study=None) -> Path:
     """Rebuild report.md (and its figures) from the store; written under a temporary name."""
     c = load_campaign(out)
     if study is None:
-        from harness.report.experiment import from_manifest      # experiment builds on this module: imported when needed
+        from harness.report.experiment import (
+            from_manifest,  # experiment builds on this module: imported when needed
+        )
+
         study = find_study(c.manifest.get("study")) or from_manifest(c.manifest)
         if study is None:
             raise store.StoreError(f"{out}: manifest names unknown study {c.manifest.get('study')!r}")
@@ -160,19 +241,25 @@ def provenance(c: LoadedCampaign) -> dict[str, str]:
     return {
         "Study": f"{m.get('study')} ({m.get('preset')} preset)",
         "Data": f"{m.get('data_description')} (`{m.get('data_source')}`), fingerprints "
-                f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
+        f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
         "Method versions": ", ".join(distinct(runs, "method_version")),
-        "Seeds": (f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {len(runs)} runs counted" if seeds else "none yet")
-                 + (f"; per cell: {', '.join(f'{k} {v}' for k, v in per_cell.items())}" if per_cell else ""),
-        "Store": f"`{store.store_path(c.out, m)}`" if "store" in m else f"`{c.out}` (runs held in the study folder)",
+        "Seeds": (
+            f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {len(runs)} runs counted" if seeds else "none yet"
+        )
+        + (f"; per cell: {', '.join(f'{k} {v}' for k, v in per_cell.items())}" if per_cell else ""),
+        "Store": f"`{store.store_path(c.out, m)}`"
+        if "store" in m
+        else f"`{c.out}` (runs held in the study folder)",
         "Code": f"{m.get('code_version')}, torch {m.get('torch')}",
-        "Written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + " by `python -m harness.report`",
+        "Written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        + " by `python -m harness.report`",
     }
 
 
 def write_html(c: LoadedCampaign, markdown: str) -> Path:
     """report.html beside report.md: figures inline, sortable tables, captions, provenance."""
     from harness.report.html import page
+
     text = page(f"{c.manifest.get('study')} report", markdown, Path(c.out), provenance(c))
     path = Path(c.out) / "report.html"
     store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -5,6 +5,7 @@ comparison's confidence sequence (harness.stats.sequential) from the paired TTA-
 order, and gives the next round's seeds only to comparisons still running. Everything it decides
 is a function of the store alone, so a killed driver resumes to the same decision.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -14,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from harness import store
-from harness.stats import sequential
 from harness.run.campaign import Summary
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.spec.studyfile import StudyFile
+from harness.stats import sequential
 
-LEVEL = 2          # comparisons and decisions use TTA-2 accuracy, the method's headline number
+LEVEL = 2  # comparisons and decisions use TTA-2 accuracy, the method's headline number
 
 
 def comparison_name(cell: Cell, baseline: Cell) -> str:
@@ -30,7 +31,9 @@ def comparison_name(cell: Cell, baseline: Cell) -> str:
 def accuracy_by_seed(runs: pd.DataFrame, cell: Cell) -> dict[int, float]:
     """TTA-2 accuracy in points of one cell's runs, by seed."""
     part = runs.loc[runs["cell"] == cell.label, ["seed", f"acc_tta{LEVEL}"]] if len(runs) else runs
-    return {int(s): 100 * float(a) for s, a in zip(part["seed"], part[f"acc_tta{LEVEL}"])} if len(part) else {}
+    return (
+        {int(s): 100 * float(a) for s, a in zip(part["seed"], part[f"acc_tta{LEVEL}"])} if len(part) else {}
+    )
 
 
 def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -38,8 +41,10 @@ def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     if not sf.comparisons:
         return {}
     base = accuracy_by_seed(runs, sf.baseline)
-    return {comparison_name(cell, baseline): sequential.paired_differences(base, accuracy_by_seed(runs, cell))
-            for cell, baseline in sf.comparisons}
+    return {
+        comparison_name(cell, baseline): sequential.paired_differences(base, accuracy_by_seed(runs, cell))
+        for cell, baseline in sf.comparisons
+    }
 
 
 def recorded_rule(out) -> sequential.Rule | None:
@@ -56,9 +61,11 @@ def check_rule(out, rule: sequential.Rule) -> None:
     before the data; the workers may change."""
     kept = recorded_rule(out)
     if kept is not None and kept.record() != rule.record():
-        raise UserError(f"{out} was started with the rule {kept.short()}; this run asks for {rule.short()}: "
-                        f"the stopping rule is fixed at the first round (rerun with the first rule, or start a new "
-                        f"study folder with --out)")
+        raise UserError(
+            f"{out} was started with the rule {kept.short()}; this run asks for {rule.short()}: "
+            f"the stopping rule is fixed at the first round (rerun with the first rule, or start a new "
+            f"study folder with --out)"
+        )
 
 
 def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
@@ -84,8 +91,14 @@ def add(total: Summary, part: Summary) -> None:
     total.slots = part.slots
 
 
-def run_adaptive(sf: StudyFile, rule: sequential.Rule, out, workers: int,
-                 train_round: Callable[[dict[str, int]], Summary], on_round=None) -> Summary:
+def run_adaptive(
+    sf: StudyFile,
+    rule: sequential.Rule,
+    out,
+    workers: int,
+    train_round: Callable[[dict[str, int]], Summary],
+    on_round=None,
+) -> Summary:
     """Rounds until no comparison is running. ``train_round(seeds per cell)`` trains whatever of that
     grid the store lacks (a campaign), ``on_round(states)`` reports progress."""
     check_rule(out, rule)
@@ -102,12 +115,12 @@ def run_adaptive(sf: StudyFile, rule: sequential.Rule, out, workers: int,
             return total
         counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
         grid = seeds_per_cell(sf, counts)
-        if grid == previous:       # the last round asked for these seeds and they did not all arrive
+        if grid == previous:  # the last round asked for these seeds and they did not all arrive
             return total
         part = train_round(grid)
         add(total, part)
         previous = grid
-        if part.interrupted or part.failed:      # a failed run leaves a gap no later round fills
+        if part.interrupted or part.failed:  # a failed run leaves a gap no later round fills
             return total
 
 
@@ -117,7 +130,9 @@ def worst_case_runs(states: Mapping[str, sequential.ComparisonState], rule: sequ
     open_ = [s for s in states.values() if s.running] if states else []
     if not open_:
         return 0
-    return sum(rule.max_seeds - s.seeds for s in open_) + rule.max_seeds - max(s.seeds for s in states.values())
+    return (
+        sum(rule.max_seeds - s.seeds for s in open_) + rule.max_seeds - max(s.seeds for s in states.values())
+    )
 
 
 def progress_line(states: Mapping[str, sequential.ComparisonState]) -> str:

@@ -3,6 +3,7 @@
 Both take runs from a shared deque (so the campaign can push a retry back) and yield outcomes in
 completion order.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.spec.grid import RunSpec
 from harness.run.method_worker import MethodWorker
 from harness.run.worker import Outcome, RunWorker, exception_text
+from harness.spec.grid import RunSpec
 
 PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -23,13 +24,14 @@ PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 def plain_fields(config) -> dict:
     """A config's fields as plain values (what crosses to a Ray worker, which rebuilds the config)."""
     import dataclasses
+
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
     """The next run and up to k-1 queued runs of the same config, to train packed together."""
     first = queue.popleft()
-    if k == 1:              # no scan of the queue: it may hold 100,000 runs, taken one at a time
+    if k == 1:  # no scan of the queue: it may hold 100,000 runs, taken one at a time
         return [first]
     same = (first.cell.method_spec, first.cell.config)
     pack = [first] + [s for s in list(queue) if (s.cell.method_spec, s.cell.config) == same][: k - 1]
@@ -47,15 +49,25 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
-                 pack: int = 1, compile: bool = False, method=None, method_data=None):
+    def __init__(
+        self,
+        data_source: str,
+        cache_dir: str | None,
+        device: str,
+        save_logits: bool,
+        pack: int = 1,
+        compile: bool = False,
+        method=None,
+        method_data=None,
+    ):
         self.args = (data_source, cache_dir, device, None, compile)
         self.save_logits, self.pack = save_logits, pack
-        self.method, self.method_data = method, method_data     # see RayBackend
+        self.method, self.method_data = method, method_data  # see RayBackend
         self.worker: RunWorker | MethodWorker | None = None
 
     def has_gpu(self) -> bool:
         import torch
+
         return self.args[2] != "cpu" and torch.cuda.is_available()
 
     def slots(self) -> int:
@@ -67,8 +79,13 @@ class LocalBackend:
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         if self.worker is None:
-            self.worker = RunWorker(*self.args) if self.method is None else \
-                MethodWorker(self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", ""))
+            self.worker = (
+                RunWorker(*self.args)
+                if self.method is None
+                else MethodWorker(
+                    self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", "")
+                )
+            )
         while queue:
             yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
 
@@ -88,8 +105,10 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     need ray[client]; use ``ray job submit``), a HOST:PORT that nothing answers on, and one where
     something other than a Ray head (a gRPC server) answers. Takes at most about 2 x ``timeout``."""
     if address.startswith("ray://"):
-        raise BackendError(f"--address {address}: ray:// client addresses are not supported; run the campaign "
-                           f"on a cluster node with --address auto, or submit it with `ray job submit`")
+        raise BackendError(
+            f"--address {address}: ray:// client addresses are not supported; run the campaign "
+            f"on a cluster node with --address auto, or submit it with `ray job submit`"
+        )
     if address == "auto":
         return
     host, _, port = address.rpartition(":")
@@ -98,7 +117,9 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     try:
         conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as exc:
-        raise BackendError(f"--address {address}: no Ray head answers there ({exc.strerror or type(exc).__name__})") from None
+        raise BackendError(
+            f"--address {address}: no Ray head answers there ({exc.strerror or type(exc).__name__})"
+        ) from None
     with conn:
         answer = _first_bytes(conn, timeout)
     what = answered(answer)
@@ -121,9 +142,9 @@ def _first_bytes(conn: socket.socket, timeout: float) -> bytes:
 def answered(reply: bytes) -> str | None:
     """None when ``reply`` is what a gRPC (HTTP/2) server or a TLS one (Ray with RAY_USE_TLS) sends
     first; otherwise what answered instead, in words."""
-    if len(reply) >= 9 and reply[3] == 0x04 and reply[4] in (0, 1):      # an HTTP/2 SETTINGS frame
+    if len(reply) >= 9 and reply[3] == 0x04 and reply[4] in (0, 1):  # an HTTP/2 SETTINGS frame
         return None
-    if reply[:1] in (b"\x15", b"\x16") and reply[1:2] == b"\x03":       # a TLS record (alert or handshake)
+    if reply[:1] in (b"\x15", b"\x16") and reply[1:2] == b"\x03":  # a TLS record (alert or handshake)
         return None
     if reply == b"<silent>":
         return "something accepted the connection but sent nothing back (not a gRPC server)"
@@ -146,9 +167,13 @@ def ray_error_text(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip() and "(raylet)" not in line]
     if not lines:
         return type(exc).__name__
-    root = next((line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line)),
-                lines[-1])
-    return f"{root} | {type(exc).__name__}: {lines[0]}" if root != lines[0] else f"{type(exc).__name__}: {root}"
+    root = next(
+        (line for line in reversed(lines) if re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt)\b", line)),
+        lines[-1],
+    )
+    return (
+        f"{root} | {type(exc).__name__}: {lines[0]}" if root != lines[0] else f"{type(exc).__name__}: {root}"
+    )
 
 
 class RayBackend:
@@ -166,20 +191,35 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, data_source: str, cache_dir: str | None, device: str, save_logits: bool,
-                 address: str | None = None, gpus_per_run: float = 1.0, workers: int | None = None,
-                 pack: int = 1, compile: bool = False, max_restarts: int = 3, verbose: bool = False,
-                 method=None, method_data=None, lost_after: float = 300.0):
+    def __init__(
+        self,
+        data_source: str,
+        cache_dir: str | None,
+        device: str,
+        save_logits: bool,
+        address: str | None = None,
+        gpus_per_run: float = 1.0,
+        workers: int | None = None,
+        pack: int = 1,
+        compile: bool = False,
+        max_restarts: int = 3,
+        verbose: bool = False,
+        method=None,
+        method_data=None,
+        lost_after: float = 300.0,
+    ):
         try:
             import ray
         except ImportError:
-            raise BackendError("Ray is not installed here: pip install 'ray>=2.9', or pass --backend local") from None
+            raise BackendError(
+                "Ray is not installed here: pip install 'ray>=2.9', or pass --backend local"
+            ) from None
         self.ray = ray
         self.data_source, self.cache_dir, self.device = data_source, cache_dir, device
         self.save_logits, self.gpus_per_run, self.workers = save_logits, gpus_per_run, workers
         self.max_restarts, self.pack, self.compile = max_restarts, pack, compile
-        self.depth = 2          # tasks queued per actor: the next run waits on the actor, not on the driver
-        self.linger = 0.05      # seconds a batch waits for more finished runs (the actors stay busy meanwhile)
+        self.depth = 2  # tasks queued per actor: the next run waits on the actor, not on the driver
+        self.linger = 0.05  # seconds a batch waits for more finished runs (the actors stay busy meanwhile)
         self.method, self.method_data = method, method_data
         # An actor with work that has not answered for `lost_after` s while Ray reports it not alive
         # (its node left and no node has room to restart it) is given up and its runs go to the others.
@@ -189,22 +229,35 @@ class RayBackend:
         if not ray.is_initialized():
             if address:
                 check_address(address)
-            env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))}}
+            env = {
+                "env_vars": {
+                    "PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
+                }
+            }
             # the private Ray is reachable from this machine only: its node address is loopback
-            where = dict(address=address) if address else dict(address="local", include_dashboard=False,
-                                                                _node_ip_address=LOOPBACK)
+            where = (
+                dict(address=address)
+                if address
+                else dict(address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
+            )
             try:
-                ray.init(runtime_env=env, log_to_driver=verbose, logging_level="INFO" if verbose else "ERROR",
-                         **where)
+                ray.init(
+                    runtime_env=env,
+                    log_to_driver=verbose,
+                    logging_level="INFO" if verbose else "ERROR",
+                    **where,
+                )
             except Exception as exc:
-                raise BackendError(f"could not {'join Ray at ' + address if address else 'start Ray'}: "
-                                   f"{ray_error_text(exc)}{auth_hint(exc)}") from None
+                raise BackendError(
+                    f"could not {'join Ray at ' + address if address else 'start Ray'}: "
+                    f"{ray_error_text(exc)}{auth_hint(exc)}"
+                ) from None
             self.started_here = True
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
-        self.restarts = 0            # actors Ray restarted (a new pid answered) or the backend replaced
-        self.lost = 0                # actors given up: not alive and not restarted within lost_after
-        self.pids: dict = {}         # actor -> the worker pid that last answered for it
+        self.restarts = 0  # actors Ray restarted (a new pid answered) or the backend replaced
+        self.lost = 0  # actors given up: not alive and not restarted within lost_after
+        self.pids: dict = {}  # actor -> the worker pid that last answered for it
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
         self.actors: list = []
@@ -227,10 +280,12 @@ class RayBackend:
             options = dict(num_cpus=1)
             device, threads = "cpu" if self.device == "auto" else self.device, 1
         remote = self.ray.remote(RunWorker if self.method is None else MethodWorker).options(
-            max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **options)
+            max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **options
+        )
         if self.method is not None:
-            return remote.remote(self.method, self.method_data, device,
-                                 getattr(self.method_data, "fingerprint", ""))
+            return remote.remote(
+                self.method, self.method_data, device, getattr(self.method_data, "fingerprint", "")
+            )
         return remote.remote(self.data_source, self.cache_dir, device, threads, self.compile)
 
     def _submit(self, actor, pack: list[RunSpec]):
@@ -239,8 +294,9 @@ class RayBackend:
         if self.method is not None:
             return actor.run.remote(pack, self.save_logits)
         cell = pack[0].cell
-        return actor.run_plain.remote(cell.method_spec, os.getcwd(), plain_fields(cell.config),
-                                      [s.seed for s in pack], self.save_logits)
+        return actor.run_plain.remote(
+            cell.method_spec, os.getcwd(), plain_fields(cell.config), [s.seed for s in pack], self.save_logits
+        )
 
     def _outcomes(self, pack: list[RunSpec], answer) -> list[Outcome]:
         if self.method is not None:
@@ -258,8 +314,10 @@ class RayBackend:
         ray = self.ray
         if not self.actors:
             self.actors = [self._new_actor() for _ in range(min(self.slots(), max(len(queue), 1)))]
-        load = {actor: 0 for actor in self.actors}
-        answered = {actor: time.monotonic() for actor in self.actors}   # its last answer, or work given when idle
+        load = dict.fromkeys(self.actors, 0)
+        answered = {
+            actor: time.monotonic() for actor in self.actors
+        }  # its last answer, or work given when idle
         in_flight: dict = {}
 
         def submit() -> None:
@@ -289,7 +347,7 @@ class RayBackend:
         checked = time.monotonic()
         while queue or in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=self.poll)
-            if ready and len(in_flight) > 1:     # and what finishes within `linger`: fewer, larger writes
+            if ready and len(in_flight) > 1:  # and what finishes within `linger`: fewer, larger writes
                 ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=self.linger)
             batch = []
             for ref in ready:
@@ -303,12 +361,14 @@ class RayBackend:
                     # Ray could not restart the actor (or was told not to): replace it, let the campaign retry
                     error = f"worker died: {ray_error_text(exc)}"
                     outcomes = [Outcome(spec, None, error, {}) for spec in pack]
-                    if actor in load:          # its other queued task fails too: replace it once
+                    if actor in load:  # its other queued task fails too: replace it once
                         retire(actor, replace=True)
                 else:
-                    pid = next((o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None)
+                    pid = next(
+                        (o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None
+                    )
                     if pid is not None:
-                        if self.pids.get(actor, pid) != pid:       # Ray restarted this actor in a new process
+                        if self.pids.get(actor, pid) != pid:  # Ray restarted this actor in a new process
                             self.restarts += 1
                         self.pids[actor] = pid
                 batch += outcomes
@@ -316,30 +376,33 @@ class RayBackend:
                 checked = time.monotonic()
                 for actor in self._lost(load, answered):
                     for ref, (owner, pack) in list(in_flight.items()):
-                        if owner is actor:          # never started elsewhere: back to the queue, not a failed attempt
+                        if owner is actor:  # never started elsewhere: back to the queue, not a failed attempt
                             del in_flight[ref]
                             queue.extendleft(reversed(pack))
                     retire(actor, replace=self._room_for_another())
                     self.lost += 1
                 if not self.actors:
-                    raise BackendError(f"every worker was lost: none answered for {self.lost_after:g} s and Ray "
-                                       f"could not restart them (did nodes leave the cluster?); the runs finished "
-                                       f"so far are stored: rerun the same command to resume")
+                    raise BackendError(
+                        f"every worker was lost: none answered for {self.lost_after:g} s and Ray "
+                        f"could not restart them (did nodes leave the cluster?); the runs finished "
+                        f"so far are stored: rerun the same command to resume"
+                    )
             submit()
             if batch:
                 yield batch
-                submit()          # retries the campaign put back
+                submit()  # retries the campaign put back
 
     def _lost(self, load: dict, answered: dict) -> list:
         """Actors with work outstanding, silent for ``lost_after`` s, that Ray says are not alive
         (restarting or pending creation for want of a node with room)."""
         from ray._private import state
+
         now, lost = time.monotonic(), []
         for actor in self.actors:
             if load[actor] and now - answered[actor] > self.lost_after:
                 try:
                     alive = state.actors(actor_id=actor._actor_id.hex()).get("State") == "ALIVE"
-                except Exception:        # the GCS did not answer: not evidence that the actor is gone
+                except Exception:  # the GCS did not answer: not evidence that the actor is gone
                     continue
                 if not alive:
                     lost.append(actor)
@@ -348,7 +411,9 @@ class RayBackend:
     def _room_for_another(self) -> bool:
         """Whether the cluster has a free slot for a replacement actor right now."""
         free = self.ray.available_resources()
-        return free.get("GPU", 0.0) + 1e-9 >= self.gpus_per_run if self.has_gpu() else free.get("CPU", 0.0) >= 1
+        return (
+            free.get("GPU", 0.0) + 1e-9 >= self.gpus_per_run if self.has_gpu() else free.get("CPU", 0.0) >= 1
+        )
 
     def stop(self) -> None:
         for actor in self.actors:
@@ -368,8 +433,10 @@ def auth_hint(exc: BaseException) -> str:
     authentication on in ``ray start``)."""
     text = f"{type(exc).__name__} {exc}"
     if "AuthToken" in text or "authentication" in text.lower() or "UNAUTHENTICATED" in text:
-        return ("; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this driver the "
-                "cluster's token (RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token), see README")
+        return (
+            "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this driver the "
+            "cluster's token (RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token), see README"
+        )
     return ""
 
 

@@ -1,4 +1,5 @@
 """A campaign: study grid x seeds -> skip finished keys -> train the rest -> store each on arrival."""
+
 from __future__ import annotations
 
 import os
@@ -14,16 +15,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from airbench_core.method import config_dict
 from harness import store
-from harness.store.compact import compact
+from harness.spec.defaults import MAX_SEEDS, SCREEN_CELLS
 from harness.spec.grid import RunSpec, Study, check_size, expand
 from harness.spec.identity import method_family, method_version
 from harness.spec.methods import find_method
+from harness.store.compact import compact
 from harness.store.lock import hold
 from harness.store.record import base_record, code_version, run_record
-
-from harness.spec.defaults import MAX_SEEDS, SCREEN_CELLS  # noqa: E402
-from airbench_core.method import config_dict  # noqa: E402
 
 
 class MixedStoreError(store.StoreError):
@@ -51,12 +51,20 @@ class Plan:
             lines.append(f"{label:<48} {todo + done:>5} {done:>5} {todo:>6}")
         if len(cells) > SCREEN_CELLS:
             rest = list(cells.values())[SCREEN_CELLS:]
-            lines.append(f"... and {len(rest):,} more cells: {sum(t + d for t, d in rest):,} runs, "
-                         f"{sum(d for _, d in rest):,} done, {sum(t for t, _ in rest):,} to do")
+            lines.append(
+                f"... and {len(rest):,} more cells: {sum(t + d for t, d in rest):,} runs, "
+                f"{sum(d for _, d in rest):,} done, {sum(t for t, _ in rest):,} to do"
+            )
         todo = len(self.todo)
-        lines.append(f"{len(cells)} cells, {len(self.specs)} runs, {len(self.specs) - todo} already done, "
-                     f"{todo} to do" + (f" ({len(self.failed_before & {s.key for s in self.todo})} failed before)"
-                                        if self.failed_before else ""))
+        lines.append(
+            f"{len(cells)} cells, {len(self.specs)} runs, {len(self.specs) - todo} already done, "
+            f"{todo} to do"
+            + (
+                f" ({len(self.failed_before & {s.key for s in self.todo})} failed before)"
+                if self.failed_before
+                else ""
+            )
+        )
         return "\n".join(lines)
 
 
@@ -66,10 +74,10 @@ class Summary:
     skipped: int
     trained: int = 0
     failed: int = 0
-    retries: int = 0             # failed attempts that were put back in the queue
-    recovered: int = 0           # runs stored after at least one failed attempt
-    mismatched: int = 0          # runs refused: the worker's method version or data differ from the campaign's
-    restarts: int = 0            # workers that died and were restarted (by Ray) or replaced (by the backend)
+    retries: int = 0  # failed attempts that were put back in the queue
+    recovered: int = 0  # runs stored after at least one failed attempt
+    mismatched: int = 0  # runs refused: the worker's method version or data differ from the campaign's
+    restarts: int = 0  # workers that died and were restarted (by Ray) or replaced (by the backend)
     interrupted: bool = False
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
@@ -83,12 +91,20 @@ class Summary:
     def line(self) -> str:
         rate = 60 * self.trained / self.wall_seconds if self.wall_seconds else 0.0
         state = "interrupted" if self.interrupted else "finished"
-        refused = (f" ({self.mismatched} refused: the worker's method version or data differ from the "
-                   f"campaign's, see the failures)") if self.mismatched else ""
-        return (f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed{refused}, "
-                f"{self.retries} retries ({self.recovered} runs recovered), {self.restarts} worker restarts, "
-                f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
-                f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)")
+        refused = (
+            (
+                f" ({self.mismatched} refused: the worker's method version or data differ from the "
+                f"campaign's, see the failures)"
+            )
+            if self.mismatched
+            else ""
+        )
+        return (
+            f"{state}: {self.trained} trained, {self.skipped} already done, {self.failed} failed{refused}, "
+            f"{self.retries} retries ({self.recovered} runs recovered), {self.restarts} worker restarts, "
+            f"{self.wall_seconds:.1f}s wall, {rate:.1f} runs/min, "
+            f"{self.overhead_per_run:.2f}s per run beyond training ({self.slots} slots)"
+        )
 
 
 def test_size(specs: list[RunSpec]) -> int | None:
@@ -111,9 +127,12 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
     check_size(len(cells), most_seeds(seeds))
     specs = expand(cells, seeds)
     root = Path(root)
-    mine = {s.key for s in specs}           # the store's other studies' runs are not this study's count
-    return Plan(specs, store.done_keys(root) & mine if root.exists() else set(),
-                store.failed_keys(root) & mine if root.exists() else set())
+    mine = {s.key for s in specs}  # the store's other studies' runs are not this study's count
+    return Plan(
+        specs,
+        store.done_keys(root) & mine if root.exists() else set(),
+        store.failed_keys(root) & mine if root.exists() else set(),
+    )
 
 
 def method_versions(specs_or_cells) -> dict[str, str]:
@@ -127,8 +146,9 @@ def family_versions(versions: Mapping[str, str]) -> dict[str, str]:
     return {method_family(find_method(spec)): v for spec, v in versions.items()}
 
 
-def check_identity(root: Path, version: str | Mapping[str, str], fingerprint: str,
-                   allow_mixed_versions: bool = False) -> None:
+def check_identity(
+    root: Path, version: str | Mapping[str, str], fingerprint: str, allow_mixed_versions: bool = False
+) -> None:
     """Stop before training when the store holds runs on other data, or (unless allowed) runs of one
     of this campaign's methods at another version: pooling them would be silent. ``version`` is
     {method spec: version} (one string: airbench94's)."""
@@ -136,16 +156,20 @@ def check_identity(root: Path, version: str | Mapping[str, str], fingerprint: st
     ident = store.read_identity(root)
     other_data = sorted(set(ident["data_fingerprints"]) - {fingerprint})
     if other_data:
-        raise MixedStoreError(f"store {root} holds runs on data {', '.join(other_data)}, but this campaign's data "
-                              f"is {fingerprint}; use another --store for this data")
+        raise MixedStoreError(
+            f"store {root} holds runs on data {', '.join(other_data)}, but this campaign's data "
+            f"is {fingerprint}; use another --store for this data"
+        )
     held = store.versions_by_method(ident)
     for spec, v in versions.items():
         family = method_family(find_method(spec))
         other_versions = sorted(held.get(family, set()) - {v})
         if other_versions and not allow_mixed_versions:
-            raise MixedStoreError(f"store {root} holds runs of {family} at method version {', '.join(other_versions)}, "
-                                  f"but the code of method {spec} here is version {v}; use another --store, or pass "
-                                  f"--allow-mixed-versions to add runs of this version (reports split by version)")
+            raise MixedStoreError(
+                f"store {root} holds runs of {family} at method version {', '.join(other_versions)}, "
+                f"but the code of method {spec} here is version {v}; use another --store, or pass "
+                f"--allow-mixed-versions to add runs of this version (reports split by version)"
+            )
 
 
 def identity_mismatch(worker: dict, version: str, fingerprint: str) -> str | None:
@@ -165,31 +189,52 @@ def identity_mismatch(worker: dict, version: str, fingerprint: str) -> str | Non
 def worker_columns(worker: dict) -> dict:
     """A worker's fields for a failure record: its identity as worker_* columns, so a failure record's
     method_version and data_fingerprint stay the campaign's (the values store.json lists)."""
-    return {(f"worker_{k}" if k in ("method_version", "data_fingerprint") else k): v for k, v in worker.items()}
+    return {
+        (f"worker_{k}" if k in ("method_version", "data_fingerprint") else k): v for k, v in worker.items()
+    }
 
 
 def study_keys(specs: list[RunSpec]) -> list[dict]:
     return [{"key": s.key, "cell": s.cell.label, "seed": s.seed, "factors": s.cell.factors} for s in specs]
 
 
-def manifest(study: Study, preset: str, seeds: int | Mapping[str, int], data, backend_name: str, old: dict | None,
-             out: Path, root: Path, extra: dict | None = None) -> dict:
-    torch = sys.modules.get("torch")       # imported by the workers' code when it trains here; else not needed
+def manifest(
+    study: Study,
+    preset: str,
+    seeds: int | Mapping[str, int],
+    data,
+    backend_name: str,
+    old: dict | None,
+    out: Path,
+    root: Path,
+    extra: dict | None = None,
+) -> dict:
+    torch = sys.modules.get("torch")  # imported by the workers' code when it trains here; else not needed
     cells = study.cells(preset)
     per_cell = dict(seeds) if isinstance(seeds, Mapping) else None
     versions = method_versions(cells)
     return {
         "methods": versions,
-        "study": study.name, "description": study.description, "preset": preset, "base": study.base.describe(),
+        "study": study.name,
+        "description": study.description,
+        "preset": preset,
+        "base": study.base.describe(),
         "seeds": most_seeds(seeds) if per_cell else max(seeds, (old or {}).get("seeds", 0)),
-        "seeds_per_cell": per_cell, **(extra or {}),
-        "grid": [{"label": c.label, "factors": c.factors, "method": c.method_spec, "config": config_dict(c.config)}
-                 for c in cells],
-        "data_source": data.source, "data_description": data.description, "data_fingerprint": data.fingerprint,
+        "seeds_per_cell": per_cell,
+        **(extra or {}),
+        "grid": [
+            {"label": c.label, "factors": c.factors, "method": c.method_spec, "config": config_dict(c.config)}
+            for c in cells
+        ],
+        "data_source": data.source,
+        "data_description": data.description,
+        "data_fingerprint": data.fingerprint,
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
-        "backend": backend_name, "code_version": code_version(),
+        "backend": backend_name,
+        "code_version": code_version(),
         "method_version": ", ".join(dict.fromkeys(versions.values())),
-        "python": platform.python_version(), "torch": torch.__version__ if torch else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__ if torch else None,
         "created_at": (old or {}).get("created_at") or datetime.now(timezone.utc).isoformat(),
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }
@@ -204,10 +249,24 @@ def locked(out: Path, root: Path) -> ExitStack:
     return stack
 
 
-def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, data, backend, retries: int = 2,
-        progress: bool = True, on_outcome=None, store_root: Path | None = None,
-        allow_mixed_versions: bool = False, compact_at_end: bool = True, take_locks: bool = True,
-        stop_backend: bool = True, manifest_extra: dict | None = None, progress_desc: str | None = None) -> Summary:
+def run(
+    study: Study,
+    preset: str,
+    seeds: int | Mapping[str, int],
+    out: Path,
+    data,
+    backend,
+    retries: int = 2,
+    progress: bool = True,
+    on_outcome=None,
+    store_root: Path | None = None,
+    allow_mixed_versions: bool = False,
+    compact_at_end: bool = True,
+    take_locks: bool = True,
+    stop_backend: bool = True,
+    manifest_extra: dict | None = None,
+    progress_desc: str | None = None,
+) -> Summary:
     """Train every run of the grid the store lacks; each finished run is in the store before the next
     is read. ``out`` is the study folder, ``store_root`` the store (default: ``out`` itself).
 
@@ -223,15 +282,45 @@ def run(study: Study, preset: str, seeds: int | Mapping[str, int], out: Path, da
     root = Path(store_root) if store_root is not None else out
     with locked(out, root) if take_locks else ExitStack():
         try:
-            return _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                               allow_mixed_versions, compact_at_end, stop_backend, manifest_extra, progress_desc)
+            return _run_locked(
+                study,
+                preset,
+                seeds,
+                out,
+                root,
+                data,
+                backend,
+                retries,
+                progress,
+                on_outcome,
+                allow_mixed_versions,
+                compact_at_end,
+                stop_backend,
+                manifest_extra,
+                progress_desc,
+            )
         finally:
             if stop_backend:
                 backend.stop()
 
 
-def _run_locked(study, preset, seeds, out, root, data, backend, retries, progress, on_outcome,
-                allow_mixed_versions, compact_at_end, stop_backend, manifest_extra, progress_desc=None) -> Summary:
+def _run_locked(
+    study,
+    preset,
+    seeds,
+    out,
+    root,
+    data,
+    backend,
+    retries,
+    progress,
+    on_outcome,
+    allow_mixed_versions,
+    compact_at_end,
+    stop_backend,
+    manifest_extra,
+    progress_desc=None,
+) -> Summary:
     versions = method_versions(study.cells(preset))
     check_identity(root, versions, data.fingerprint, allow_mixed_versions)
     p = plan(study, preset, seeds, root)
@@ -242,36 +331,67 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
     store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
     n_test = test_size(p.specs)
     if n_test is None or n_test >= len(data.test_labels):
-        store.write_labels(out, data.test_labels)     # the whole test set, in source order (no torch needed)
+        store.write_labels(out, data.test_labels)  # the whole test set, in source order (no torch needed)
     else:
-        from airbench_core.train import subset_indices     # torch: imported by a campaign that trains, not by a plan
+        from airbench_core.train import (
+            subset_indices,  # torch: imported by a campaign that trains, not by a plan
+        )
+
         store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), n_test).numpy()])
-    context = {"study": study.name, "preset": preset, "data_source": data.source,
-               "data_description": data.description, "data_fingerprint": data.fingerprint}
+    context = {
+        "study": study.name,
+        "preset": preset,
+        "data_source": data.source,
+        "data_description": data.description,
+        "data_fingerprint": data.fingerprint,
+    }
 
     def context_of(spec: RunSpec) -> dict:
         return {**context, "method_version": versions[spec.cell.method_spec]}
+
     summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
     queue, attempts = deque(p.todo), {}
-    bar = tqdm(total=len(queue), desc=progress_desc or study.name, unit="run", disable=not progress or not queue,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(queue),
+        desc=progress_desc or study.name,
+        unit="run",
+        disable=not progress or not queue,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     t0 = time.perf_counter()
     try:
-        batches = backend.run_batches(queue) if hasattr(backend, "run_batches") else \
-            ([outcome] for outcome in backend.run(queue))
+        batches = (
+            backend.run_batches(queue)
+            if hasattr(backend, "run_batches")
+            else ([outcome] for outcome in backend.run(queue))
+        )
         for batch in batches:
-            mismatch = {id(o): identity_mismatch(o.worker, versions[o.spec.cell.method_spec], data.fingerprint)
-                        for o in batch if o.result is not None}
+            mismatch = {
+                id(o): identity_mismatch(o.worker, versions[o.spec.cell.method_spec], data.fingerprint)
+                for o in batch
+                if o.result is not None
+            }
             good = [o for o in batch if o.result is not None and not mismatch[id(o)]]
-            if good:     # every run that finished together, in one durable file
-                store.write_runs(root, [run_record(o.spec, o.result, o.worker, context_of(o.spec)) for o in good],
-                                 [o.result.predictions for o in good], [o.result.logits for o in good])
+            if good:  # every run that finished together, in one durable file
+                store.write_runs(
+                    root,
+                    [run_record(o.spec, o.result, o.worker, context_of(o.spec)) for o in good],
+                    [o.result.predictions for o in good],
+                    [o.result.logits for o in good],
+                )
             for outcome in batch:
                 key = outcome.spec.key
                 refused = mismatch.get(id(outcome))
-                if refused:                                  # never stored as a success, never retried
-                    store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
-                                               **worker_columns(outcome.worker)}, refused)
+                if refused:  # never stored as a success, never retried
+                    store.write_failure(
+                        root,
+                        {
+                            **base_record(outcome.spec, context_of(outcome.spec)),
+                            **worker_columns(outcome.worker),
+                        },
+                        refused,
+                    )
                     summary.failed += 1
                     summary.mismatched += 1
                     bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {refused}")
@@ -287,8 +407,14 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
                         if on_outcome:
                             on_outcome(outcome)
                         continue
-                    store.write_failure(root, {**base_record(outcome.spec, context_of(outcome.spec)),
-                                               **worker_columns(outcome.worker)}, outcome.error)
+                    store.write_failure(
+                        root,
+                        {
+                            **base_record(outcome.spec, context_of(outcome.spec)),
+                            **worker_columns(outcome.worker),
+                        },
+                        outcome.error,
+                    )
                     summary.failed += 1
                     bar.write(f"failed: {outcome.spec.cell.label} seed {outcome.spec.seed}: {outcome.error}")
                 bar.update(1)
@@ -305,9 +431,9 @@ def _run_locked(study, preset, seeds, out, root, data, backend, retries, progres
         summary.restarts = getattr(backend, "restarts", 0)
     if compact_at_end and not summary.interrupted:
         if stop_backend:
-            backend.stop()       # free the workers before the (single-threaded) compaction
+            backend.stop()  # free the workers before the (single-threaded) compaction
         try:
-            compact(root)        # safe to interrupt: every run stays in at least one file
+            compact(root)  # safe to interrupt: every run stays in at least one file
         except KeyboardInterrupt:
             summary.interrupted = True
     return summary

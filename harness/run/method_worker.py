@@ -2,6 +2,7 @@
 it trains run by run with ``method.train`` (or packed with ``method.train_many`` when the method has
 one) and imports nothing heavy itself, so a method without torch (``airbench_core.simulated``)
 gives actors of a few tens of MB. Also home of what every worker returns (``Outcome``)."""
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,16 @@ from harness.spec.identity import method_version
 def exception_text(exc: BaseException) -> str:
     """The root cause, complete: 'Type: message' (every line of it), then where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    where = (
+        f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    )
     return f"{type(exc).__name__}: {exc}{where}"
 
 
 @dataclass
 class Outcome:
     spec: RunSpec
-    result: Any                  # airbench_core.RunResult, or None when the run failed
+    result: Any  # airbench_core.RunResult, or None when the run failed
     error: str | None
     worker: dict
 
@@ -36,13 +39,16 @@ def placement(identity: dict) -> dict:
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     try:
         import ray
+
         if ray.is_initialized():
             ctx = ray.get_runtime_context()
             node = ctx.get_node_id()
             gpu = ",".join(map(str, ctx.get_accelerator_ids().get("GPU", []))) or gpu
     except ImportError:
         pass
-    return dict(worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu, **identity)
+    return dict(
+        worker_pid=os.getpid(), worker_host=socket.gethostname(), worker_node=node, gpu_slot=gpu, **identity
+    )
 
 
 class MethodWorker:
@@ -55,7 +61,7 @@ class MethodWorker:
         self._where: dict | None = None
 
     def info(self) -> dict:
-        if self._where is None:          # fixed for the worker's life: ask Ray once
+        if self._where is None:  # fixed for the worker's life: ask Ray once
             self._where = placement(self.identity)
         return self._where
 
@@ -63,15 +69,22 @@ class MethodWorker:
         where, out = self.info(), []
         if self.method.train_many is not None and len(specs) > 1:
             try:
-                results = self.method.train_many(specs[0].cell.config, [s.seed for s in specs], self.data,
-                                                 self.device, save_logits)
+                results = self.method.train_many(
+                    specs[0].cell.config, [s.seed for s in specs], self.data, self.device, save_logits
+                )
                 return [Outcome(s, r, None, where) for s, r in zip(specs, results)]
             except Exception as exc:
                 return [Outcome(s, None, exception_text(exc), where) for s in specs]
         for s in specs:
             try:
-                out.append(Outcome(s, self.method.train(s.cell.config, s.seed, self.data, self.device, save_logits),
-                                   None, where))
+                out.append(
+                    Outcome(
+                        s,
+                        self.method.train(s.cell.config, s.seed, self.data, self.device, save_logits),
+                        None,
+                        where,
+                    )
+                )
             except Exception as exc:
                 out.append(Outcome(s, None, exception_text(exc), where))
         return out

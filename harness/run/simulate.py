@@ -7,6 +7,7 @@ f reaches the baseline's accuracy at e/f epochs), plus a per-seed effect shared 
 (runs with one seed share their random streams, so comparisons pair by seed), plus noise. TTA level
 l adds 0.005 * l of skill.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,17 @@ from harness import store
 from harness.spec.grid import RunSpec, Study, expand
 from harness.store.record import base_record
 
-FACTORS = {"flip": {"alternating": 1.0, "random": 0.8, "none": 0.6},
-           "variant": {"baseline": 1.0, "no whitening": 0.45, "no identity init": 0.85, "no bias lr scaling": 0.9,
-                       "no lookahead": 0.8, "random flip": 0.8}}
+FACTORS = {
+    "flip": {"alternating": 1.0, "random": 0.8, "none": 0.6},
+    "variant": {
+        "baseline": 1.0,
+        "no whitening": 0.45,
+        "no identity init": 0.85,
+        "no bias lr scaling": 0.9,
+        "no lookahead": 0.8,
+        "random flip": 0.8,
+    },
+}
 SEED_SD, RUN_SD, TTA_SKILL = 0.002, 0.002, 0.005
 
 
@@ -36,14 +45,22 @@ def mean_skill(epochs: float, factors: dict) -> float:
     return 0.05 * np.log1p(epochs * skill_factor(factors))
 
 
-def simulate(specs: list[RunSpec], labels: np.ndarray, difficulty: np.ndarray, rng: np.random.Generator,
-             chunk: int = 500) -> np.ndarray:
+def simulate(
+    specs: list[RunSpec],
+    labels: np.ndarray,
+    difficulty: np.ndarray,
+    rng: np.random.Generator,
+    chunk: int = 500,
+) -> np.ndarray:
     """Predictions, uint8 (runs, 3, n), generated in chunks of runs with byte-sized draws."""
     n = len(labels)
     seeds = np.array([s.seed for s in specs])
     seed_effect = rng.normal(0, SEED_SD, seeds.max() + 1 if len(seeds) else 1)
-    skill = np.array([mean_skill(s.cell.config.epochs, s.cell.factors) for s in specs]) \
-        + seed_effect[seeds] + rng.normal(0, RUN_SD, len(specs))
+    skill = (
+        np.array([mean_skill(s.cell.config.epochs, s.cell.factors) for s in specs])
+        + seed_effect[seeds]
+        + rng.normal(0, RUN_SD, len(specs))
+    )
     out = np.empty((len(specs), 3, n), np.uint8)
     for start in range(0, len(specs), chunk):
         stop = min(start + chunk, len(specs))
@@ -56,8 +73,14 @@ def simulate(specs: list[RunSpec], labels: np.ndarray, difficulty: np.ndarray, r
     return out
 
 
-def simulated_runs(study: Study, runs_per_cell: int, preset: str = "smoke", n: int = 1000, seed: int = 0,
-                   method_version: str = "simulated") -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
+def simulated_runs(
+    study: Study,
+    runs_per_cell: int,
+    preset: str = "smoke",
+    n: int = 1000,
+    seed: int = 0,
+    method_version: str = "simulated",
+) -> tuple[dict, pd.DataFrame, np.ndarray, np.ndarray]:
     """(manifest, runs frame, predictions uint8 (runs, 3, n), labels), all in memory."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n)
@@ -69,18 +92,38 @@ def simulated_runs(study: Study, runs_per_cell: int, preset: str = "smoke", n: i
     records = []
     for i, spec in enumerate(specs):
         record = base_record(spec, context)
-        record.update({f"acc_tta{j}": float((preds[i, j] == labels).mean()) for j in range(3)},
-                      train_seconds=2.0, wall_seconds=2.5, device_name="simulated", method_version=method_version,
-                      data_fingerprint="simulated")
+        record.update(
+            {f"acc_tta{j}": float((preds[i, j] == labels).mean()) for j in range(3)},
+            train_seconds=2.0,
+            wall_seconds=2.5,
+            device_name="simulated",
+            method_version=method_version,
+            data_fingerprint="simulated",
+        )
         records.append(record)
-    manifest = {"study": study.name, "preset": preset, "seeds": runs_per_cell, "description": study.description,
-                "data_description": "simulated", "data_source": "simulated", "code_version": "simulated",
-                "torch": "n/a", "grid": [{"label": c.label} for c in cells]}
+    manifest = {
+        "study": study.name,
+        "preset": preset,
+        "seeds": runs_per_cell,
+        "description": study.description,
+        "data_description": "simulated",
+        "data_source": "simulated",
+        "code_version": "simulated",
+        "torch": "n/a",
+        "grid": [{"label": c.label} for c in cells],
+    }
     return manifest, pd.DataFrame(records), preds, labels
 
 
-def simulated_campaign(out: Path, study: Study, runs_per_cell: int, preset: str = "smoke", n: int = 1000,
-                       seed: int = 0, method_version: str = "simulated") -> Path:
+def simulated_campaign(
+    out: Path,
+    study: Study,
+    runs_per_cell: int,
+    preset: str = "smoke",
+    n: int = 1000,
+    seed: int = 0,
+    method_version: str = "simulated",
+) -> Path:
     """The same, written to a store folder through harness.store."""
     manifest, runs, preds, labels = simulated_runs(study, runs_per_cell, preset, n, seed, method_version)
     store.write_labels(out, labels)

@@ -5,6 +5,7 @@ backend, so both paths train with the same code. The worker trains whatever meth
 resolves the method spec itself (harness.spec.methods), on every node the same way, and trains with
 the method's ``train_many`` fast path when it has one, else with ``train`` seed by seed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,14 +13,13 @@ from typing import Any
 
 import torch
 
-from airbench_core import DeviceData, RunResult, load_cifar10
+from airbench_core import DeviceData, load_cifar10
 from airbench_core.method import Method
 from airbench_core.net import NetPool
-
+from harness.run.method_worker import Outcome, exception_text, placement
 from harness.spec.grid import RunSpec
 from harness.spec.identity import method_version
 from harness.spec.methods import find_method
-from harness.run.method_worker import Outcome, exception_text, placement  # noqa: F401  (Outcome re-exported)
 
 
 def resolve_device(device: str) -> str:
@@ -29,19 +29,27 @@ def resolve_device(device: str) -> str:
 
 
 class RunWorker:
-    def __init__(self, data_source: str, cache_dir: str | None, device: str, threads: int | None = None,
-                 compile: bool = False):
+    def __init__(
+        self,
+        data_source: str,
+        cache_dir: str | None,
+        device: str,
+        threads: int | None = None,
+        compile: bool = False,
+    ):
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
         if self.device == "cuda":
             if not torch.cuda.is_available():
                 raise RuntimeError("--device cuda, but this worker sees no CUDA device")
-            torch.backends.cudnn.benchmark = True   # fixed shapes: let cuDNN pick its fastest kernels
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.data = load_cifar10(data_source, cache_dir)
         self.on_device: dict[tuple, DeviceData] = {}
         self.compile = compile
-        self.pools: dict[str, NetPool] = {}   # per method: networks (and compiled forms) live as long as the worker
+        self.pools: dict[
+            str, NetPool
+        ] = {}  # per method: networks (and compiled forms) live as long as the worker
 
     def identity(self, method: Method | None = None) -> dict:
         """What the records keep of this worker's code and data (the driver checks the store against its own)."""
@@ -56,21 +64,27 @@ class RunWorker:
         """Train runs that share one method and config together (packed); a Python error comes back
         as failed outcomes, not an exception, so the campaign can retry or record it."""
         cell = specs[0].cell
-        assert all((s.cell.method_spec, s.cell.config) == (cell.method_spec, cell.config) for s in specs), \
+        assert all((s.cell.method_spec, s.cell.config) == (cell.method_spec, cell.config) for s in specs), (
             "a pack shares one method and config"
+        )
         answers = self.train(cell.method_spec, None, cell.config, [s.seed for s in specs], save_logits)
         return [Outcome(s, r, e, info) for s, (r, e, info) in zip(specs, answers)]
 
-    def run_plain(self, method: str, base_dir: str | None, fields: dict, seeds: list[int],
-                  save_logits: bool = False) -> list[tuple]:
+    def run_plain(
+        self, method: str, base_dir: str | None, fields: dict, seeds: list[int], save_logits: bool = False
+    ) -> list[tuple]:
         """``run`` for a worker on another node: the method spec and config fields as plain data (the
         worker resolves the method itself, so a user's config class never crosses the wire);
         (result, error, info) per seed, each result's ``config`` as a dict of fields."""
         answers = self.train(method, base_dir, fields, seeds, save_logits)
-        return [(dataclasses.replace(r, config=fields) if r is not None else None, e, info) for r, e, info in answers]
+        return [
+            (dataclasses.replace(r, config=fields) if r is not None else None, e, info)
+            for r, e, info in answers
+        ]
 
-    def train(self, spec: str, base_dir: str | None, config: Any, seeds: list[int],
-              save_logits: bool) -> list[tuple]:
+    def train(
+        self, spec: str, base_dir: str | None, config: Any, seeds: list[int], save_logits: bool
+    ) -> list[tuple]:
         method = None
         try:
             method = find_method(spec, base_dir)
@@ -90,6 +104,6 @@ class RunWorker:
         except Exception as exc:
             try:
                 info = self.info(method)
-            except Exception:                    # the method's files are unreadable: keep the first error
+            except Exception:  # the method's files are unreadable: keep the first error
                 info = self.info(None)
             return [(None, exception_text(exc), info) for _ in seeds]

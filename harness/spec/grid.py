@@ -1,4 +1,5 @@
 """Studies as data: a study is a list of cells (factors + config); a campaign is cells x seeds."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,14 +7,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.spec.methods import DEFAULT_METHOD, find_method
-
 from harness.spec.defaults import MAX_CELLS, MAX_RUNS
 from harness.spec.errors import UserError
+from harness.spec.methods import DEFAULT_METHOD, find_method
 
 PRESET_NAMES = ("full", "smoke")
 # smoke: 2,000 training / 1,000 test images, narrow, two epochs: a whole study in minutes on a CPU
-SMOKE_SIZING = dict(n_train=2000, n_test=1000, widths=(16, 32, 32), batch_size=100, whiten_samples=2000, epochs=2.0)
+SMOKE_SIZING = dict(
+    n_train=2000, n_test=1000, widths=(16, 32, 32), batch_size=100, whiten_samples=2000, epochs=2.0
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,10 @@ class Base:
         return method.config(**{**sizing, **dict(self.overrides), **study_values})
 
     def describe(self) -> dict:
-        return {"method": self.method, "set": {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides}}
+        return {
+            "method": self.method,
+            "set": {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides},
+        }
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,8 @@ class Cell:
     """One point of a study's grid: the factors a reader sees, and the config they resolve to."""
 
     factors: dict[str, Any]
-    config: Any                       # an instance of the method's config dataclass
-    method: str | None = None         # the method spec; None: the study's (its Base's) method
+    config: Any  # an instance of the method's config dataclass
+    method: str | None = None  # the method spec; None: the study's (its Base's) method
 
     @property
     def method_spec(self) -> str:
@@ -61,7 +66,7 @@ class Cell:
 class RunSpec:
     cell: Cell
     seed: int
-    key: str = field(default="", compare=False)     # computed once: a plan may hold millions
+    key: str = field(default="", compare=False)  # computed once: a plan may hold millions
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -74,7 +79,7 @@ class Study:
 
     name: str
     description: str
-    grid: Callable[[str, Base], list[Cell]]    # (preset name, base) -> cells
+    grid: Callable[[str, Base], list[Cell]]  # (preset name, base) -> cells
     report: Callable[..., list] = field(default=lambda campaign: [])
     base: Base = Base()
     presets: tuple[str, ...] = PRESET_NAMES
@@ -84,8 +89,10 @@ class Study:
     def cells(self, preset: str) -> list[Cell]:
         if preset not in self.presets:
             raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(self.presets)})")
-        return [c if c.method else dataclasses.replace(c, method=self.base.method)
-                for c in self.grid(preset, self.base)]
+        return [
+            c if c.method else dataclasses.replace(c, method=self.base.method)
+            for c in self.grid(preset, self.base)
+        ]
 
 
 def expand(cells: list[Cell], seeds: int | Mapping[str, int]) -> list[RunSpec]:
@@ -110,7 +117,11 @@ class TooLarge(UserError):
 def check_size(cells: int, seeds: int) -> None:
     """Refuse more than MAX_CELLS cells, or more than MAX_RUNS cells x seeds."""
     if cells > MAX_CELLS:
-        raise TooLarge(f"{cells:,} cells is above the bound of {MAX_CELLS:,} cells per study; split the study")
+        raise TooLarge(
+            f"{cells:,} cells is above the bound of {MAX_CELLS:,} cells per study; split the study"
+        )
     if cells * seeds > MAX_RUNS:
-        raise TooLarge(f"{cells:,} cells x {seeds:,} seeds = {cells * seeds:,} runs is above the bound of "
-                       f"{MAX_RUNS:,} runs per study; use fewer seeds or split the study")
+        raise TooLarge(
+            f"{cells:,} cells x {seeds:,} seeds = {cells * seeds:,} runs is above the bound of "
+            f"{MAX_RUNS:,} runs per study; use fewer seeds or split the study"
+        )

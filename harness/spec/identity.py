@@ -6,6 +6,7 @@ docstrings and layout do not count) and the data fingerprint (``Cifar10.fingerpr
 images; both are kept in every record so a store never pools runs silently. The paper's methods hash
 the ``airbench_core`` files they are made of.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from airbench_core.method import Method
-
 from harness.spec.methods import DEFAULT_METHOD, find_method, source_files
 
 
@@ -47,8 +47,12 @@ def normalised_source(source: bytes, name: str = "<source>") -> bytes:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, annotate_fields=True, include_attributes=False).encode()
 

@@ -11,6 +11,7 @@ second form (``airbench_core.methods:AIRBENCH94``, ``airbench_core.muon:METHOD``
 whose module this checkout lacks is left out of the list. Resolving a method imports its module, not
 torch (a method module keeps torch inside its functions), so listing methods stays instant.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from airbench_core.method import Method
-
 from harness.spec.errors import UserError
 
 DEFAULT_METHOD = "airbench94"
@@ -35,7 +35,7 @@ BUILTINS: dict[str, str] = {
     "airbench96": "airbench_core.methods:AIRBENCH96",
     "airbench94_muon": "airbench_core.muon:METHOD",
     "airbench96_faster": "airbench_core.faster:METHOD",
-    "simulated": "airbench_core.simulated:METHOD",      # sleeps and synthetic predictions: the harness's own cost
+    "simulated": "airbench_core.simulated:METHOD",  # sleeps and synthetic predictions: the harness's own cost
 }
 FORMS = "a built-in name, package.module:NAME or path/to/file.py:NAME"
 
@@ -76,7 +76,7 @@ def _import_file(path: Path, spec: str):
     if loader_spec is None or loader_spec.loader is None:
         raise MethodError(f"method {spec}: {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[name] = module          # dataclasses and type hints look their module up while it loads
+    sys.modules[name] = module  # dataclasses and type hints look their module up while it loads
     try:
         loader_spec.loader.exec_module(module)
     except Exception as exc:
@@ -90,11 +90,17 @@ def _import_module(module_name: str, spec: str):
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise MethodError(f"method {spec}: no module named {module_name} (install its package, or put it on "
-                              "PYTHONPATH; a file is given as path/to/file.py:NAME)") from None
-        raise MethodError(f"method {spec}: importing {module_name} failed: ModuleNotFoundError: {exc}") from None
+            raise MethodError(
+                f"method {spec}: no module named {module_name} (install its package, or put it on "
+                "PYTHONPATH; a file is given as path/to/file.py:NAME)"
+            ) from None
+        raise MethodError(
+            f"method {spec}: importing {module_name} failed: ModuleNotFoundError: {exc}"
+        ) from None
     except Exception as exc:
-        raise MethodError(f"method {spec}: importing {module_name} failed: {type(exc).__name__}: {exc}") from None
+        raise MethodError(
+            f"method {spec}: importing {module_name} failed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def find_method(spec: str, base_dir: str | None = None) -> Method:
@@ -110,15 +116,18 @@ def _find(spec: str, base_dir: str) -> Method:
     if spec in BUILTINS:
         target = BUILTINS[spec]
         if not _module_exists(target.partition(":")[0]):
-            raise MethodError(f"method {spec}: not in this checkout ({target.partition(':')[0]} is missing); "
-                              f"choose from {', '.join(builtin_names())}")
+            raise MethodError(
+                f"method {spec}: not in this checkout ({target.partition(':')[0]} is missing); "
+                f"choose from {', '.join(builtin_names())}"
+            )
         return _find(target, base_dir)
     left, sep, attr = spec.rpartition(":")
     if not sep or not left or not attr:
         close = difflib.get_close_matches(spec, list(BUILTINS), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        raise MethodError(f"unknown method {spec!r} ({hint}expected {FORMS}; built-ins: "
-                          f"{', '.join(builtin_names())})")
+        raise MethodError(
+            f"unknown method {spec!r} ({hint}expected {FORMS}; built-ins: {', '.join(builtin_names())})"
+        )
     if is_file_spec(spec):
         # relative: to the driver's working directory, else (a Ray working_dir copy) to this process's
         path = Path(left)
@@ -136,10 +145,14 @@ def _find(spec: str, base_dir: str) -> Method:
         raise MethodError(f"method {spec}: {left} has no attribute {attr}{hint}")
     method = getattr(module, attr)
     if not isinstance(method, Method):
-        raise MethodError(f"method {spec}: {attr} is a {type(method).__name__}, not an airbench_core.method.Method")
+        raise MethodError(
+            f"method {spec}: {attr} is a {type(method).__name__}, not an airbench_core.method.Method"
+        )
     if not dataclasses.is_dataclass(method.defaults) or isinstance(method.defaults, type):
-        raise MethodError(f"method {spec}: its defaults must be an instance of a config dataclass, "
-                          f"got {type(method.defaults).__name__}")
+        raise MethodError(
+            f"method {spec}: its defaults must be an instance of a config dataclass, "
+            f"got {type(method.defaults).__name__}"
+        )
     return method
 
 

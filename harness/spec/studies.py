@@ -4,6 +4,7 @@ studies (which import harness tools) and harness form no import cycle.
 A study is any module in the ``studies`` package (or another package named here) with a ``STUDY``
 attribute (a harness.spec.grid.Study).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,7 +22,9 @@ def all_studies(packages: tuple[str, ...] = PACKAGES) -> dict[str, Study]:
         package = importlib.import_module(package_name)
         names = [m.name for m in pkgutil.iter_modules(package.__path__)]
         preferred = list(getattr(package, "ORDER", ()))
-        for name in sorted(names, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n)):
+        for name in sorted(
+            names, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n)
+        ):
             study = getattr(importlib.import_module(f"{package_name}.{name}"), "STUDY", None)
             if isinstance(study, Study):
                 found.setdefault(study.name, study)

@@ -24,23 +24,23 @@
 Fields are the method's config dataclass fields (``--list-fields METHOD``). Every mistake raises :class:`StudyFileError` with one line naming the file, the key and what was
 expected. ``--set FIELD=VALUE`` strings go through the same checks (:func:`parse_set`).
 """
+
 from __future__ import annotations
 
 import difflib
 import itertools
 import math
-import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from functools import lru_cache
+import tomllib
 
 from airbench_core.config import FLIP_MODES, TrainConfig, out_of_range
-
 from harness.spec.defaults import MAX_CELLS
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
@@ -50,7 +50,7 @@ from harness.stats.sequential import Rule
 BASELINE = "baseline"
 TOP_KEYS = ("method", "description", "primary", "base", "variants", "grid", "adaptive")
 ADAPTIVE_KEYS = ("precision", "max_seeds", "min_seeds")
-CHOICES: dict[str, tuple[str, ...]] = {"flip": FLIP_MODES}   # string fields with a fixed set of values
+CHOICES: dict[str, tuple[str, ...]] = {"flip": FLIP_MODES}  # string fields with a fixed set of values
 
 
 class StudyFileError(UserError):
@@ -62,6 +62,7 @@ class _Mismatch(Exception):
 
 
 # --------------------------------------------------------------------------- field types
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -95,6 +96,7 @@ def _text(choices: tuple[str, ...] | None) -> Callable[[Any], str]:
         if not isinstance(v, str) or (choices and v not in choices):
             raise _Mismatch
         return v
+
     return convert
 
 
@@ -183,7 +185,7 @@ def _in_range(name: str, value: Any, where: str) -> Any:
     bad = out_of_range(name, value)
     if bad:
         raise StudyFileError(f"{where}: expected {bad[0]}, got {_shown(bad[1])}")
-    for v in (value if isinstance(value, (tuple, list)) else (value,)):     # any method's fields: finite numbers
+    for v in value if isinstance(value, (tuple, list)) else (value,):  # any method's fields: finite numbers
         if isinstance(v, float) and not math.isfinite(v):
             raise StudyFileError(f"{where}: expected a finite number, got {_shown(v)}")
     return value
@@ -201,7 +203,9 @@ def _field_kind(name: str, where: str, config_type: type = TrainConfig) -> Kind:
 def check_overrides(table: Any, where: str, config_type: type = TrainConfig) -> dict[str, Any]:
     """A TOML table of field overrides, every value checked; ``where`` is e.g. 'x.toml: base'."""
     if not isinstance(table, dict):
-        raise StudyFileError(f"{where}: expected a table of {config_type.__name__} fields, got {_shown(table)}")
+        raise StudyFileError(
+            f"{where}: expected a table of {config_type.__name__} fields, got {_shown(table)}"
+        )
     return {name: check_field(name, value, f"{where}.{name}", config_type) for name, value in table.items()}
 
 
@@ -218,6 +222,7 @@ def build_config(method: str, overrides: Mapping[str, Any], where: str) -> Any:
 
 
 # --------------------------------------------------------------------------- --set FIELD=VALUE
+
 
 def _cli_literal(text: str) -> Any:
     """A --set value read as TOML (13, 0.5, true, [16, 32, 32], "x"), else as a bare word or a list."""
@@ -247,6 +252,7 @@ def parse_set(items: Sequence[str], flag: str = "--set", config_type: type = Tra
 
 # --------------------------------------------------------------------------- the study file
 
+
 @dataclass(frozen=True)
 class Adaptive:
     """Settings for deciding comparisons with adaptive seeds (see harness.stats.sequential)."""
@@ -264,13 +270,13 @@ class StudyFile:
     """A parsed study file: its cells (as a built-in study's grid gives them) and what to compare."""
 
     path: str
-    name: str                       # the file's stem; names the study in the store and reports
-    method: str                     # the method spec (see harness.spec.methods)
+    name: str  # the file's stem; names the study in the store and reports
+    method: str  # the method spec (see harness.spec.methods)
     description: str
-    base: Any                      # the method with the base overrides (and --set)
+    base: Any  # the method with the base overrides (and --set)
     cells: tuple[Cell, ...]
-    baseline: Cell | None           # variants: the base config; grid: the cell equal to it, if any
-    primary: Cell | None            # the cell whose comparison with the baseline the study is about
+    baseline: Cell | None  # variants: the base config; grid: the cell equal to it, if any
+    primary: Cell | None  # the cell whose comparison with the baseline the study is about
     adaptive: Adaptive | None
 
     @property
@@ -283,8 +289,12 @@ class StudyFile:
         return [(c, self.baseline) for c in others]
 
 
-def load(path: str | Path, overrides: Mapping[str, Any] | None = None, method: str | None = None,
-         set_items: Sequence[str] = ()) -> StudyFile:
+def load(
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    method: str | None = None,
+    set_items: Sequence[str] = (),
+) -> StudyFile:
     """Read and check a study file. ``overrides`` (from :func:`parse_set`), ``set_items`` (raw
     ``--set FIELD=VALUE`` strings, checked against the method's fields) and ``method`` replace the
     file's base overrides and method for every cell."""
@@ -302,8 +312,13 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None, method: s
     return parse(data, source, overrides, method, set_items)
 
 
-def parse(data: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | None = None,
-          method: str | None = None, set_items: Sequence[str] = ()) -> StudyFile:
+def parse(
+    data: Mapping[str, Any],
+    source: str,
+    overrides: Mapping[str, Any] | None = None,
+    method: str | None = None,
+    set_items: Sequence[str] = (),
+) -> StudyFile:
     """Check a study file's table (already read from TOML); ``source`` names it in messages."""
     for key in data:
         if key not in TOP_KEYS:
@@ -312,8 +327,10 @@ def parse(data: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | N
             raise StudyFileError(f"{source}: {key}: unknown key ({hint}expected {', '.join(TOP_KEYS)})")
     method = _method({"method": method} if method else data, source, "--method" if method else "method")
     config_type = config_type_of(method)
-    overrides = {name: check_field(name, value, f"--set {name}", config_type) for name, value in
-                 {**dict(overrides or {}), **parse_set(set_items, config_type=config_type)}.items()}
+    overrides = {
+        name: check_field(name, value, f"--set {name}", config_type)
+        for name, value in {**dict(overrides or {}), **parse_set(set_items, config_type=config_type)}.items()
+    }
     description = data.get("description", "")
     if not isinstance(description, str):
         raise StudyFileError(f"{source}: description: expected a string, got {_shown(description)}")
@@ -332,8 +349,17 @@ def parse(data: Mapping[str, Any], source: str, overrides: Mapping[str, Any] | N
         raise StudyFileError(f"{source}: variants: missing; expected a [variants] table or a [grid] table")
     adaptive = _adaptive(data, baseline, source)
     name = Path(source).stem
-    return StudyFile(source, name, method, description or f"study file {Path(source).name}", base,
-                     tuple(cells), baseline, primary, adaptive)
+    return StudyFile(
+        source,
+        name,
+        method,
+        description or f"study file {Path(source).name}",
+        base,
+        tuple(cells),
+        baseline,
+        primary,
+        adaptive,
+    )
 
 
 def _method(data: Mapping[str, Any], source: str, key: str = "method") -> str:
@@ -352,13 +378,16 @@ def _method(data: Mapping[str, Any], source: str, key: str = "method") -> str:
     return method
 
 
-def _variant_cells(table: Any, method: str, base_overrides: dict, base: Any, source: str,
-                   config_type: type = TrainConfig) -> tuple[list[Cell], Cell]:
+def _variant_cells(
+    table: Any, method: str, base_overrides: dict, base: Any, source: str, config_type: type = TrainConfig
+) -> tuple[list[Cell], Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: variants: expected at least one [variants.NAME] table of overrides")
     if len(table) + 1 > MAX_CELLS:
-        raise StudyFileError(f"{source}: variants: {len(table) + 1:,} cells is above the bound of {MAX_CELLS:,} "
-                             "cells per study; split it into several studies")
+        raise StudyFileError(
+            f"{source}: variants: {len(table) + 1:,} cells is above the bound of {MAX_CELLS:,} "
+            "cells per study; split it into several studies"
+        )
     baseline = Cell({"variant": BASELINE}, base, method)
     cells = [baseline]
     for name, overrides in table.items():
@@ -386,13 +415,15 @@ def _variant_primary(data: Mapping[str, Any], cells: list[Cell], source: str) ->
     names = [c.factors["variant"] for c in cells[1:]]
     primary = data["primary"]
     if primary not in names:
-        raise StudyFileError(f"{source}: primary: expected one of the variants ({', '.join(names)}), "
-                             f"got {_shown(primary)}")
+        raise StudyFileError(
+            f"{source}: primary: expected one of the variants ({', '.join(names)}), got {_shown(primary)}"
+        )
     return cells[1 + names.index(primary)]
 
 
-def _grid_cells(table: Any, method: str, base_overrides: dict, source: str,
-                config_type: type = TrainConfig) -> list[Cell]:
+def _grid_cells(
+    table: Any, method: str, base_overrides: dict, source: str, config_type: type = TrainConfig
+) -> list[Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: grid: expected at least one FIELD = [values] (the grid is empty)")
     axes: dict[str, list] = {}
@@ -416,34 +447,55 @@ def _grid_cells(table: Any, method: str, base_overrides: dict, source: str,
     size = math.prod(len(v) for v in axes.values())
     if size > MAX_CELLS:
         shape = " x ".join(f"{len(v)} {k}" for k, v in axes.items())
-        raise StudyFileError(f"{source}: grid: {size:,} cells ({shape}) is above the bound of {MAX_CELLS:,} cells "
-                             "per study; split it into several studies")
+        raise StudyFileError(
+            f"{source}: grid: {size:,} cells ({shape}) is above the bound of {MAX_CELLS:,} cells "
+            "per study; split it into several studies"
+        )
     cells = []
     for combo in itertools.product(*axes.values()):
         factors = dict(zip(axes, combo))
-        cells.append(Cell(factors, build_config(method, base_overrides | factors,
-                                                f"{source}: grid ({', '.join(f'{k}={v}' for k, v in factors.items())})"),
-                          method))
+        cells.append(
+            Cell(
+                factors,
+                build_config(
+                    method,
+                    base_overrides | factors,
+                    f"{source}: grid ({', '.join(f'{k}={v}' for k, v in factors.items())})",
+                ),
+                method,
+            )
+        )
     return cells
 
 
-def _grid_primary(data: Mapping[str, Any], cells: list[Cell], baseline: Cell | None, source: str,
-                  config_type: type = TrainConfig) -> Cell | None:
+def _grid_primary(
+    data: Mapping[str, Any],
+    cells: list[Cell],
+    baseline: Cell | None,
+    source: str,
+    config_type: type = TrainConfig,
+) -> Cell | None:
     if "primary" not in data:
         return None
     primary = data["primary"]
     example = "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in cells[-1].factors.items()) + "}"
     if not isinstance(primary, dict) or not primary or set(primary) - set(cells[0].factors):
-        raise StudyFileError(f"{source}: primary: expected a table of grid values naming one cell, e.g. "
-                             f"{example}, got {_shown(primary)}")
+        raise StudyFileError(
+            f"{source}: primary: expected a table of grid values naming one cell, e.g. "
+            f"{example}, got {_shown(primary)}"
+        )
     wanted = {k: check_field(k, v, f"{source}: primary.{k}", config_type) for k, v in primary.items()}
     matches = [c for c in cells if all(c.factors[k] == v for k, v in wanted.items())]
     if len(matches) != 1:
-        raise StudyFileError(f"{source}: primary: expected grid values naming one cell, e.g. {example}; "
-                             f"{len(matches)} cells match")
+        raise StudyFileError(
+            f"{source}: primary: expected grid values naming one cell, e.g. {example}; "
+            f"{len(matches)} cells match"
+        )
     if baseline is None:
-        raise StudyFileError(f"{source}: primary: no grid cell equals the base config, so there is no "
-                             "baseline to compare with; add the base values to the grid")
+        raise StudyFileError(
+            f"{source}: primary: no grid cell equals the base config, so there is no "
+            "baseline to compare with; add the base values to the grid"
+        )
     if matches[0] is baseline:
         raise StudyFileError(f"{source}: primary: expected a cell other than the baseline (the base config)")
     return matches[0]
@@ -464,7 +516,9 @@ def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Ad
             raise StudyFileError(f"{where}.{key}: missing")
     precision = table["precision"]
     if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf:
-        raise StudyFileError(f"{where}.precision: expected a positive number of points, got {_shown(precision)}")
+        raise StudyFileError(
+            f"{where}.precision: expected a positive number of points, got {_shown(precision)}"
+        )
     counts = {}
     for key in ("max_seeds", "min_seeds"):
         value = table.get(key, 10)
@@ -472,9 +526,13 @@ def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Ad
             raise StudyFileError(f"{where}.{key}: expected a whole number of at least 2, got {_shown(value)}")
         counts[key] = value
     if counts["min_seeds"] > counts["max_seeds"]:
-        raise StudyFileError(f"{where}.min_seeds: expected at most max_seeds ({counts['max_seeds']}), "
-                             f"got {counts['min_seeds']}")
+        raise StudyFileError(
+            f"{where}.min_seeds: expected at most max_seeds ({counts['max_seeds']}), "
+            f"got {counts['min_seeds']}"
+        )
     if baseline is None:
-        raise StudyFileError(f"{where}: no grid cell equals the base config, so there is no baseline to "
-                             "compare with; add the base values to the grid")
+        raise StudyFileError(
+            f"{where}: no grid cell equals the base config, so there is no baseline to "
+            "compare with; add the base values to the grid"
+        )
     return Adaptive(float(precision), counts["max_seeds"], counts["min_seeds"])

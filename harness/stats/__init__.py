@@ -7,6 +7,7 @@ true answer is known. ``harness.stats`` itself holds the estimators, intervals a
 ``calibration``, ...); ``harness.stats.sequential`` the anytime-valid sequences and adaptive
 decisions; ``harness.stats.planning`` what planned seeds can resolve and cost.
 """
+
 import importlib
 
 

@@ -22,6 +22,7 @@ a sequence, which is conservative by design); for an error rate achieved ≤ nom
 row below the n where a report refuses the interval is marked "refused" (it is measured, and shown,
 but no report prints it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class Row:
     achieved: float
     campaigns: int
     kind: str = COVERAGE
-    refused: bool = False          # the report prints "n too small" here instead of the interval
+    refused: bool = False  # the report prints "n too small" here instead of the interval
 
     @property
     def mc_error(self) -> float:
@@ -61,8 +62,14 @@ class Row:
     def cells(self) -> list[str]:
         target = {COVERAGE: "", AT_LEAST: "≥ ", AT_MOST: "≤ "}[self.kind]
         verdict = "refused (n too small)" if self.refused else ("ok" if self.ok else "OUT")
-        return [self.quantity, self.n, f"{target}{100 * self.nominal:.1f}%", f"{100 * self.achieved:.1f}%",
-                f"{100 * self.mc_error:.1f}%", verdict]
+        return [
+            self.quantity,
+            self.n,
+            f"{target}{100 * self.nominal:.1f}%",
+            f"{100 * self.achieved:.1f}%",
+            f"{100 * self.mc_error:.1f}%",
+            verdict,
+        ]
 
 
 SEED_SD, RUN_SD = 0.0008, 0.0012
@@ -71,8 +78,12 @@ SEED_SD, RUN_SD = 0.0008, 0.0012
 def _runs(rng, campaigns: int, cells: int, n: int, means=None) -> np.ndarray:
     """(campaigns, cells, n) run accuracies: μ_cell + per-seed effect shared across cells + run noise."""
     mu = np.zeros(cells) if means is None else np.asarray(means, float)
-    return (0.94 + mu[None, :, None] + rng.normal(0, SEED_SD, (campaigns, 1, n))
-            + rng.normal(0, RUN_SD, (campaigns, cells, n)))
+    return (
+        0.94
+        + mu[None, :, None]
+        + rng.normal(0, SEED_SD, (campaigns, 1, n))
+        + rng.normal(0, RUN_SD, (campaigns, cells, n))
+    )
 
 
 def mean_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
@@ -97,7 +108,7 @@ def welch_rows(rng, campaigns: int, sizes=((5, 5), (40, 8), (10, 3)), delta: flo
     rows = []
     for na, nb in sizes:
         a = _runs(rng, campaigns, 1, na, means=[delta])[:, 0]
-        b = 0.94 + rng.normal(0, np.hypot(SEED_SD, RUN_SD) * 1.5, (campaigns, nb))    # unequal variances
+        b = 0.94 + rng.normal(0, np.hypot(SEED_SD, RUN_SD) * 1.5, (campaigns, nb))  # unequal variances
         hit = [est.welch(x, y).diff.covers(delta) for x, y in zip(a, b)]
         rows.append(Row("Welch difference", f"{na} + {nb}", 0.95, float(np.mean(hit)), campaigns))
     return rows
@@ -122,13 +133,14 @@ def true_distribution_variance() -> float:
     z, w = np.polynomial.hermite_e.hermegauss(80)
     w = w / w.sum()
     b = DIFFICULTY[0] + DIFFICULTY[1] * z
-    m = (w[None, :] / (1 + np.exp(-(b[None, :] + RUN_EFFECT * z[:, None])))).sum(1)    # E_b at each u node
+    m = (w[None, :] / (1 + np.exp(-(b[None, :] + RUN_EFFECT * z[:, None])))).sum(1)  # E_b at each u node
     mean = (w * m).sum()
     return float((w * (m - mean) ** 2).sum())
 
 
-def distribution_variance_rows(rng, campaigns: int, ns=(10, 50, 100), examples: int = 2000,
-                               resamples: int = 300) -> list[Row]:
+def distribution_variance_rows(
+    rng, campaigns: int, ns=(10, 50, 100), examples: int = 2000, resamples: int = 300
+) -> list[Row]:
     truth = true_distribution_variance()
     rows = []
     for r in ns:
@@ -137,9 +149,19 @@ def distribution_variance_rows(rng, campaigns: int, ns=(10, 50, 100), examples: 
             b = rng.normal(*DIFFICULTY, examples)
             u = rng.normal(0, RUN_EFFECT, (r, 1))
             correct = rng.random((r, examples)) < 1 / (1 + np.exp(-(b[None, :] + u)))
-            hit.append(est.distribution_variance(correct, resamples=resamples, min_runs=0).variance.covers(truth))
-        rows.append(Row("distribution-wise variance (Eq. 3, bootstrap)", str(r), 0.95, float(np.mean(hit)), campaigns,
-                        refused=r < est.MIN_RUNS_DISTRIBUTION_VARIANCE))
+            hit.append(
+                est.distribution_variance(correct, resamples=resamples, min_runs=0).variance.covers(truth)
+            )
+        rows.append(
+            Row(
+                "distribution-wise variance (Eq. 3, bootstrap)",
+                str(r),
+                0.95,
+                float(np.mean(hit)),
+                campaigns,
+                refused=r < est.MIN_RUNS_DISTRIBUTION_VARIANCE,
+            )
+        )
     return rows
 
 
@@ -159,7 +181,9 @@ def gap_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples: 
         for _ in range(campaigns):
             preds, labels = calibrated_ensemble(rng, r, examples)
             gp = est.group_predictions([(np.arange(r), preds)], labels, est.run_groups(r, 64))
-            hit.append(est.disagreement_gap(gp, resamples=resamples, seed=int(rng.integers(1 << 30))).covers(0.0))
+            hit.append(
+                est.disagreement_gap(gp, resamples=resamples, seed=int(rng.integers(1 << 30))).covers(0.0)
+            )
         rows.append(Row("disagreement − error (calibrated: 0)", str(r), 0.95, float(np.mean(hit)), campaigns))
     return rows
 
@@ -179,8 +203,16 @@ def sequence_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
     _, lower, upper = rule.sequence(d)
     t = np.arange(1, max_seeds + 1) >= rule.min_seeds
     covered = ((lower[:, t] <= 0.1) & (upper[:, t] >= 0.1)).all(1)
-    return [Row("confidence sequence, every t ≥ 10 (conservative)", f"10..{max_seeds}", 0.95,
-                float(covered.mean()), campaigns, AT_LEAST)]
+    return [
+        Row(
+            "confidence sequence, every t ≥ 10 (conservative)",
+            f"10..{max_seeds}",
+            0.95,
+            float(covered.mean()),
+            campaigns,
+            AT_LEAST,
+        )
+    ]
 
 
 def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
@@ -192,14 +224,30 @@ def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
     mean, lower, upper = rule.sequence(d)
     _, code = seq.first_decision(mean, lower, upper, rule)
     wrong = np.isin(code, [seq.OUTCOMES.index(seq.BETTER), seq.OUTCOMES.index(seq.WORSE)]).any(1)
-    rows = [Row(f"adaptive: any of {k} null variants better/worse (FWER)", f"10..{max_seeds}", 0.05,
-                float(wrong.mean()), campaigns, AT_MOST)]
+    rows = [
+        Row(
+            f"adaptive: any of {k} null variants better/worse (FWER)",
+            f"10..{max_seeds}",
+            0.05,
+            float(wrong.mean()),
+            campaigns,
+            AT_MOST,
+        )
+    ]
     rule1 = seq.Rule(0.05, 400, min_seeds=10)
     d = family_differences(rng, campaigns, 1, 400, deltas=[0.06], sd=0.1)[:, 0]
     mean, lower, upper = rule1.sequence(d)
     _, code = seq.first_decision(mean, lower, upper, rule1)
-    rows.append(Row("adaptive: \"equal within ±0.05\" at δ = 0.06", "10..400", 0.05,
-                    float(np.mean(code == seq.OUTCOMES.index(seq.EQUAL))), campaigns, AT_MOST))
+    rows.append(
+        Row(
+            'adaptive: "equal within ±0.05" at δ = 0.06',
+            "10..400",
+            0.05,
+            float(np.mean(code == seq.OUTCOMES.index(seq.EQUAL))),
+            campaigns,
+            AT_MOST,
+        )
+    )
     return rows
 
 
@@ -208,14 +256,25 @@ def coverage_table(quick: bool = False, seed: int = 0) -> list[Row]:
     rng = np.random.default_rng(seed)
     c = 200 if quick else 4000
     heavy = 40 if quick else 400
-    rows = (mean_rows(rng, c) + paired_rows(rng, c) + welch_rows(rng, c) + std_rows(rng, c)
-            + gap_rows(rng, heavy, ns=(10,) if quick else (10, 40), examples=1000 if quick else 2000)
-            + distribution_variance_rows(rng, heavy, ns=(100,) if quick else (10, 50, 100),
-                                         examples=1000 if quick else 2000, resamples=200 if quick else 400)
-            + equivalent_epochs_rows(rng, heavy * 2, ns=(20,) if quick else (10, 20, 40),
-                                     resamples=200 if quick else 500)
-            + sequence_rows(rng, c) + decision_rows(rng, c))
-    return rows
+    return (
+        mean_rows(rng, c)
+        + paired_rows(rng, c)
+        + welch_rows(rng, c)
+        + std_rows(rng, c)
+        + gap_rows(rng, heavy, ns=(10,) if quick else (10, 40), examples=1000 if quick else 2000)
+        + distribution_variance_rows(
+            rng,
+            heavy,
+            ns=(100,) if quick else (10, 50, 100),
+            examples=1000 if quick else 2000,
+            resamples=200 if quick else 400,
+        )
+        + equivalent_epochs_rows(
+            rng, heavy * 2, ns=(20,) if quick else (10, 20, 40), resamples=200 if quick else 500
+        )
+        + sequence_rows(rng, c)
+        + decision_rows(rng, c)
+    )
 
 
 def render(rows: list[Row]) -> str:
@@ -247,9 +306,24 @@ def equivalent_epochs_rows(rng, campaigns: int, ns=(5, 10, 20), resamples: int =
             curve = {e: _curve(e) + seed_effect + rng.normal(0, RUN_SD, n) for e in grid}
             target = target_mean + seed_effect + rng.normal(0, RUN_SD, n)
             seeds = {e: np.arange(n) for e in grid}
-            eq = est.equivalent_epochs(curve, target, resamples=resamples, seed=int(rng.integers(1 << 30)),
-                                       curve_seeds=seeds, target_seeds=np.arange(n), min_runs=0)
+            eq = est.equivalent_epochs(
+                curve,
+                target,
+                resamples=resamples,
+                seed=int(rng.integers(1 << 30)),
+                curve_seeds=seeds,
+                target_seeds=np.arange(n),
+                min_runs=0,
+            )
             hit.append(eq.epochs.covers(truth))
-        rows.append(Row("equivalent epochs (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns,
-                        refused=n < est.MIN_RUNS_EQUIVALENT_EPOCHS))
+        rows.append(
+            Row(
+                "equivalent epochs (bootstrap over seeds)",
+                str(n),
+                0.95,
+                float(np.mean(hit)),
+                campaigns,
+                refused=n < est.MIN_RUNS_EQUIVALENT_EPOCHS,
+            )
+        )
     return rows

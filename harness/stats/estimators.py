@@ -6,6 +6,7 @@ Jiang et al. 2021 (arXiv 2106.13799) for the class-aggregated calibration error.
 two-sided at ``level`` (95% unless told). Bootstraps are vectorised: one matrix of resampling
 counts, never a Python loop over draws of the data.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,12 +17,12 @@ from scipy import optimize
 from scipy import stats as st
 
 NAN = float("nan")
-MIN_BOOTSTRAP_RUNS = 5      # below this, a bootstrap has too few distinct resamples for an interval
-MIN_PAIRS = 3               # a paired t-test on 2 pairs: one df, p-values like 1e-13 from two near-ties
+MIN_BOOTSTRAP_RUNS = 5  # below this, a bootstrap has too few distinct resamples for an interval
+MIN_PAIRS = 3  # a paired t-test on 2 pairs: one df, p-values like 1e-13 from two near-ties
 # Smallest runs at which an interval's measured coverage (python -m harness.bench coverage) reaches
 # 93%; below, reports print "n too small" instead of an interval.
 MIN_RUNS_DISTRIBUTION_VARIANCE = 100  # measured: 87% at R = 10, 91-92.5% at 50, 94-95% at 100
-MIN_RUNS_EQUIVALENT_EPOCHS = 20     # measured: 84% at 5 runs per cell, 91% at 10, 93% at 20, 94% at 40
+MIN_RUNS_EQUIVALENT_EPOCHS = 20  # measured: 84% at 5 runs per cell, 91% at 10, 93% at 20, 94% at 40
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Estimate:
     def half_width(self) -> float:
         return (self.high - self.low) / 2
 
-    def scaled(self, factor: float) -> "Estimate":
+    def scaled(self, factor: float) -> Estimate:
         return Estimate(self.value * factor, self.low * factor, self.high * factor)
 
 
@@ -50,11 +51,12 @@ def _z(level: float) -> float:
 
 # ----------------------------------------------------------------------------- means and stds
 
+
 @dataclass(frozen=True)
 class MeanSummary:
-    mean: Estimate          # Student-t interval
-    bootstrap: Estimate     # percentile bootstrap of the mean, as a check
-    std: Estimate           # ddof=1, chi-square interval
+    mean: Estimate  # Student-t interval
+    bootstrap: Estimate  # percentile bootstrap of the mean, as a check
+    std: Estimate  # ddof=1, chi-square interval
     n: int
 
 
@@ -62,7 +64,7 @@ def mean_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
     """Mean with the Student-t interval m ± t_{n-1} s/√n."""
     x = np.asarray(x, dtype=float)
     m = float(x.mean()) if len(x) else NAN
-    if len(x) < 2 or np.ptp(x) == 0:      # runs that all tie say nothing about the spread: no interval
+    if len(x) < 2 or np.ptp(x) == 0:  # runs that all tie say nothing about the spread: no interval
         return Estimate(m, NAN, NAN)
     half = st.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return Estimate(m, float(m - half), float(m + half))
@@ -93,7 +95,7 @@ def std_ci(x: np.ndarray, level: float = 0.95) -> Estimate:
     if n < 2:
         return Estimate(NAN, NAN, NAN)
     s = float(x.std(ddof=1))
-    if s == 0:      # tied runs: no interval ("[0.000, 0.000]" would claim a precision there is none of)
+    if s == 0:  # tied runs: no interval ("[0.000, 0.000]" would claim a precision there is none of)
         return Estimate(s, NAN, NAN)
     lo = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 + level / 2, n - 1))
     hi = s * np.sqrt((n - 1) / st.chi2.ppf(0.5 - level / 2, n - 1))
@@ -107,6 +109,7 @@ def summarize(x: np.ndarray, level: float = 0.95) -> MeanSummary:
 
 # ----------------------------------------------------------------------------- two variants
 
+
 @dataclass(frozen=True)
 class Difference:
     """mean(a) - mean(b) with its interval and test. ``paired``: by seed (or same runs); then
@@ -117,11 +120,11 @@ class Difference:
     t: float
     p: float
     df: float
-    n: int                  # pairs (paired) or n_a + n_b (Welch)
+    n: int  # pairs (paired) or n_a + n_b (Welch)
     paired: bool
     correlation: float
     sd: float
-    n_a: int = 0            # runs on each side (Welch); pairs on both (paired)
+    n_a: int = 0  # runs on each side (Welch); pairs on both (paired)
     n_b: int = 0
 
 
@@ -141,8 +144,18 @@ def paired(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     se = sd / np.sqrt(n)
     t = m / se
     half = st.t.ppf(0.5 + level / 2, n - 1) * se
-    return Difference(Estimate(m, m - half, m + half), float(t), float(2 * st.t.sf(abs(t), n - 1)), n - 1, n,
-                      True, r, sd, n, n)
+    return Difference(
+        Estimate(m, m - half, m + half),
+        float(t),
+        float(2 * st.t.sf(abs(t), n - 1)),
+        n - 1,
+        n,
+        True,
+        r,
+        sd,
+        n,
+        n,
+    )
 
 
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
@@ -151,19 +164,34 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Difference:
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = float(a.mean() - b.mean()) if len(a) and len(b) else NAN
     if len(a) < 2 or len(b) < 2:
-        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, NAN, len(a), len(b))
+        return Difference(
+            Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, NAN, len(a), len(b)
+        )
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    pooled_sd = float(np.sqrt((a.var(ddof=1) * (len(a) - 1) + b.var(ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2)))
+    pooled_sd = float(
+        np.sqrt((a.var(ddof=1) * (len(a) - 1) + b.var(ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2))
+    )
     se = np.sqrt(va + vb)
     if np.ptp(a) <= 1e-12 * abs(a).max() and np.ptp(b) <= 1e-12 * abs(b).max():
         # every run tied on both sides (up to rounding): no interval, no p
-        return Difference(Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, pooled_sd,
-                          len(a), len(b))
+        return Difference(
+            Estimate(d, NAN, NAN), NAN, NAN, NAN, len(a) + len(b), False, NAN, pooled_sd, len(a), len(b)
+        )
     df = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
     t = d / se
     half = st.t.ppf(0.5 + level / 2, df) * se
-    return Difference(Estimate(d, d - half, d + half), float(t), float(2 * st.t.sf(abs(t), df)), df,
-                      len(a) + len(b), False, NAN, pooled_sd, len(a), len(b))
+    return Difference(
+        Estimate(d, d - half, d + half),
+        float(t),
+        float(2 * st.t.sf(abs(t), df)),
+        df,
+        len(a) + len(b),
+        False,
+        NAN,
+        pooled_sd,
+        len(a),
+        len(b),
+    )
 
 
 @dataclass(frozen=True)
@@ -171,7 +199,7 @@ class VarianceComparison:
     """Ratio of standard deviations sd(a)/sd(b) of paired data, with the Pitman-Morgan test."""
 
     ratio: float
-    r_sum_diff: float       # correlation of (a+b) with (a-b): zero iff the variances are equal
+    r_sum_diff: float  # correlation of (a+b) with (a-b): zero iff the variances are equal
     p: float
     n: int
 
@@ -206,6 +234,7 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- precision and power
 
+
 def _design(sd: float, n: int, paired: bool, n_b: int | None) -> tuple[float, float]:
     """(standard error, df) of the t statistic: paired n pairs (df n-1); unpaired n and n_b runs (n_b
     defaults to n), each with sd ``sd``: equal groups df 2n-2, unequal groups the Welch-Satterthwaite df
@@ -231,7 +260,7 @@ def _power_by_integration(nc: float, df: float, crit: float, grid: int = 4000) -
     return float(np.mean(st.norm.sf(c - nc) + st.norm.cdf(-c - nc)))
 
 
-WELCH_GRID = 160        # quantile nodes per sample variance for the Welch power
+WELCH_GRID = 160  # quantile nodes per sample variance for the Welch power
 
 
 def _welch_power(difference: float, sd: float, n: int, m: int, alpha: float) -> float:
@@ -248,8 +277,16 @@ def _welch_power(difference: float, sd: float, n: int, m: int, alpha: float) -> 
     return float(np.mean(st.norm.sf((half - d) / true_se) + st.norm.cdf((-half - d) / true_se)))
 
 
-def t_test_power(difference: float, sd: float, n: int, *, paired: bool = True, alpha: float = 0.05,
-                 n_b: int | None = None, welch: bool = True) -> float:
+def t_test_power(
+    difference: float,
+    sd: float,
+    n: int,
+    *,
+    paired: bool = True,
+    alpha: float = 0.05,
+    n_b: int | None = None,
+    welch: bool = True,
+) -> float:
     """Power of the two-sided t-test at ``alpha`` for a true difference, from the noncentral t.
 
     paired: n pairs whose differences have sd ``sd`` (df n-1). Unpaired: n runs of one variant and n_b
@@ -268,8 +305,16 @@ def t_test_power(difference: float, sd: float, n: int, *, paired: bool = True, a
     return float(value) if np.isfinite(value) else _power_by_integration(nc, df, crit)
 
 
-def minimum_detectable_difference(sd: float, n: int, *, paired: bool = True, alpha: float = 0.05,
-                                  power: float = 0.8, n_b: int | None = None, welch: bool = True) -> float:
+def minimum_detectable_difference(
+    sd: float,
+    n: int,
+    *,
+    paired: bool = True,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    n_b: int | None = None,
+    welch: bool = True,
+) -> float:
     """Smallest true difference a two-sided t-test at ``alpha`` detects with probability ``power``
     (see t_test_power for ``sd``, ``n`` and ``n_b``); NaN when n < 2 or sd is not positive."""
     if n < 2 or not sd > 0 or (n_b is not None and n_b < 2):
@@ -282,8 +327,9 @@ def minimum_detectable_difference(sd: float, n: int, *, paired: bool = True, alp
     return float(optimize.brentq(gap, 0.0, high, xtol=1e-6 * se))
 
 
-def runs_to_exclude_zero(estimate: float, standard_error: float, runs: int, *, alpha: float = 0.05,
-                         power: float | None = None) -> float:
+def runs_to_exclude_zero(
+    estimate: float, standard_error: float, runs: int, *, alpha: float = 0.05, power: float | None = None
+) -> float:
     """Runs needed for a positive estimate to exclude 0, if its standard error shrinks as 1/√R from
     ``standard_error`` at ``runs``: at the observed value (power None), or with that power.
     Inf when the estimate is not positive; NaN without a standard error."""
@@ -297,6 +343,7 @@ def runs_to_exclude_zero(estimate: float, standard_error: float, runs: int, *, a
 
 # ----------------------------------------------------------------------------- equivalent epochs
 
+
 def isotonic_rows(y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Non-decreasing least-squares fit of each row of ``y`` (B x E), by the max-min formula
     f_i = max_{j<=i} min_{k>=i} mean(y_j..y_k); exact, vectorised over rows, fine for small E."""
@@ -305,7 +352,7 @@ def isotonic_rows(y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarra
     w = np.ones(e) if weights is None else np.asarray(weights, float)
     cw = np.concatenate([[0.0], np.cumsum(w)])
     cy = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * w, 1)], 1)
-    j, k = np.triu_indices(e)                               # every window j <= k
+    j, k = np.triu_indices(e)  # every window j <= k
     avg = np.full((y.shape[0], e, e), np.nan)
     avg[:, j, k] = (cy[:, k + 1] - cy[:, j]) / (cw[k + 1] - cw[j])
     out = np.empty_like(y)
@@ -314,8 +361,9 @@ def isotonic_rows(y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarra
     return out
 
 
-def epochs_to_reach(epochs: np.ndarray, mean_acc: np.ndarray, target: np.ndarray | float,
-                    weights: np.ndarray | None = None) -> np.ndarray | float:
+def epochs_to_reach(
+    epochs: np.ndarray, mean_acc: np.ndarray, target: np.ndarray | float, weights: np.ndarray | None = None
+) -> np.ndarray | float:
     """Epochs at which a variant's accuracy curve first reaches ``target``: the curve is made
     monotone (isotonic fit) and interpolated linearly in log-epochs. -inf: reached before the grid's
     first point; +inf: not reached by its last. Rows of ``mean_acc`` (B x E) are vectorised."""
@@ -348,10 +396,16 @@ class EquivalentEpochs:
         return self.epochs.scaled(1 / reference_epochs)
 
 
-def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, level: float = 0.95,
-                      resamples: int = 1000, seed: int = 0, curve_seeds: dict[float, np.ndarray] | None = None,
-                      target_seeds: np.ndarray | None = None,
-                      min_runs: int = MIN_RUNS_EQUIVALENT_EPOCHS) -> EquivalentEpochs:
+def equivalent_epochs(
+    curve: dict[float, np.ndarray],
+    target_runs: np.ndarray,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    curve_seeds: dict[float, np.ndarray] | None = None,
+    target_seeds: np.ndarray | None = None,
+    min_runs: int = MIN_RUNS_EQUIVALENT_EPOCHS,
+) -> EquivalentEpochs:
     """Epochs the weaker variant needs to match the mean of ``target_runs``; bootstrap over seeds.
 
     ``curve`` maps each epoch count of the weaker variant to its runs' accuracies. With seeds given,
@@ -366,7 +420,7 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
     if curve_seeds is not None and target_seeds is not None:
         seed_lists = [np.asarray(curve_seeds[e]) for e in epochs] + [np.asarray(target_seeds)]
         universe = np.unique(np.concatenate(seed_lists))
-        idx = rng.integers(0, len(universe), (resamples, len(universe)))     # seeds drawn jointly for all cells
+        idx = rng.integers(0, len(universe), (resamples, len(universe)))  # seeds drawn jointly for all cells
         means = []
         for x, s in zip(cells, seed_lists):
             if len(s) == len(universe):
@@ -383,15 +437,19 @@ def equivalent_epochs(curve: dict[float, np.ndarray], target_runs: np.ndarray, l
     # the bootstrap spread of a mean is √((n-1)/n) of its standard error: widen each cell's draws by
     # √(n/(n-1)) around its mean (at n = 10 the plain percentile interval covered 91%)
     means = [x.mean() + np.sqrt(len(x) / max(len(x) - 1, 1)) * (m - x.mean()) for x, m in zip(cells, means)]
-    if min(len(x) for x in cells) < max(MIN_BOOTSTRAP_RUNS, min_runs):     # measured coverage < 93% below
+    if min(len(x) for x in cells) < max(MIN_BOOTSTRAP_RUNS, min_runs):  # measured coverage < 93% below
         return EquivalentEpochs(Estimate(float(point), NAN, NAN), tuple(float(e) for e in epochs))
     draws = epochs_to_reach(epochs, np.stack(means[:-1], 1), means[-1], sizes)
     lo, hi = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2], method="inverted_cdf")
-    lo, hi = min(lo, epochs[-1]), max(hi, epochs[0])     # all beyond the grid: (last, inf); all before: (-inf, first)
+    lo, hi = (
+        min(lo, epochs[-1]),
+        max(hi, epochs[0]),
+    )  # all beyond the grid: (last, inf); all before: (-inf, first)
     return EquivalentEpochs(Estimate(float(point), float(lo), float(hi)), tuple(float(e) for e in epochs))
 
 
 # ----------------------------------------------------------------------------- variance across runs
+
 
 def test_set_variance(accuracy: np.ndarray) -> float:
     """Variance over runs of test-set accuracy (ddof=1)."""
@@ -424,9 +482,9 @@ class ErrorCounts:
     """Sufficient statistics of a correct/incorrect matrix, per group of runs: enough for the
     distribution-wise variance and its bootstrap without holding an (R, n) float matrix."""
 
-    sizes: np.ndarray          # (G,) runs per group
-    run_err_sum: np.ndarray    # (G,) Σ over the group's runs of the run's error rate
-    run_err_sq: np.ndarray     # (G,) Σ of squared run error rates
+    sizes: np.ndarray  # (G,) runs per group
+    run_err_sum: np.ndarray  # (G,) Σ over the group's runs of the run's error rate
+    run_err_sq: np.ndarray  # (G,) Σ of squared run error rates
     example_errors: np.ndarray  # (G, n) errors per example within the group
     n: int
 
@@ -459,25 +517,29 @@ def _distribution_variance(c: ErrorCounts, w: np.ndarray, gram: np.ndarray) -> n
     r = w @ c.sizes
     mean_e = w @ c.run_err_sum / r
     var_e = (w @ c.run_err_sq - r * mean_e**2) / (r - 1)
-    sum_m = n * mean_e                                      # Σ_i m_i
-    sum_m2 = ((w @ gram) * w).sum(1) / r**2                 # Σ_i m_i²
-    per_example = (sum_m - sum_m2) * r / (r - 1)             # Σ_i Var_runs(err_i), errors 0/1
+    sum_m = n * mean_e  # Σ_i m_i
+    sum_m2 = ((w @ gram) * w).sum(1) / r**2  # Σ_i m_i²
+    per_example = (sum_m - sum_m2) * r / (r - 1)  # Σ_i Var_runs(err_i), errors 0/1
     return n / (n - 1) * (var_e - per_example / n**2)
 
 
 @dataclass(frozen=True)
 class DistributionVariance:
-    variance: Estimate              # σ̂² (can be negative from noise)
-    standard_error: float           # bootstrap sd of σ̂²
+    variance: Estimate  # σ̂² (can be negative from noise)
+    standard_error: float  # bootstrap sd of σ̂²
     runs: int
 
     def runs_to_exclude_zero(self, power: float | None = None) -> float:
         return runs_to_exclude_zero(self.variance.value, self.standard_error, self.runs, power=power)
 
 
-def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resamples: int = 1000,
-                                      seed: int = 0, min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE
-                                      ) -> DistributionVariance:
+def distribution_variance_from_counts(
+    c: ErrorCounts,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE,
+) -> DistributionVariance:
     """Paper B, Eq. 3: σ̂² = n/(n-1) [Var_runs(test error) - (1/n²) Σ_i Var_runs(error_i)], both
     ddof=1. Unbiased, so it can be negative from noise: reported as is, with a percentile bootstrap
     over runs (over groups of runs when there are many). No interval below ``min_runs`` runs, where
@@ -495,8 +557,14 @@ def distribution_variance_from_counts(c: ErrorCounts, level: float = 0.95, resam
     return DistributionVariance(Estimate(point, float(lo), float(hi)), float(draws.std(ddof=1)), c.runs)
 
 
-def distribution_variance(correct: np.ndarray, level: float = 0.95, resamples: int = 1000, seed: int = 0,
-                          max_groups: int = 100, min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE) -> DistributionVariance:
+def distribution_variance(
+    correct: np.ndarray,
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+    max_groups: int = 100,
+    min_runs: int = MIN_RUNS_DISTRIBUTION_VARIANCE,
+) -> DistributionVariance:
     """Eq. 3 from a boolean correct matrix (R x n); see distribution_variance_from_counts."""
     correct = np.asarray(correct, bool)
     groups = run_groups(correct.shape[0], max_groups)
@@ -516,7 +584,7 @@ def split_half_correlation(correct: np.ndarray, level: float = 0.95) -> Estimate
 def correlation_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> Estimate:
     """Pearson r with the Fisher-z interval tanh(atanh r ± z/√(n-3))."""
     n = len(x)
-    if n < 3 or np.std(x) == 0 or np.std(y) == 0:      # two points always give r = ±1
+    if n < 3 or np.std(x) == 0 or np.std(y) == 0:  # two points always give r = ±1
         return Estimate(NAN, NAN, NAN)
     r = float(np.corrcoef(x, y)[0, 1])
     if n < 4:
@@ -538,6 +606,7 @@ def calibrated_variance_prediction(mean_error: float, n: int) -> float:
 
 # ----------------------------------------------------------------------------- calibration
 
+
 def class_counts(predictions: np.ndarray, classes: int = 10) -> np.ndarray:
     """k[x, c]: number of runs predicting class c on example x (n x classes), from (R, n) uint8."""
     predictions = np.asarray(predictions)
@@ -551,7 +620,7 @@ def class_frequencies(predictions: np.ndarray, classes: int = 10) -> np.ndarray:
     return class_counts(predictions, classes) / np.asarray(predictions).shape[0]
 
 
-QUANTILE_STEPS = 200     # bin edges at the quantiles 0, 0.005, ..., 1
+QUANTILE_STEPS = 200  # bin edges at the quantiles 0, 0.005, ..., 1
 
 
 def value_histograms(counts: np.ndarray, labels: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -579,13 +648,14 @@ def quantile_bins(hist: np.ndarray) -> np.ndarray:
     bin is the number of edges below it. Returns each k's bin, (M, V)."""
     hist = np.atleast_2d(hist)
     cum = np.cumsum(hist, 1)
-    levels = (QUANTILE_STEPS * cum) // np.maximum(cum[:, -1:], 1) + 1      # quantile levels at or below the CDF
+    levels = (QUANTILE_STEPS * cum) // np.maximum(cum[:, -1:], 1) + 1  # quantile levels at or below the CDF
     is_edge = levels > np.concatenate([np.zeros((len(hist), 1), levels.dtype), levels[:, :-1]], 1)
     return np.concatenate([np.zeros((len(hist), 1), np.int64), np.cumsum(is_edge, 1)[:, :-1]], 1)
 
 
-def binned_errors(hist: np.ndarray, hits: np.ndarray, runs: np.ndarray, normaliser: int,
-                  with_table: bool = False) -> tuple[np.ndarray, dict | None]:
+def binned_errors(
+    hist: np.ndarray, hits: np.ndarray, runs: np.ndarray, normaliser: int, with_table: bool = False
+) -> tuple[np.ndarray, dict | None]:
     """Σ_bins |fraction - mean q| · pairs / normaliser for each row of value histograms (M, V), i.e.
     Σ_bins |hits - Σ q| / normaliser; ``runs`` (M,) turns counts into q. With ``with_table``, the
     first row's bins (pairs, mean_q, fraction) for a reliability diagram."""
@@ -600,8 +670,11 @@ def binned_errors(hist: np.ndarray, hits: np.ndarray, runs: np.ndarray, normalis
     table = None
     if with_table:
         ok = pairs[0] > 0
-        table = {"pairs": pairs[0, ok].astype(np.int64), "mean_q": qsum[0, ok] / pairs[0, ok],
-                 "fraction": hit[0, ok] / pairs[0, ok]}
+        table = {
+            "pairs": pairs[0, ok].astype(np.int64),
+            "mean_q": qsum[0, ok] / pairs[0, ok],
+            "fraction": hit[0, ok] / pairs[0, ok],
+        }
     return errors, table
 
 
@@ -622,14 +695,18 @@ def classwise_errors(counts: np.ndarray, labels: np.ndarray, runs: int) -> np.nd
     return binned_errors(hist, hits, np.full(len(hist), runs), len(labels))[0]
 
 
-def calibration_errors(counts: np.ndarray, labels: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def calibration_errors(
+    counts: np.ndarray, labels: np.ndarray, runs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """CACE (B,) and class-wise errors (B, K) for a batch of ensembles' class counts (B, n, K) with
     ``runs`` (B,) runs each, vectorised."""
     runs = np.asarray(runs, np.int64)
-    hist, hits = value_histograms(counts, labels, int(runs.max()) + 1)          # (B, K, V)
+    hist, hits = value_histograms(counts, labels, int(runs.max()) + 1)  # (B, K, V)
     b, k, v = hist.shape
     aggregated = binned_errors(hist.sum(1), hits.sum(1), runs, counts.shape[1])[0]
-    per_class = binned_errors(hist.reshape(b * k, v), hits.reshape(b * k, v), np.repeat(runs, k), counts.shape[1])[0]
+    per_class = binned_errors(
+        hist.reshape(b * k, v), hits.reshape(b * k, v), np.repeat(runs, k), counts.shape[1]
+    )[0]
     return aggregated, per_class.reshape(b, k)
 
 
@@ -650,16 +727,18 @@ class GroupedPredictions:
     """Per group of runs: class counts per example (G, n, K) and runs per group. Enough for every
     calibration statistic and its bootstrap over runs, without an (R, n, K) array."""
 
-    counts: np.ndarray      # int32 (G, n, K)
-    sizes: np.ndarray       # (G,)
-    labels: np.ndarray      # (n,)
+    counts: np.ndarray  # int32 (G, n, K)
+    sizes: np.ndarray  # (G,)
+    labels: np.ndarray  # (n,)
 
     @property
     def runs(self) -> int:
         return int(self.sizes.sum())
 
 
-def group_predictions(chunks, labels: np.ndarray, groups: np.ndarray, classes: int = 10) -> GroupedPredictions:
+def group_predictions(
+    chunks, labels: np.ndarray, groups: np.ndarray, classes: int = 10
+) -> GroupedPredictions:
     """From (row indices, uint8 predictions (rows, n)) chunks; counts only the wrong predictions
     one by one (right ones are a compare and a sum), since most predictions are right."""
     n = len(labels)
@@ -672,7 +751,11 @@ def group_predictions(chunks, labels: np.ndarray, groups: np.ndarray, classes: i
             right = part == labels[None, :]
             counts[k, np.arange(n), labels] += right.sum(0, dtype=np.int32)
             r, x = np.nonzero(~right)
-            counts[k] += np.bincount(x * classes + part[r, x], minlength=n * classes).reshape(n, classes).astype(np.int32)
+            counts[k] += (
+                np.bincount(x * classes + part[r, x], minlength=n * classes)
+                .reshape(n, classes)
+                .astype(np.int32)
+            )
     return GroupedPredictions(counts, np.bincount(groups, minlength=g), np.asarray(labels))
 
 
@@ -686,22 +769,23 @@ def basic_interval(point, draws: np.ndarray, level: float = 0.95) -> tuple[np.nd
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    cace: Estimate                  # class-aggregated, bias-corrected, basic interval; a fraction in [0, 2]
-    cace_half: float                # the raw value at R/2 runs (finite-ensemble bias shows here)
-    classwise: list[Estimate]       # Paper B Definition 2, per class, each in [0, 1]
+    cace: Estimate  # class-aggregated, bias-corrected, basic interval; a fraction in [0, 2]
+    cace_half: float  # the raw value at R/2 runs (finite-ensemble bias shows here)
+    classwise: list[Estimate]  # Paper B Definition 2, per class, each in [0, 1]
     classwise_half: np.ndarray
-    bins: dict                      # reliability diagram: pairs, mean_q, fraction per bin
+    bins: dict  # reliability diagram: pairs, mean_q, fraction per bin
     disagreement: float
     error: float
-    gap: Estimate                   # disagreement - error, interval over runs and test examples
+    gap: Estimate  # disagreement - error, interval over runs and test examples
     runs: int
-    cace_raw: float = NAN           # the plain estimate (biased upward at finite R)
-    cace_bias: float = NAN          # its bootstrap bias estimate, mean(draws) - raw: cace = raw - bias
-    cace_null: Estimate = Estimate(NAN, NAN, NAN)   # calibrated-null reference on this test set
+    cace_raw: float = NAN  # the plain estimate (biased upward at finite R)
+    cace_bias: float = NAN  # its bootstrap bias estimate, mean(draws) - raw: cace = raw - bias
+    cace_null: Estimate = Estimate(NAN, NAN, NAN)  # calibrated-null reference on this test set
 
 
-def calibrated_null_cace(total: np.ndarray, runs: int, draws: int = 20, seed: int = 0,
-                         level: float = 0.95) -> Estimate:
+def calibrated_null_cace(
+    total: np.ndarray, runs: int, draws: int = 20, seed: int = 0, level: float = 0.95
+) -> Estimate:
     """The noise floor of CACE on this test set: the same ensemble (class counts (n, K) over ``runs``)
     with labels redrawn from its own frequencies q(x), so it is calibrated by construction; mean over
     ``draws`` redraws with their central ``level`` range. A CACE near this is what a calibrated
@@ -717,13 +801,14 @@ def calibrated_null_cace(total: np.ndarray, runs: int, draws: int = 20, seed: in
     return Estimate(float(np.mean(values)), float(lo), float(hi))
 
 
-def _disagreement_and_error(gp: GroupedPredictions, w: np.ndarray, gram: np.ndarray,
-                            group_errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _disagreement_and_error(
+    gp: GroupedPredictions, w: np.ndarray, gram: np.ndarray, group_errors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each row of multiplicities: mean disagreement between pairs of distinct original runs,
     and mean error. Pairs of a run with its own bootstrap copies are left out, as in the U-statistic."""
     n = len(gp.labels)
     r = w @ gp.sizes
-    same_run = (w**2) @ gp.sizes                                  # ordered pairs of copies of one run
+    same_run = (w**2) @ gp.sizes  # ordered pairs of copies of one run
     agree = (((w @ gram) * w).sum(1) - n * same_run) / (n * (r**2 - same_run))
     return 1 - agree, w @ group_errors / (r * n)
 
@@ -737,8 +822,9 @@ def per_example_gap(total: np.ndarray, labels: np.ndarray, runs: int) -> np.ndar
     return k[np.arange(len(labels)), labels] / runs - agree
 
 
-def _two_way_interval(point: float, run_draws: np.ndarray, gp: GroupedPredictions, level: float
-                      ) -> tuple[float, float]:
+def _two_way_interval(
+    point: float, run_draws: np.ndarray, gp: GroupedPredictions, level: float
+) -> tuple[float, float]:
     """Normal interval for a mean over runs *and* test examples: the bootstrap-over-runs variance plus
     the example-level variance Var_x(γ_x)/n of the per-example gap γ_x (test examples are a sample too;
     held fixed, the interval is about 5x too narrow for a statement about calibration). Var_x(γ_x) is
@@ -756,7 +842,9 @@ def _two_way_interval(point: float, run_draws: np.ndarray, gp: GroupedPrediction
     return point - half_width, point + half_width
 
 
-def disagreement_gap(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0) -> Estimate:
+def disagreement_gap(
+    gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0
+) -> Estimate:
     """Mean pairwise disagreement − mean error with a two-way interval (runs and test examples), without
     the calibration errors: 0 in expectation under class-wise calibration (Paper B)."""
     g, n, _ = gp.counts.shape
@@ -773,8 +861,9 @@ def disagreement_gap(gp: GroupedPredictions, level: float = 0.95, resamples: int
     return Estimate(dis - err, float(lo), float(hi))
 
 
-def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0,
-                batch: int = 20) -> CalibrationResult:
+def calibration(
+    gp: GroupedPredictions, level: float = 0.95, resamples: int = 200, seed: int = 0, batch: int = 20
+) -> CalibrationResult:
     """CACE, class-wise errors, disagreement vs error, each with a bootstrap over runs (over groups
     of runs when there are many): bias-corrected points (raw − bootstrap bias) with basic intervals for
     the calibration errors (see basic_interval), the calibrated-null CACE beside them,
@@ -792,12 +881,15 @@ def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 20
     else:
         cace_half, cw_half = NAN, np.full(k_classes, NAN)
     flat = gp.counts.reshape(g, n * k_classes).astype(np.float32)
-    w = resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32) \
-        if g >= 2 and runs >= MIN_BOOTSTRAP_RUNS else np.ones((0, g), np.float32)
+    w = (
+        resample_counts(np.random.default_rng(seed), g, resamples).astype(np.float32)
+        if g >= 2 and runs >= MIN_BOOTSTRAP_RUNS
+        else np.ones((0, g), np.float32)
+    )
     draws, cw_draws = [], []
     for start in range(0, len(w), batch):
-        part = w[start:start + batch]
-        counts = (part @ flat).astype(np.int32).reshape(len(part), n, k_classes)   # exact: integers < 2^24
+        part = w[start : start + batch]
+        counts = (part @ flat).astype(np.int32).reshape(len(part), n, k_classes)  # exact: integers < 2^24
         c, cw = calibration_errors(counts, labels, np.rint(part @ gp.sizes).astype(np.int64))
         draws.append(c)
         cw_draws.append(cw)
@@ -806,7 +898,7 @@ def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 20
     gram = flat64 @ flat64.T
     with np.errstate(invalid="ignore", divide="ignore"):
         dis, err = (float(x[0]) for x in _disagreement_and_error(gp, np.ones((1, g)), gram, group_errors))
-    raw, raw_cw, bias = point, point_cw, NAN
+    raw, _raw_cw, bias = point, point_cw, NAN
     if draws:
         lo, hi = basic_interval(point, np.concatenate(draws), level)
         cw_lo, cw_hi = basic_interval(point_cw, np.concatenate(cw_draws), level)
@@ -821,7 +913,17 @@ def calibration(gp: GroupedPredictions, level: float = 0.95, resamples: int = 20
         lo = hi = gap_lo = gap_hi = NAN
         cw_lo = cw_hi = np.full(k_classes, NAN)
     null = calibrated_null_cace(total, runs, seed=seed) if runs >= 2 else Estimate(NAN, NAN, NAN)
-    return CalibrationResult(Estimate(point, float(lo), float(hi)), float(cace_half),
-                             [Estimate(float(v), float(a), float(b)) for v, a, b in zip(point_cw, cw_lo, cw_hi)],
-                             np.asarray(cw_half), bins, float(dis), float(err),
-                             Estimate(float(dis - err), float(gap_lo), float(gap_hi)), runs, float(raw), bias, null)
+    return CalibrationResult(
+        Estimate(point, float(lo), float(hi)),
+        float(cace_half),
+        [Estimate(float(v), float(a), float(b)) for v, a, b in zip(point_cw, cw_lo, cw_hi)],
+        np.asarray(cw_half),
+        bins,
+        float(dis),
+        float(err),
+        Estimate(float(dis - err), float(gap_lo), float(gap_hi)),
+        runs,
+        float(raw),
+        bias,
+        null,
+    )

@@ -1,4 +1,5 @@
 """What a planned number of seeds will resolve, for ``--dry-run`` before anything is trained."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,16 +19,18 @@ DEFAULT_RUN_SD = 0.0015
 @dataclass(frozen=True)
 class PlannedPrecision:
     seeds: int
-    sd: float              # per-run sd of accuracy (a fraction)
+    sd: float  # per-run sd of accuracy (a fraction)
     sd_source: str
-    half_width: float      # 95% t-interval half-width of one cell's mean
-    detectable: float      # difference between two cells found with 80% power (paired by seed, r = 0)
+    half_width: float  # 95% t-interval half-width of one cell's mean
+    detectable: float  # difference between two cells found with 80% power (paired by seed, r = 0)
 
     def line(self) -> str:
-        return (f"with {self.seeds} seeds per cell: each cell's mean accuracy to ±{100 * self.half_width:.3f} points "
-                f"(95% CI); a difference of {100 * self.detectable:.3f} points between two cells is detected with "
-                f"80% power (two-sided α = 0.05, paired by seed, assuming no seed correlation); run sd "
-                f"{100 * self.sd:.3f} points ({self.sd_source})")
+        return (
+            f"with {self.seeds} seeds per cell: each cell's mean accuracy to ±{100 * self.half_width:.3f} points "
+            f"(95% CI); a difference of {100 * self.detectable:.3f} points between two cells is detected with "
+            f"80% power (two-sided α = 0.05, paired by seed, assuming no seed correlation); run sd "
+            f"{100 * self.sd:.3f} points ({self.sd_source})"
+        )
 
 
 def pooled_sd(runs: pd.DataFrame, column: str = "acc_tta2") -> tuple[float, int]:
@@ -41,30 +44,39 @@ def pooled_sd(runs: pd.DataFrame, column: str = "acc_tta2") -> tuple[float, int]
     return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / df)), sum(len(g) for g in groups)
 
 
-def planned_precision(seeds: int, runs: pd.DataFrame | None = None, column: str = "acc_tta2",
-                      default_sd: float = DEFAULT_RUN_SD, runs_from: str = "in this store") -> PlannedPrecision:
+def planned_precision(
+    seeds: int,
+    runs: pd.DataFrame | None = None,
+    column: str = "acc_tta2",
+    default_sd: float = DEFAULT_RUN_SD,
+    runs_from: str = "in this store",
+) -> PlannedPrecision:
     """Minimum detectable difference and CI half-width for ``seeds`` runs per cell, from the sd of
     the store's own runs when it has any (pooled within cells), else ``default_sd``."""
     sd, used = pooled_sd(runs, column)
-    source = f"pooled within cells over {used} runs {runs_from}" if used else \
-        f"default for airbench94, {100 * default_sd:.2f} points; no comparable runs in the store"
+    source = (
+        f"pooled within cells over {used} runs {runs_from}"
+        if used
+        else f"default for airbench94, {100 * default_sd:.2f} points; no comparable runs in the store"
+    )
     sd = sd if used else default_sd
     half = float(st.t.ppf(0.975, seeds - 1) * sd / np.sqrt(seeds)) if seeds >= 2 else float("nan")
-    return PlannedPrecision(seeds, sd, source, half,
-                            stats.minimum_detectable_difference(sd * np.sqrt(2), seeds, paired=True))
+    return PlannedPrecision(
+        seeds, sd, source, half, stats.minimum_detectable_difference(sd * np.sqrt(2), seeds, paired=True)
+    )
 
 
 # --------------------------------------------------------------------------- comparable runs
 
-SHAPE_FIELDS = ("widths", "n_train", "n_test", "batch_size")   # what a run's seconds per epoch depend on
+SHAPE_FIELDS = ("widths", "n_train", "n_test", "batch_size")  # what a run's seconds per epoch depend on
 
 
 @dataclass(frozen=True)
 class Device:
     """The device class a plan is for: the CPU, or a GPU (its model when known here)."""
 
-    kind: str                     # "cpu" or "gpu"
-    model: str | None = None      # e.g. "NVIDIA H200"; None: any GPU model
+    kind: str  # "cpu" or "gpu"
+    model: str | None = None  # e.g. "NVIDIA H200"; None: any GPU model
 
     @property
     def unit(self) -> str:
@@ -105,15 +117,24 @@ def comparable(records: pd.DataFrame | None, preset: str, device: Device, specs=
     keep &= device.matches(records["device_name"]) if "device_name" in records else False
     shapes = {shape_of(s.cell.config.to_dict()) for s in specs}
     if shapes and "config_json" in records:
-        keep &= np.array([shape_of(json.loads(c)) in shapes if isinstance(c, str) else False
-                          for c in records["config_json"]], bool)
+        keep &= np.array(
+            [
+                shape_of(json.loads(c)) in shapes if isinstance(c, str) else False
+                for c in records["config_json"]
+            ],
+            bool,
+        )
     runs = records[keep]
     if not len(runs):
-        return Comparable(runs, f"no runs of the same method and {where} in this store "
-                                f"({len(records)} others not used)")
+        return Comparable(
+            runs, f"no runs of the same method and {where} in this store ({len(records)} others not used)"
+        )
     models = sorted(runs["device_name"].astype(str).unique())
-    return Comparable(runs, f"{len(runs)} runs of the same method and {where} in this store"
-                            + (f" ({', '.join(models)})" if device.kind == "gpu" and not device.model else ""))
+    return Comparable(
+        runs,
+        f"{len(runs)} runs of the same method and {where} in this store"
+        + (f" ({', '.join(models)})" if device.kind == "gpu" and not device.model else ""),
+    )
 
 
 # --------------------------------------------------------------------------- cost of a plan
@@ -131,47 +152,70 @@ def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.nd
     epochs = np.array([getattr(s.cell.config, "epochs", 1.0) for s in specs], dtype=float)
     if records is None or not len(records) or "wall_seconds" not in records or "config_json" not in records:
         if reference is None:
-            return epochs * DEFAULT_SECONDS_PER_EPOCH, (f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
-                                                        "(one H200; no comparable runs in the store)")
+            return epochs * DEFAULT_SECONDS_PER_EPOCH, (
+                f"default {DEFAULT_SECONDS_PER_EPOCH} s per airbench94 epoch "
+                "(one H200; no comparable runs in the store)"
+            )
         named = {name: DEFAULT_SECONDS_PER_EPOCH if r is None else r for name, r in reference}
         per_epoch = np.array([named[name] for name, _ in reference], dtype=float)
         shown = ", ".join(f"{v:g} s per {name}" for name, v in named.items())
         return epochs * per_epoch, f"default {shown} epoch (one H200; no comparable runs in the store)"
     measured = records.groupby("config_json")["wall_seconds"].mean()
-    per_epoch = float((records["wall_seconds"] / records["epochs_trained"]).mean()) \
-        if "epochs_trained" in records else DEFAULT_SECONDS_PER_EPOCH
+    per_epoch = (
+        float((records["wall_seconds"] / records["epochs_trained"]).mean())
+        if "epochs_trained" in records
+        else DEFAULT_SECONDS_PER_EPOCH
+    )
     keys = [json.dumps(dataclasses.asdict(s.cell.config), sort_keys=True) for s in specs]
     seconds = np.array([measured.get(k, np.nan) for k in keys], dtype=float)
     matched = int(np.isfinite(seconds).sum())
     seconds = np.where(np.isfinite(seconds), seconds, epochs * per_epoch)
-    return seconds, (f"measured in this store: {matched} of {len(specs)} runs from runs of the same config, "
-                     f"the rest at its mean {per_epoch:.3f} s per epoch")
+    return seconds, (
+        f"measured in this store: {matched} of {len(specs)} runs from runs of the same config, "
+        f"the rest at its mean {per_epoch:.3f} s per epoch"
+    )
 
 
-def cost_line(specs, records: pd.DataFrame, slots: int, slots_from: str, device: Device = Device("gpu"),
-              runs_from: str | None = None, reference=None) -> str:
+def cost_line(
+    specs,
+    records: pd.DataFrame,
+    slots: int,
+    slots_from: str,
+    device: Device = Device("gpu"),
+    runs_from: str | None = None,
+    reference=None,
+) -> str:
     """``records``: the comparable runs only (see ``comparable``); ``runs_from`` names them;
     ``reference``: (method name, its reference seconds per epoch) per spec, for a store with none."""
     seconds, source = seconds_per_run(specs, records, reference)
     if device.kind == "cpu" and (records is None or not len(records)):
         source += " (a GPU figure: no CPU runs measured yet, so a CPU will take far longer)"
     total = float(seconds.sum())
-    return (f"cost: {total / 3600:.2f} {device.unit}, about {total / slots / 3600:.2f} h wall on {slots} slot(s) "
-            f"({slots_from}); seconds per run {source}" + (f"; from {runs_from}" if runs_from else ""))
+    return (
+        f"cost: {total / 3600:.2f} {device.unit}, about {total / slots / 3600:.2f} h wall on {slots} slot(s) "
+        f"({slots_from}); seconds per run {source}" + (f"; from {runs_from}" if runs_from else "")
+    )
 
 
-def adaptive_lines(rule, records: pd.DataFrame | None, workers: int, campaigns: int = 2000,
-                   runs_from: str = "in this store") -> str:
+def adaptive_lines(
+    rule, records: pd.DataFrame | None, workers: int, campaigns: int = 2000, runs_from: str = "in this store"
+) -> str:
     """Expected seeds per comparison for a few true differences, by simulating the rule."""
     from harness.stats.sequential import expected_seeds
+
     sd, used = pooled_sd(records)
-    sd, source = (sd, f"pooled over {used} runs {runs_from}") if used else \
-        (DEFAULT_RUN_SD, f"default {100 * DEFAULT_RUN_SD:.2f} points")
-    sd_diff = 100 * sd * np.sqrt(2)      # points; paired differences with no seed correlation (conservative)
+    sd, source = (
+        (sd, f"pooled over {used} runs {runs_from}")
+        if used
+        else (DEFAULT_RUN_SD, f"default {100 * DEFAULT_RUN_SD:.2f} points")
+    )
+    sd_diff = 100 * sd * np.sqrt(2)  # points; paired differences with no seed correlation (conservative)
     lines = [f"expected seeds per comparison (simulated, run sd {100 * sd:.3f} points, {source}):"]
     for delta in (0.0, rule.precision, 2 * rule.precision, 4 * rule.precision):
-        lines.append(f"  true difference {delta:g} points: {expected_seeds(delta, sd_diff, rule, workers, campaigns):.1f} "
-                     f"seeds (at most {rule.max_seeds})")
+        lines.append(
+            f"  true difference {delta:g} points: {expected_seeds(delta, sd_diff, rule, workers, campaigns):.1f} "
+            f"seeds (at most {rule.max_seeds})"
+        )
     return "\n".join(lines)
 
 
@@ -179,6 +223,7 @@ def local_gpu_models() -> list[str]:
     """Models of the GPUs on this machine as the driver sees them, without creating a CUDA context."""
     import shutil
     import subprocess
+
     if not shutil.which("nvidia-smi"):
         return []
     try:
@@ -186,8 +231,11 @@ def local_gpu_models() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     # "GPU 0: NVIDIA H200 (UUID: GPU-...)"
-    return [line.split(":", 1)[1].split("(UUID")[0].strip() for line in out.splitlines()
-            if line.startswith("GPU ") and ":" in line]
+    return [
+        line.split(":", 1)[1].split("(UUID")[0].strip()
+        for line in out.splitlines()
+        if line.startswith("GPU ") and ":" in line
+    ]
 
 
 def local_gpus() -> int:

@@ -34,6 +34,7 @@ t-interval at the same n, so at *equal power* the adaptive campaign wins only wh
 Everything on the confidence sequence is numpy and vectorised over leading axes, so thousands of
 simulated campaigns cost milliseconds; only the fixed-n comparison design uses scipy (noncentral t).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,12 +43,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
 BETTER, WORSE, EQUAL, UNDECIDED, RUNNING = "better", "worse", "equal", "undecided", "running"
-OUTCOMES = (RUNNING, BETTER, WORSE, EQUAL, UNDECIDED)   # index = outcome code in vectorised results
+OUTCOMES = (RUNNING, BETTER, WORSE, EQUAL, UNDECIDED)  # index = outcome code in vectorised results
 
 
 # --------------------------------------------------------------------------- the confidence sequence
+
 
 def rho2_for(t_star: float, alpha: float = 0.05) -> float:
     """ρ² that minimises the two-sided boundary at t = t* (Waudby-Smith et al. 2021, Sec. 2).
@@ -73,8 +74,9 @@ def rho2_for(t_star: float, alpha: float = 0.05) -> float:
 def cs_margin(t: np.ndarray | float, sd: np.ndarray | float, rho2: float, alpha: float = 0.05) -> np.ndarray:
     """Half-width of the two-sided CS after t pairs whose running std is ``sd`` (broadcasts)."""
     t = np.asarray(t, dtype=float)
-    return np.asarray(sd) * np.sqrt(2.0 * (t * rho2 + 1.0) / (t ** 2 * rho2)
-                                    * np.log(np.sqrt(t * rho2 + 1.0) / alpha))
+    return np.asarray(sd) * np.sqrt(
+        2.0 * (t * rho2 + 1.0) / (t**2 * rho2) * np.log(np.sqrt(t * rho2 + 1.0) / alpha)
+    )
 
 
 def running_mean_sd(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,10 +89,10 @@ def running_mean_sd(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     t = np.arange(1, d.shape[-1] + 1, dtype=float)
     centred = d - d[..., :1]
     s1 = np.cumsum(centred, axis=-1)
-    s2 = np.cumsum(centred ** 2, axis=-1)
+    s2 = np.cumsum(centred**2, axis=-1)
     mean = d[..., :1] + s1 / t
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(t > 1, (s2 - s1 ** 2 / t) / (t - 1), np.nan)
+        var = np.where(t > 1, (s2 - s1**2 / t) / (t - 1), np.nan)
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -101,7 +103,8 @@ def student_factor(t: np.ndarray, rho2: float, alpha: float) -> np.ndarray:
     the sequence keeps its asymptotic validity, and at small t with a small α (Bonferroni over many
     comparisons) it no longer overshoots: 10 null variants at min 10 seeds gave 7.3% family-wise
     error without it."""
-    from scipy import special                           # only where the correction is asked for
+    from scipy import special  # only where the correction is asked for
+
     t = np.asarray(t, dtype=float)
     c = cs_margin(t, 1.0, rho2, alpha) * np.sqrt(t)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -110,8 +113,9 @@ def student_factor(t: np.ndarray, rho2: float, alpha: float) -> np.ndarray:
     return np.where(t > 1, student / c, np.nan)
 
 
-def confidence_sequence(d: np.ndarray, rho2: float, alpha: float = 0.05, student: bool = False
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def confidence_sequence(
+    d: np.ndarray, rho2: float, alpha: float = 0.05, student: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, lower, upper) after each t = 1..T along the last axis (nan bounds at t = 1); with
     ``student`` the small-sample correction of :func:`student_factor`."""
     mean, sd = running_mean_sd(d)
@@ -124,19 +128,20 @@ def confidence_sequence(d: np.ndarray, rho2: float, alpha: float = 0.05, student
 
 # --------------------------------------------------------------------------- the decision rule
 
+
 @dataclass(frozen=True)
 class Rule:
     """When a comparison stops. Units of ``precision`` are those of the differences (points)."""
 
-    precision: float                   # P: decided equal when the whole CS lies inside [-P, P]
-    max_seeds: int                     # M: undecided at M seeds
-    alpha: float = 0.05                # family-wise, over the study's comparisons
-    min_seeds: int = 10                # no decision before: the CS is asymptotic, s_t is noisy early
+    precision: float  # P: decided equal when the whole CS lies inside [-P, P]
+    max_seeds: int  # M: undecided at M seeds
+    alpha: float = 0.05  # family-wise, over the study's comparisons
+    min_seeds: int = 10  # no decision before: the CS is asymptotic, s_t is noisy early
     # (simulated coverage under monitoring at every seed, normal differences, with the Student-t
     #  correction: min_seeds 10 -> 98%; 5 -> 97.7%; 4 with M = 20 -> 98.7%; 4000 campaigns each.)
     planned_seeds: float | None = None  # t*, where the CS is tightest; default sqrt(min_seeds * M)
-    comparisons: int = 1               # k: each sequence at alpha/k (Bonferroni: family-wise error <= alpha)
-    student: bool = True               # small-sample correction of the boundary (student_factor)
+    comparisons: int = 1  # k: each sequence at alpha/k (Bonferroni: family-wise error <= alpha)
+    student: bool = True  # small-sample correction of the boundary (student_factor)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.comparisons, int) and self.comparisons >= 1):
@@ -169,38 +174,60 @@ class Rule:
 
     def record(self) -> dict:
         """The rule as the manifest keeps it from the first round on (a resume must bring the same)."""
-        return {"alpha": self.alpha, "precision": self.precision, "min_seeds": self.min_seeds,
-                "max_seeds": self.max_seeds, "planned_seeds": self.t_star, "rho2": round(self.rho2, 12),
-                "comparisons": self.comparisons, "student": self.student}
+        return {
+            "alpha": self.alpha,
+            "precision": self.precision,
+            "min_seeds": self.min_seeds,
+            "max_seeds": self.max_seeds,
+            "planned_seeds": self.t_star,
+            "rho2": round(self.rho2, 12),
+            "comparisons": self.comparisons,
+            "student": self.student,
+        }
 
     @classmethod
-    def from_record(cls, record: Mapping) -> "Rule":
+    def from_record(cls, record: Mapping) -> Rule:
         """The rule a manifest recorded (older manifests: no ρ/t* or k stored, the defaults of then)."""
-        return cls(float(record["precision"]), int(record["max_seeds"]), alpha=float(record.get("alpha", 0.05)),
-                   min_seeds=int(record.get("min_seeds", 10)), planned_seeds=record.get("planned_seeds"),
-                   comparisons=int(record.get("comparisons", 1)), student=bool(record.get("student", False)))
+        return cls(
+            float(record["precision"]),
+            int(record["max_seeds"]),
+            alpha=float(record.get("alpha", 0.05)),
+            min_seeds=int(record.get("min_seeds", 10)),
+            planned_seeds=record.get("planned_seeds"),
+            comparisons=int(record.get("comparisons", 1)),
+            student=bool(record.get("student", False)),
+        )
 
     def short(self) -> str:
-        return (f"α = {self.alpha:g} over k = {self.comparisons}, P = {self.precision:g}, min = {self.min_seeds}, "
-                f"max = {self.max_seeds}, ρ² = {self.rho2:.4g}")
+        return (
+            f"α = {self.alpha:g} over k = {self.comparisons}, P = {self.precision:g}, min = {self.min_seeds}, "
+            f"max = {self.max_seeds}, ρ² = {self.rho2:.4g}"
+        )
 
     def describe(self) -> str:
         a = self.sequence_alpha
-        per = (f"Bonferroni over the study's k = {self.comparisons} comparisons: each sequence at α/k = {a:.4g} "
-               f"({100 * (1 - a):.4g}%), so at most {100 * self.alpha:g}% chance that any comparison's sequence "
-               f"misses its true difference" if self.comparisons > 1 else f"one comparison, α = {a:g}")
-        return (f"{100 * (1 - self.alpha):g}% (family-wise) confidence sequences for the mean paired difference "
-                f"(variant − baseline, same seed), two-sided; {per}. Asymptotic CS of Waudby-Smith et al. (2021, "
-                f"α in the log), ρ² = {self.rho2:.4g}, "
-                f"tightest at t* = {self.t_star:.0f} seeds,{' with a Student-t small-sample correction' if self.student else ''}, fixed before the first round and valid however often "
-                f"it is looked at. A comparison stops at the first t ≥ {self.min_seeds} seeds where the sequence "
-                f"excludes 0 (better or worse) or lies wholly inside [−{self.precision:g}, {self.precision:g}] "
-                f"(equal within ±{self.precision:g}); at M = {self.max_seeds} seeds without either it is "
-                f"undecided.")
+        per = (
+            f"Bonferroni over the study's k = {self.comparisons} comparisons: each sequence at α/k = {a:.4g} "
+            f"({100 * (1 - a):.4g}%), so at most {100 * self.alpha:g}% chance that any comparison's sequence "
+            f"misses its true difference"
+            if self.comparisons > 1
+            else f"one comparison, α = {a:g}"
+        )
+        return (
+            f"{100 * (1 - self.alpha):g}% (family-wise) confidence sequences for the mean paired difference "
+            f"(variant − baseline, same seed), two-sided; {per}. Asymptotic CS of Waudby-Smith et al. (2021, "
+            f"α in the log), ρ² = {self.rho2:.4g}, "
+            f"tightest at t* = {self.t_star:.0f} seeds,{' with a Student-t small-sample correction' if self.student else ''}, fixed before the first round and valid however often "
+            f"it is looked at. A comparison stops at the first t ≥ {self.min_seeds} seeds where the sequence "
+            f"excludes 0 (better or worse) or lies wholly inside [−{self.precision:g}, {self.precision:g}] "
+            f"(equal within ±{self.precision:g}); at M = {self.max_seeds} seeds without either it is "
+            f"undecided."
+        )
 
 
-def first_decision(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, rule: Rule
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def first_decision(
+    mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, rule: Rule
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised rule over the last axis: (seeds used, outcome code into OUTCOMES).
 
     Seeds used is the first t >= min_seeds where the rule fires; RUNNING (code 0) with t = T when it
@@ -210,11 +237,14 @@ def first_decision(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, rule:
     t = np.arange(1, n + 1)
     look = (t >= rule.min_seeds) & (t <= rule.max_seeds)
     excludes = look & ((lower > 0) | (upper < 0))
-    inside = look & (lower >= -rule.precision) & (upper <= rule.precision)     # equivalence by inclusion
+    inside = look & (lower >= -rule.precision) & (upper <= rule.precision)  # equivalence by inclusion
     fires = excludes | inside
     fired = fires.any(axis=-1)
     first = np.where(fired, fires.argmax(axis=-1), min(n, rule.max_seeds) - 1)
-    pick = lambda a: np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
+
+    def pick(a):
+        return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
+
     at_lower, at_upper = pick(lower), pick(upper)
     code = np.where(at_lower > 0, 1, np.where(at_upper < 0, 2, 3))
     code = np.where(fired, code, np.where(first + 1 >= rule.max_seeds, 4, 0))
@@ -226,13 +256,15 @@ class ComparisonState:
     """Where one comparison stands; recomputed from its paired differences alone."""
 
     name: str
-    seeds: int                      # paired seeds available (0..seeds-1)
-    seeds_used: int                 # seeds behind the decision (== seeds while running)
-    outcome: str                    # one of OUTCOMES
-    mean: float                     # at seeds_used
+    seeds: int  # paired seeds available (0..seeds-1)
+    seeds_used: int  # seeds behind the decision (== seeds while running)
+    outcome: str  # one of OUTCOMES
+    mean: float  # at seeds_used
     lower: float
     upper: float
-    sequence: tuple[tuple[int, float, float, float], ...] = field(repr=False)  # (t, mean, lower, upper), t >= 2
+    sequence: tuple[tuple[int, float, float, float], ...] = field(
+        repr=False
+    )  # (t, mean, lower, upper), t >= 2
 
     @property
     def decided(self) -> bool:
@@ -263,11 +295,21 @@ def decide(name: str, differences: Sequence[float] | np.ndarray, rule: Rule) -> 
     used, code = first_decision(mean, lower, upper, rule)
     i = int(used) - 1
     sequence = tuple((t + 1, float(mean[t]), float(lower[t]), float(upper[t])) for t in range(1, len(d)))
-    return ComparisonState(name, len(d), int(used), OUTCOMES[int(code)], float(mean[i]), float(lower[i]),
-                           float(upper[i]), sequence)
+    return ComparisonState(
+        name,
+        len(d),
+        int(used),
+        OUTCOMES[int(code)],
+        float(mean[i]),
+        float(lower[i]),
+        float(upper[i]),
+        sequence,
+    )
 
 
-def decide_all(differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule) -> dict[str, ComparisonState]:
+def decide_all(
+    differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule
+) -> dict[str, ComparisonState]:
     return {name: decide(name, d, rule) for name, d in differences.items()}
 
 
@@ -287,12 +329,14 @@ def paired_differences(baseline: Mapping[int, float], variant: Mapping[int, floa
 
 # --------------------------------------------------------------------------- rounds
 
+
 def _round_targets(seeds: Sequence[int], rule: Rule, workers: int, baseline_seeds: int) -> list[int]:
     """Seed counts after the next round for comparisons still running (given their current counts).
 
     The smallest common increment k whose runs (new variant seeds, plus baseline seeds not yet
     trained) fill every worker; the first round brings every comparison to min_seeds.
     """
+
     def targets(k: int) -> list[int]:
         return [min(rule.max_seeds, max(rule.min_seeds, n + k)) for n in seeds]
 
@@ -306,8 +350,9 @@ def _round_targets(seeds: Sequence[int], rule: Rule, workers: int, baseline_seed
     return targets(rule.max_seeds)
 
 
-def next_round(states: Mapping[str, ComparisonState], rule: Rule, workers: int,
-               baseline_seeds: int | None = None) -> dict[str, int]:
+def next_round(
+    states: Mapping[str, ComparisonState], rule: Rule, workers: int, baseline_seeds: int | None = None
+) -> dict[str, int]:
     """How many more seeds each running comparison gets next round ({} when all have stopped).
 
     Seeds go only to comparisons still running; the round is sized so that its runs (variant runs
@@ -325,15 +370,20 @@ def next_round(states: Mapping[str, ComparisonState], rule: Rule, workers: int,
     return {s.name: t - s.seeds for s, t in zip(running, targets) if t > s.seeds}
 
 
-def plan_round(differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule, workers: int,
-               baseline_seeds: int | None = None) -> tuple[dict[str, ComparisonState], dict[str, int]]:
+def plan_round(
+    differences: Mapping[str, Sequence[float] | np.ndarray],
+    rule: Rule,
+    workers: int,
+    baseline_seeds: int | None = None,
+) -> tuple[dict[str, ComparisonState], dict[str, int]]:
     """One step of the driver: every comparison's state from its stored differences, and the next round."""
     states = decide_all(differences, rule)
     return states, next_round(states, rule, workers, baseline_seeds)
 
 
-def replay(differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule, workers: int
-           ) -> list[dict[str, ComparisonState]]:
+def replay(
+    differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule, workers: int
+) -> list[dict[str, ComparisonState]]:
     """The rounds a driver with ``workers`` workers would run, given these stored differences.
 
     Each entry is the state of every comparison after one round, computed from the prefix of its
@@ -356,6 +406,7 @@ def replay(differences: Mapping[str, Sequence[float] | np.ndarray], rule: Rule, 
 
 # --------------------------------------------------------------------------- planning by simulation
 
+
 def round_ends(rule: Rule, workers: int, comparisons: int = 1) -> np.ndarray:
     """Seed counts at the end of each round while ``comparisons`` comparisons all keep running."""
     ends, n = [], 0
@@ -369,9 +420,9 @@ def round_ends(rule: Rule, workers: int, comparisons: int = 1) -> np.ndarray:
 class Simulation:
     """Simulated campaigns of one comparison (one row each)."""
 
-    seeds_used: np.ndarray       # seeds behind the decision
-    seeds_trained: np.ndarray    # seeds trained: the end of the round in which it stopped
-    outcome: np.ndarray          # codes into OUTCOMES
+    seeds_used: np.ndarray  # seeds behind the decision
+    seeds_trained: np.ndarray  # seeds trained: the end of the round in which it stopped
+    outcome: np.ndarray  # codes into OUTCOMES
 
     def share(self, outcome: str) -> float:
         return float(np.mean(self.outcome == OUTCOMES.index(outcome)))
@@ -381,8 +432,9 @@ class Simulation:
         return float(self.seeds_trained.mean())
 
 
-def simulate(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000,
-             seed: int = 0) -> Simulation:
+def simulate(
+    delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000, seed: int = 0
+) -> Simulation:
     """Campaigns of one comparison whose per-seed differences are Normal(delta, sd), vectorised."""
     rng = np.random.default_rng(seed)
     d = rng.normal(delta, sd, size=(campaigns, rule.max_seeds))
@@ -393,8 +445,9 @@ def simulate(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: i
     return Simulation(used, trained, code)
 
 
-def expected_seeds(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000,
-                   seed: int = 0) -> float:
+def expected_seeds(
+    delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000, seed: int = 0
+) -> float:
     """Mean seeds a comparison trains (rounds included) when the true difference is ``delta``."""
     return simulate(delta, sd, rule, workers, campaigns, seed).expected_seeds
 
@@ -404,9 +457,11 @@ def fixed_seeds(delta: float, sd: float, power: float = 0.8, alpha: float = 0.05
     if delta == 0 or not 0 < power < 1:
         raise ValueError("need a nonzero difference and 0 < power < 1")
     from scipy import stats
+
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    n = max(2, math.floor((z * sd / delta) ** 2))       # the normal approximation never overshoots
-    from harness.stats.estimators import t_test_power     # scipy: loaded only when planning
+    n = max(2, math.floor((z * sd / delta) ** 2))  # the normal approximation never overshoots
+    from harness.stats.estimators import t_test_power  # scipy: loaded only when planning
+
     while t_test_power(delta, sd, n, alpha=alpha) < power:
         n += 1
     return n
@@ -421,10 +476,10 @@ class Benchmark:
     rule: Rule
     workers: int
     campaigns: int
-    expected_seeds: float          # mean seeds trained by the adaptive campaign
-    power: float                   # share of campaigns decided in the true direction
-    fixed_80: int                  # fixed-n paired t-test with 80% power
-    fixed_equal_power: int         # fixed-n paired t-test with the adaptive rule's power
+    expected_seeds: float  # mean seeds trained by the adaptive campaign
+    power: float  # share of campaigns decided in the true direction
+    fixed_80: int  # fixed-n paired t-test with 80% power
+    fixed_equal_power: int  # fixed-n paired t-test with the adaptive rule's power
 
     @property
     def ratio_equal_power(self) -> float:
@@ -435,26 +490,39 @@ class Benchmark:
         return self.expected_seeds / self.fixed_80
 
     def describe(self) -> str:
-        return (f"true difference {self.delta:g} (sd of differences {self.sd:.4g}), M = {self.rule.max_seeds}, "
-                f"{self.workers} workers, {self.campaigns} simulated campaigns: adaptive seeds "
-                f"{self.expected_seeds:.1f} on average, decided {'better' if self.delta > 0 else 'worse'} in "
-                f"{100 * self.power:.1f}%; a fixed-n paired t-test needs {self.fixed_equal_power} seeds for that "
-                f"power (ratio {self.ratio_equal_power:.2f}) and {self.fixed_80} for 80% power "
-                f"(ratio {self.ratio_80:.2f})")
+        return (
+            f"true difference {self.delta:g} (sd of differences {self.sd:.4g}), M = {self.rule.max_seeds}, "
+            f"{self.workers} workers, {self.campaigns} simulated campaigns: adaptive seeds "
+            f"{self.expected_seeds:.1f} on average, decided {'better' if self.delta > 0 else 'worse'} in "
+            f"{100 * self.power:.1f}%; a fixed-n paired t-test needs {self.fixed_equal_power} seeds for that "
+            f"power (ratio {self.ratio_equal_power:.2f}) and {self.fixed_80} for 80% power "
+            f"(ratio {self.ratio_80:.2f})"
+        )
 
 
-def benchmark(delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000,
-              seed: int = 0) -> Benchmark:
+def benchmark(
+    delta: float, sd: float, rule: Rule, workers: int = 2, campaigns: int = 4000, seed: int = 0
+) -> Benchmark:
     sim = simulate(delta, sd, rule, workers, campaigns, seed)
     power = sim.share(BETTER if delta > 0 else WORSE)
     # a simulated power of 1 only says "at least about 1 - 1/campaigns": size the fixed design for that
     matched = min(power, 1 - 1 / campaigns)
     equal = fixed_seeds(delta, sd, matched, rule.alpha) if matched > rule.alpha else 2
-    return Benchmark(delta, sd, rule, workers, campaigns, sim.expected_seeds, power,
-                     fixed_seeds(delta, sd, 0.8, rule.alpha), equal)
+    return Benchmark(
+        delta,
+        sd,
+        rule,
+        workers,
+        campaigns,
+        sim.expected_seeds,
+        power,
+        fixed_seeds(delta, sd, 0.8, rule.alpha),
+        equal,
+    )
 
 
 # --------------------------------------------------------------------------- report text
+
 
 def _fmt(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:+.3f}"
@@ -470,33 +538,49 @@ def _thin(rows: list, max_rows: int) -> list:
     return [rows[i] for i in keep]
 
 
-def render(history: Sequence[Mapping[str, ComparisonState]], rule: Rule, unit: str = "points",
-           max_rows: int = 12) -> str:
+def render(
+    history: Sequence[Mapping[str, ComparisonState]], rule: Rule, unit: str = "points", max_rows: int = 12
+) -> str:
     """Markdown: the rule, each comparison's outcome, and its sequence over the rounds.
 
     ``history``: the states after each round (:func:`replay`); the last entry is the current state.
     Each sequence runs to the round in which the comparison stopped, thinned to about max_rows rows.
     """
-    lines = ["## Adaptive seeds: the verdict", "", f"Rule ({unit}; fixed at the first round and kept in the manifest: "
-             f"{rule.short()}): {rule.describe()}", ""]
+    lines = [
+        "## Adaptive seeds: the verdict",
+        "",
+        f"Rule ({unit}; fixed at the first round and kept in the manifest: "
+        f"{rule.short()}): {rule.describe()}",
+        "",
+    ]
     if not history:
         return "\n".join(lines + ["No round has finished yet.", ""])
     final = history[-1]
     level = f"{100 * (1 - rule.sequence_alpha):.4g}%"
-    lines += [f"| comparison | outcome | seeds used | seeds trained | mean difference | {level} confidence sequence |",
-              "|---|---|---:|---:|---:|---|"]
+    lines += [
+        f"| comparison | outcome | seeds used | seeds trained | mean difference | {level} confidence sequence |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for s in final.values():
-        lines.append(f"| {s.name} | {s.outcome} | {s.seeds_used} | {s.seeds} | {_fmt(s.mean)} | "
-                     f"[{_fmt(s.lower)}, {_fmt(s.upper)}] |")
+        lines.append(
+            f"| {s.name} | {s.outcome} | {s.seeds_used} | {s.seeds} | {_fmt(s.mean)} | "
+            f"[{_fmt(s.lower)}, {_fmt(s.upper)}] |"
+        )
     for name in final:
         rounds = [(r, states[name]) for r, states in enumerate(history, 1) if states[name].seeds]
         stop = next((i for i, (_, s) in enumerate(rounds) if not s.running), len(rounds) - 1)
         shown = _thin(rounds[: stop + 1], max_rows)
         note = "" if len(shown) == stop + 1 else f" ({len(shown)} of {stop + 1} rounds shown)"
-        lines += ["", f"### {name}: sequence over rounds{note}", "",
-                  "| round | seeds | mean difference | lower | upper | width | state |",
-                  "|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            f"### {name}: sequence over rounds{note}",
+            "",
+            "| round | seeds | mean difference | lower | upper | width | state |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for r, s in shown:
-            lines.append(f"| {r} | {s.seeds_used} | {_fmt(s.mean)} | {_fmt(s.lower)} | {_fmt(s.upper)} | "
-                         f"{s.upper - s.lower:.3f} | {s.outcome} |")
+            lines.append(
+                f"| {r} | {s.seeds_used} | {_fmt(s.mean)} | {_fmt(s.lower)} | {_fmt(s.upper)} | "
+                f"{s.upper - s.lower:.3f} | {s.outcome} |"
+            )
     return "\n".join(lines) + "\n"

@@ -4,4 +4,5 @@
 ``read_manifest``, ``StoreError``, ...); ``record`` builds run records, ``compact`` packs single-run
 files, ``migrate`` upgrades stores written by older versions, ``lock`` keeps one driver per folder.
 """
-from harness.store.runs import *  # noqa: F401,F403  (the store's functions are this package's public names)
+
+from harness.store.runs import *  # noqa: F403  (the store's functions are this package's public names)

@@ -4,6 +4,7 @@ A run is never held in only one place: each pack is written durably (fsync, rena
 before the files it replaces are removed. A compaction killed at any point leaves every run in at
 least one file; the loader counts a key once, and the next compaction removes the leftovers.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -16,14 +17,14 @@ import pyarrow as pa
 
 from harness.store import runs as store
 
-PACK_ROWS = 2048          # ~60 MB of predictions per pack at 10,000 test examples
+PACK_ROWS = 2048  # ~60 MB of predictions per pack at 10,000 test examples
 
 
 @dataclass
 class Compaction:
-    runs: int = 0          # runs moved into new packs
-    packs: int = 0         # packs written
-    removed: int = 0       # files removed (single runs, small packs, leftovers)
+    runs: int = 0  # runs moved into new packs
+    packs: int = 0  # packs written
+    removed: int = 0  # files removed (single runs, small packs, leftovers)
 
     def line(self) -> str:
         return f"compacted {self.runs} runs into {self.packs} pack(s), removed {self.removed} file(s)"
@@ -46,9 +47,15 @@ def normalized(path: Path) -> pa.Table:
     preds = store._predictions(path)
     n = preds.shape[2]
     logits = store._logits(path, n) if store.LOGITS_COLUMN in table.column_names else None
-    return pa.concat_tables([store.run_table(r, preds[i], None if logits is None or np.isnan(logits[i].astype(float)).all()
-                                             else logits[i]) for i, r in enumerate(records)],
-                            promote_options="default")
+    return pa.concat_tables(
+        [
+            store.run_table(
+                r, preds[i], None if logits is None or np.isnan(logits[i].astype(float)).all() else logits[i]
+            )
+            for i, r in enumerate(records)
+        ],
+        promote_options="default",
+    )
 
 
 def _payload(table: pa.Table) -> tuple:
@@ -68,7 +75,7 @@ def _merged(group: list[pa.Table]) -> list[pa.Table]:
         return [pa.concat_tables(ts) for ts in by_schema.values()]
 
 
-READ_AHEAD = 64           # files decoded ahead of the writer: memory stays ~ one pack per payload
+READ_AHEAD = 64  # files decoded ahead of the writer: memory stays ~ one pack per payload
 
 
 def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
@@ -79,7 +86,9 @@ def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     done = Compaction(removed=clean_temporary(root))
     packs = sorted((root / "packs").glob("*.parquet"))
     # a campaign's batch-* files (runs that finished together) are small by construction: no need to open them
-    big = {p for p in packs if p.name.startswith("pack-") and store._open(p).metadata.num_rows >= pack_rows // 2}
+    big = {
+        p for p in packs if p.name.startswith("pack-") and store._open(p).metadata.num_rows >= pack_rows // 2
+    }
     sources = [p for p in packs if p not in big] + sorted((root / "runs").glob("*.parquet"))
     if not sources:
         return done
@@ -100,20 +109,22 @@ def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
         if rest:
             pending[payload] = rest
 
-    with ThreadPoolExecutor(4) as pool:          # Parquet decoding and CRCs release the GIL
+    with ThreadPoolExecutor(4) as pool:  # Parquet decoding and CRCs release the GIL
         for first in range(0, len(sources), READ_AHEAD):
-            for table in pool.map(normalized, sources[first:first + READ_AHEAD]):
+            for table in pool.map(normalized, sources[first : first + READ_AHEAD]):
                 keys = table.column("key").to_pylist()
                 new = [i for i, k in enumerate(keys) if k not in seen]
                 seen.update(keys)
                 if not new:
                     continue
                 payload = _payload(table)
-                pending.setdefault(payload, []).append(table.take(pa.array(new)) if len(new) < len(keys) else table)
+                pending.setdefault(payload, []).append(
+                    table.take(pa.array(new)) if len(new) < len(keys) else table
+                )
                 if sum(map(len, pending[payload])) >= pack_rows:
                     write(payload, final=False)
     for payload in list(pending):
         write(payload, final=True)
-    store.remove_durably(sources)       # only now: every run of these files is in a durable pack
+    store.remove_durably(sources)  # only now: every run of these files is in a durable pack
     done.removed += len(sources)
     return done

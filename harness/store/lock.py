@@ -4,6 +4,7 @@
 (SIGKILL included), so a lock never goes stale and needs no clean-up. The file holds the holder's
 pid and host only so that a refused driver can say who holds it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -31,9 +32,11 @@ def hold(folder: Path, what: str):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown pid on unknown host"
-            raise LockHeld(f"{what} {folder} is in use by {holder} (lock {path}); wait for it to finish") from None
+            raise LockHeld(
+                f"{what} {folder} is in use by {holder} (lock {path}); wait for it to finish"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
         yield path
     finally:
-        os.close(fd)     # closing the descriptor releases the lock
+        os.close(fd)  # closing the descriptor releases the lock

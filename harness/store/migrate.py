@@ -4,6 +4,7 @@ Each run is re-keyed from its stored config and seed, written to the store (a ke
 already holds is kept, not written twice), and the folder becomes a study folder that reads its
 runs from the store. Old files are removed only after every run is durably in the store.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import os
 from pathlib import Path
 
 from airbench_core import TrainConfig
-
 from harness.store import runs as store
 
 
@@ -34,8 +34,14 @@ def migrate(old: Path, root: Path, data_fingerprint: str, method_version: str) -
             row.setdefault("method_version", method_version)
             row["method_version"] = row["method_version"] or method_version
             row["data_fingerprint"] = row.get("data_fingerprint") or data_fingerprint
-            entries.append({"key": row["key"], "cell": row["cell"], "seed": int(row["seed"]),
-                            "factors": factors.get(row["cell"], {})})
+            entries.append(
+                {
+                    "key": row["key"],
+                    "cell": row["cell"],
+                    "seed": int(row["seed"]),
+                    "factors": factors.get(row["cell"], {}),
+                }
+            )
             if row["key"] not in present:
                 store.write_run(root, row, pred)
                 present.add(row["key"])
@@ -43,7 +49,7 @@ def migrate(old: Path, root: Path, data_fingerprint: str, method_version: str) -
             store.note_identity(root, row["method_version"], row["data_fingerprint"])
     store.write_study_keys(old, entries)
     store.write_manifest(old, {**manifest, "store": os.path.relpath(root.resolve(), old.resolve())})
-    store.remove_durably(files + sorted((old / "failed").glob("*.parquet")))   # failures retrain anyway
+    store.remove_durably(files + sorted((old / "failed").glob("*.parquet")))  # failures retrain anyway
     return written
 
 

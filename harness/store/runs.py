@@ -22,8 +22,10 @@ fails loudly, naming the file. No pickle anywhere. A folder written before the s
 (``runs/`` inside the study folder, old keys) still loads as it is; ``python -m harness.store
 migrate`` moves it into a store under current keys.
 """
+
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -39,15 +41,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.spec.defaults import DEFAULT_STORE  # noqa: E402,F401  (re-exported: store.DEFAULT_STORE)
+from harness.spec.defaults import DEFAULT_STORE  # noqa: F401  (re-exported: store.DEFAULT_STORE)
+
 STORE_FORMAT = 2
-PRED_COLUMN = "predictions"                                   # fixed-size binary: 3 TTA levels x n
+PRED_COLUMN = "predictions"  # fixed-size binary: 3 TTA levels x n
 LEGACY_PRED_COLUMNS = ("pred_tta0", "pred_tta1", "pred_tta2")  # one binary per level (format 1)
 LOGITS_COLUMN = "logits_f16"
 PRED_CRC, RECORD_CRC = "pred_crc32", "record_crc32"
 PAYLOAD_COLUMNS = (PRED_COLUMN, *LEGACY_PRED_COLUMNS, LOGITS_COLUMN, PRED_CRC, RECORD_CRC)
-EMPTY_COLUMNS = ("key", "study", "cell", "seed", "acc_tta0", "acc_tta1", "acc_tta2", "method_version",
-                 "data_fingerprint")
+EMPTY_COLUMNS = (
+    "key",
+    "study",
+    "cell",
+    "seed",
+    "acc_tta0",
+    "acc_tta1",
+    "acc_tta2",
+    "method_version",
+    "data_fingerprint",
+)
 
 
 class StoreError(Exception):
@@ -55,6 +67,7 @@ class StoreError(Exception):
 
 
 # -- durable files ---------------------------------------------------------------------------------
+
 
 def fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -82,12 +95,10 @@ def atomic_write(path: Path, write) -> None:
     except OSError as exc:
         if exc.filename is not None:
             raise
-        raise named_os_error(exc, path) from None    # pyarrow's OSErrors name no file: name it here
+        raise named_os_error(exc, path) from None  # pyarrow's OSErrors name no file: name it here
     finally:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def named_os_error(exc: OSError, path: Path) -> OSError:
@@ -111,12 +122,21 @@ def remove_durably(paths: list[Path]) -> None:
 def write_table(path: Path, table: pa.Table) -> None:
     """Parquet with page checksums; the big payload columns without statistics or dictionaries."""
     small = [c for c in table.column_names if c not in (PRED_COLUMN, LOGITS_COLUMN, *LEGACY_PRED_COLUMNS)]
-    atomic_write(path, lambda tmp: pq.write_table(
-        table, tmp, compression="zstd", write_page_checksum=True, use_dictionary=small,
-        write_statistics=small))
+    atomic_write(
+        path,
+        lambda tmp: pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            write_page_checksum=True,
+            use_dictionary=small,
+            write_statistics=small,
+        ),
+    )
 
 
 # -- checksums -------------------------------------------------------------------------------------
+
 
 def record_crc(row: dict) -> int:
     """CRC-32 of a record's non-null values in one canonical spelling (as read back from Parquet)."""
@@ -134,12 +154,18 @@ def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None =
     blob = preds.tobytes()
     table = table.append_column(PRED_COLUMN, pa.array([blob], type=pa.binary(len(blob))))
     if logits is not None:
-        table = table.append_column(LOGITS_COLUMN, pa.array([np.ascontiguousarray(logits, np.float16).tobytes()]))
+        table = table.append_column(
+            LOGITS_COLUMN, pa.array([np.ascontiguousarray(logits, np.float16).tobytes()])
+        )
     table = table.append_column(PRED_CRC, pa.array([zlib.crc32(blob)], pa.int64()))
-    return table.append_column(RECORD_CRC, pa.array([record_crc(table.slice(0, 1).to_pylist()[0])], pa.int64()))
+    return table.append_column(
+        RECORD_CRC, pa.array([record_crc(table.slice(0, 1).to_pylist()[0])], pa.int64())
+    )
 
 
-def batch_table(records: list[dict], predictions: list[np.ndarray], logits: list[np.ndarray | None]) -> pa.Table:
+def batch_table(
+    records: list[dict], predictions: list[np.ndarray], logits: list[np.ndarray | None]
+) -> pa.Table:
     """Runs as one table built column by column (what ``run_table`` gives each, concatenated, at a
     fraction of the cost); ValueError when their payloads differ in shape."""
     preds = [np.ascontiguousarray(p, dtype=np.uint8) for p in predictions]
@@ -152,14 +178,16 @@ def batch_table(records: list[dict], predictions: list[np.ndarray], logits: list
     blobs = [p.tobytes() for p in preds]
     table = table.append_column(PRED_COLUMN, pa.array(blobs, type=pa.binary(len(blobs[0]))))
     if logits[0] is not None:
-        table = table.append_column(LOGITS_COLUMN, pa.array([np.ascontiguousarray(lg, np.float16).tobytes()
-                                                             for lg in logits]))
+        table = table.append_column(
+            LOGITS_COLUMN, pa.array([np.ascontiguousarray(lg, np.float16).tobytes() for lg in logits])
+        )
     table = table.append_column(PRED_CRC, pa.array([zlib.crc32(b) for b in blobs], pa.int64()))
     rows = table.select(names).to_pylist()
     return table.append_column(RECORD_CRC, pa.array([record_crc(r) for r in rows], pa.int64()))
 
 
 # -- writing runs ----------------------------------------------------------------------------------
+
 
 def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> Path:
     """Store one finished run; a later success replaces any failure record of the same key."""
@@ -171,8 +199,12 @@ def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndar
     return path
 
 
-def write_runs(root: Path, records: list[dict], predictions: list[np.ndarray],
-               logits: list[np.ndarray | None] | None = None) -> Path:
+def write_runs(
+    root: Path,
+    records: list[dict],
+    predictions: list[np.ndarray],
+    logits: list[np.ndarray | None] | None = None,
+) -> Path:
     """Store runs that finished together in one file (group commit: one write and two fsyncs for
     all of them, where ``write_run`` pays that per run). Several runs go in a small pack, which the
     loader reads like any pack and compaction folds into a big one; a single run is ``write_run``."""
@@ -181,11 +213,13 @@ def write_runs(root: Path, records: list[dict], predictions: list[np.ndarray],
         return write_run(root, records[0], predictions[0], logits[0])
     try:
         table = batch_table(records, predictions, logits)
-    except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):   # payloads of different shapes, mixed types
+    except (ValueError, pa.ArrowInvalid, pa.ArrowTypeError):  # payloads of different shapes, mixed types
         try:
-            table = pa.concat_tables([run_table(r, p, lg) for r, p, lg in zip(records, predictions, logits)],
-                                     promote_options="default")
-        except (pa.ArrowInvalid, pa.ArrowTypeError):          # one file each
+            table = pa.concat_tables(
+                [run_table(r, p, lg) for r, p, lg in zip(records, predictions, logits)],
+                promote_options="default",
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # one file each
             return [write_run(root, r, p, lg) for r, p, lg in zip(records, predictions, logits)][-1]
     path = Path(root) / "packs" / f"batch-{uuid.uuid4().hex[:16]}.parquet"
     write_table(path, table)
@@ -204,6 +238,7 @@ def write_failure(root: Path, record: dict, error: str) -> Path:
 
 # -- reading ---------------------------------------------------------------------------------------
 
+
 def reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
@@ -215,6 +250,7 @@ def corrupt(path: Path, why: str) -> StoreError:
 
 def guarded(read):
     """Whatever goes wrong reading a file (a flipped bit can surface as any error) names the file."""
+
     @functools.wraps(read)
     def wrapper(path: Path, *args):
         try:
@@ -223,6 +259,7 @@ def guarded(read):
             raise
         except Exception as exc:
             raise corrupt(path, reason(exc)) from None
+
     return wrapper
 
 
@@ -306,10 +343,12 @@ def _predictions(path: Path) -> np.ndarray:
     if PRED_COLUMN in names:
         table = _read(path, [PRED_COLUMN] + ([PRED_CRC] if PRED_CRC in names else []))
         verify(path, table)
-        rows = fixed_rows(table.column(PRED_COLUMN))
-        return rows
+        return fixed_rows(table.column(PRED_COLUMN))
     table = _read(path, list(LEGACY_PRED_COLUMNS))
-    levels = [np.stack([np.frombuffer(b, np.uint8) for b in table.column(c).to_pylist()]) for c in LEGACY_PRED_COLUMNS]
+    levels = [
+        np.stack([np.frombuffer(b, np.uint8) for b in table.column(c).to_pylist()])
+        for c in LEGACY_PRED_COLUMNS
+    ]
     return np.stack(levels, axis=1)
 
 
@@ -347,12 +386,13 @@ def failed_keys(root: Path) -> set[str]:
 
 # -- study folders and stores ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Source:
     """Where a folder's runs live: the store root, and the keys it counts (None: all of them)."""
 
     root: Path
-    study: pd.DataFrame | None      # key, cell, seed, factors...: the study's own labels per key
+    study: pd.DataFrame | None  # key, cell, seed, factors...: the study's own labels per key
     study_name: str | None = None
 
 
@@ -390,8 +430,9 @@ def read_study_keys(out: Path) -> pd.DataFrame:
     except (json.JSONDecodeError, KeyError, OSError) as exc:
         raise StoreError(f"{path}: unreadable key list ({type(exc).__name__})") from None
     # as in a record, a factor never replaces the key, cell label or seed
-    frame = pd.DataFrame([{**e.get("factors", {}), "key": e["key"], "cell": e["cell"], "seed": e["seed"]}
-                          for e in entries])
+    frame = pd.DataFrame(
+        [{**e.get("factors", {}), "key": e["key"], "cell": e["cell"], "seed": e["seed"]} for e in entries]
+    )
     return frame if len(frame) else pd.DataFrame(columns=["key", "cell", "seed"])
 
 
@@ -408,8 +449,12 @@ def _overlay(frame: pd.DataFrame, src: Source) -> pd.DataFrame:
 
 
 def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "seed" else "float64" if c.startswith("acc")
-                                      else "object") for c in EMPTY_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="int64" if c == "seed" else "float64" if c.startswith("acc") else "object")
+            for c in EMPTY_COLUMNS
+        }
+    )
 
 
 def test_set_name(n: int) -> str:
@@ -423,7 +468,9 @@ def _test_set_size(test_set: int | str) -> int:
     try:
         return int(text.split("=", 1)[1] if text.startswith("n_test=") else text)
     except ValueError:
-        raise StoreError(f"unknown test set {test_set!r}: give n_test=N or the number of test examples") from None
+        raise StoreError(
+            f"unknown test set {test_set!r}: give n_test=N or the number of test examples"
+        ) from None
 
 
 def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
@@ -446,12 +493,15 @@ def load_records(out: str | os.PathLike, test_set: int | str | None = None) -> p
 
 
 def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=None):
-    for attempt in range(3):       # a compaction may move a run from runs/ into a pack meanwhile
+    for attempt in range(3):  # a compaction may move a run from runs/ into a pack meanwhile
         try:
             return _load(src, with_logits, with_predictions, test_set)
         except FileNotFoundError:
             if attempt == 2:
-                raise StoreError(f"{src.root}: files keep vanishing while reading; is a compaction running?") from None
+                raise StoreError(
+                    f"{src.root}: files keep vanishing while reading; is a compaction running?"
+                ) from None
+    return None
 
 
 def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_set=None):
@@ -461,21 +511,34 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         records = list(pool.map(_records, files))
         sizes = list(pool.map(_file_test_size, files))
     # Where each file's rows go: sorted by key, one row per key, only the keys counted.
-    keys = np.concatenate([t.column("key").to_numpy(zero_copy_only=False) for t in records]) if records \
+    keys = (
+        np.concatenate([t.column("key").to_numpy(zero_copy_only=False) for t in records])
+        if records
         else np.array([], dtype=object)
+    )
     starts = np.cumsum([0] + [len(t) for t in records])
-    row_sizes = np.repeat(np.array(sizes, dtype=np.int64), np.diff(starts)) if records else np.array([], np.int64)
+    row_sizes = (
+        np.repeat(np.array(sizes, dtype=np.int64), np.diff(starts)) if records else np.array([], np.int64)
+    )
     index = pd.Index(keys)
     first = index.duplicated(keep="first")
-    keep = ~first if wanted is None else ~first & index.isin(list(wanted))     # a hash lookup: np.isin sorts
+    keep = ~first if wanted is None else ~first & index.isin(list(wanted))  # a hash lookup: np.isin sorts
     if test_set is not None:
         keep &= row_sizes == _test_set_size(test_set)
     kept_keys = keys[keep]
     order = np.argsort(kept_keys, kind="stable")
     dest = np.full(len(keys), -1, dtype=np.int64)
     dest[np.flatnonzero(keep)[order]] = np.arange(len(order))
-    frame = _frame([t.filter(pa.array(keep[a:b])).append_column(_DEST, pa.array(dest[a:b][keep[a:b]]))
-                    for t, a, b in zip(records, starts[:-1], starts[1:])]) if len(order) else empty_frame()
+    frame = (
+        _frame(
+            [
+                t.filter(pa.array(keep[a:b])).append_column(_DEST, pa.array(dest[a:b][keep[a:b]]))
+                for t, a, b in zip(records, starts[:-1], starts[1:])
+            ]
+        )
+        if len(order)
+        else empty_frame()
+    )
     size_of_row = np.empty(len(order), np.int64)
     size_of_row[dest[keep]] = row_sizes[keep]
     frame["test_set"] = [test_set_name(n) for n in size_of_row] if len(order) else pd.Series(dtype="object")
@@ -483,22 +546,26 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         return _overlay(frame, src)
     if not len(order):
         n = _test_set_size(test_set) if test_set is not None else 0
-        return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + \
-            ((np.zeros((0, 3, n, 10), np.float16),) if with_logits else ())
+        return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + (
+            (np.zeros((0, 3, n, 10), np.float16),) if with_logits else ()
+        )
     groups = sorted(set(size_of_row.tolist()))
     if len(groups) > 1 and src.study is not None:
-        raise StoreError(f"{src.root}: the runs this study counts were evaluated on different test sets "
-                         f"(sizes {groups})")
-    local = np.empty(len(order), np.int64)          # each row's index within its test set's array
+        raise StoreError(
+            f"{src.root}: the runs this study counts were evaluated on different test sets (sizes {groups})"
+        )
+    local = np.empty(len(order), np.int64)  # each row's index within its test set's array
     for n in groups:
         rows = np.flatnonzero(size_of_row == n)
         local[rows] = np.arange(len(rows))
     preds = {n: np.empty((int((size_of_row == n).sum()), 3, n), np.uint8) for n in groups}
-    logits = {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else None
-    used = [i for i in range(len(files)) if keep[starts[i]:starts[i + 1]].any()]
+    logits = (
+        {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else None
+    )
+    used = [i for i in range(len(files)) if keep[starts[i] : starts[i + 1]].any()]
 
     def fill(i: int) -> None:
-        rows = dest[starts[i]:starts[i + 1]]
+        rows = dest[starts[i] : starts[i + 1]]
         mask = rows >= 0
         n = sizes[i]
         preds[n][local[rows[mask]]] = _predictions(files[i])[mask]
@@ -554,7 +621,7 @@ def load_failures(out: str | os.PathLike) -> pd.DataFrame:
 
 # -- the store's identity --------------------------------------------------------------------------
 
-LEGACY_FAMILY = "airbench"    # a store written before methods were plugins held only the paper's methods
+LEGACY_FAMILY = "airbench"  # a store written before methods were plugins held only the paper's methods
 
 
 def read_identity(root: Path) -> dict:
@@ -590,16 +657,26 @@ def note_identity(root: Path, method_version: str | dict[str, str], data_fingerp
     methods = {family: set(v) for family, v in (ident.get("methods") or {}).items()}
     for family, version in versions.items():
         methods.setdefault(family, set()).add(version)
-    if (mv, fp, methods) == (set(ident["method_versions"]), set(ident["data_fingerprints"]),
-                             {f: set(v) for f, v in (ident.get("methods") or {}).items()}) \
-            and (Path(root) / "store.json").exists():
+    if (mv, fp, methods) == (
+        set(ident["method_versions"]),
+        set(ident["data_fingerprints"]),
+        {f: set(v) for f, v in (ident.get("methods") or {}).items()},
+    ) and (Path(root) / "store.json").exists():
         return
-    text = json.dumps({"format": STORE_FORMAT, "method_versions": sorted(mv), "data_fingerprints": sorted(fp),
-                       "methods": {f: sorted(v) for f, v in sorted(methods.items())}}, indent=2)
+    text = json.dumps(
+        {
+            "format": STORE_FORMAT,
+            "method_versions": sorted(mv),
+            "data_fingerprints": sorted(fp),
+            "methods": {f: sorted(v) for f, v in sorted(methods.items())},
+        },
+        indent=2,
+    )
     atomic_write(Path(root) / "store.json", lambda tmp: tmp.write_text(text))
 
 
 # -- study-folder files ----------------------------------------------------------------------------
+
 
 def write_manifest(out: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
@@ -620,6 +697,7 @@ def write_labels(out: Path, labels: np.ndarray) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, labels.astype(np.int64), allow_pickle=False)
+
     atomic_write(Path(out) / "test_labels.npy", write)
 
 

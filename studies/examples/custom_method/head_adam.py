@@ -21,6 +21,7 @@ provide (``airbench_core.method.Method``):
 It has no ``train_many`` fast path (packing, pooled or compiled networks): the harness trains it run
 by run. Torch is imported inside ``train``, so ``--list-methods`` and study-file checks stay instant.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,13 +37,15 @@ HEAD_OPTIMIZERS = ("adam", "sgd")
 class HeadAdamConfig(TrainConfig):
     """airbench94's fields, and how the head is optimised."""
 
-    head_optimizer: str = "adam"     # adam | sgd (sgd: exactly airbench94's optimizer)
-    head_lr: float = 0.002           # Adam's lr for the head, times the same schedule as the rest
+    head_optimizer: str = "adam"  # adam | sgd (sgd: exactly airbench94's optimizer)
+    head_lr: float = 0.002  # Adam's lr for the head, times the same schedule as the rest
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.head_optimizer not in HEAD_OPTIMIZERS:
-            raise ValueError(f"head_optimizer must be one of {', '.join(HEAD_OPTIMIZERS)}, not {self.head_optimizer!r}")
+            raise ValueError(
+                f"head_optimizer must be one of {', '.join(HEAD_OPTIMIZERS)}, not {self.head_optimizer!r}"
+            )
         if not self.head_lr > 0:
             raise ValueError("head_lr must be positive")
 
@@ -60,7 +63,14 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
 
     from airbench_core.loader import TrainLoader
     from airbench_core.net import fit_whitening, make_net
-    from airbench_core.optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
+    from airbench_core.optim import (
+        Lookahead,
+        lookahead_decay,
+        lr_multiplier,
+        make_optimizer,
+        set_lr,
+        total_steps,
+    )
     from airbench_core.train import DeviceData, RunResult, Stopwatch, derive_seed, run_environment
     from airbench_core.tta import tta_logits
 
@@ -71,25 +81,32 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
     data = data.for_config(config)
     half = device.type == "cuda"
 
-    def stream(name: str) -> int:                # the built-ins' streams: seeds pair across methods
+    def stream(name: str) -> int:  # the built-ins' streams: seeds pair across methods
         pinned = getattr(config, f"{name}_seed")
         return pinned if pinned is not None else derive_seed(seed, name)
 
-    loader = TrainLoader(data.train_images, data.train_labels, config.batch_size, config.flip, config.translate,
-                         config.cutout, torch.Generator(device=device).manual_seed(stream("order")),
-                         torch.Generator(device=device).manual_seed(stream("aug")))
+    loader = TrainLoader(
+        data.train_images,
+        data.train_labels,
+        config.batch_size,
+        config.flip,
+        config.translate,
+        config.cutout,
+        torch.Generator(device=device).manual_seed(stream("order")),
+        torch.Generator(device=device).manual_seed(stream("aug")),
+    )
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
     net, forward = make_net(config, [stream("init")], device, half)
     head = [net.head.weight]
     optimizers = []
     if config.head_optimizer == "adam":
-        net.head.weight.requires_grad_(False)            # airbench94's SGD for everything but the head ...
+        net.head.weight.requires_grad_(False)  # airbench94's SGD for everything but the head ...
         sgd = make_optimizer(net, config)
         net.head.weight.requires_grad_(True)
         adam = torch.optim.Adam(head, lr=config.head_lr, betas=(0.9, 0.99), weight_decay=0.0)
         for group in adam.param_groups:
-            group["base_lr"] = config.head_lr            # ... and Adam for the head, on the same schedule
+            group["base_lr"] = config.head_lr  # ... and Adam for the head, on the same schedule
         optimizers = [sgd, adam]
     else:
         optimizers = [make_optimizer(net, config)]
@@ -103,8 +120,12 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
             net.train()
             net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
             for inputs, labels in loader.epoch(epoch):
-                loss = F.cross_entropy(forward(inputs).flatten(0, 1), labels, label_smoothing=config.label_smoothing,
-                                       reduction="sum")
+                loss = F.cross_entropy(
+                    forward(inputs).flatten(0, 1),
+                    labels,
+                    label_smoothing=config.label_smoothing,
+                    reduction="sum",
+                )
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -122,15 +143,24 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
             if lookahead is not None and (step >= steps or config.lookahead_copyback):
                 lookahead.copy_back()
     with eval_clock:
-        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[:, :, 0]   # 3, n, 10
+        logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[
+            :, :, 0
+        ]  # 3, n, 10
     predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
     labels = data.test_labels.cpu().numpy()
-    return RunResult(config=config, seed=int(seed), accuracy=tuple(float((p == labels).mean()) for p in predictions),
-                     train_seconds=train_clock.seconds, eval_seconds=eval_clock.seconds,
-                     wall_seconds=time.perf_counter() - wall0, epochs=steps / steps_per_epoch, steps=steps,
-                     predictions=np.ascontiguousarray(predictions),
-                     logits=logits.half().cpu().numpy() if save_logits else None,
-                     env={**run_environment(device, started), "packed": 1, "compiled": False})
+    return RunResult(
+        config=config,
+        seed=int(seed),
+        accuracy=tuple(float((p == labels).mean()) for p in predictions),
+        train_seconds=train_clock.seconds,
+        eval_seconds=eval_clock.seconds,
+        wall_seconds=time.perf_counter() - wall0,
+        epochs=steps / steps_per_epoch,
+        steps=steps,
+        predictions=np.ascontiguousarray(predictions),
+        logits=logits.half().cpu().numpy() if save_logits else None,
+        env={**run_environment(device, started), "packed": 1, "compiled": False},
+    )
 
 
 METHOD = Method(
@@ -138,9 +168,11 @@ METHOD = Method(
     defaults=HeadAdamConfig(),
     train=train,
     summary="airbench94 with Adam for its linear head (an example of your own method)",
-    field_help={**FIELD_HELP,
-                "head_optimizer": "the head's optimizer: adam, or sgd (airbench94's Nesterov SGD, unchanged)",
-                "head_lr": "Adam's learning rate for the head (times the lr schedule)"},
-    sources=(__file__, *core_sources()),     # this file and the airbench_core code it reuses
+    field_help={
+        **FIELD_HELP,
+        "head_optimizer": "the head's optimizer: adam, or sgd (airbench94's Nesterov SGD, unchanged)",
+        "head_lr": "Adam's learning rate for the head (times the lr schedule)",
+    },
+    sources=(__file__, *core_sources()),  # this file and the airbench_core code it reuses
     reference_seconds_per_epoch=0.28,
 )
