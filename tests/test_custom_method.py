@@ -7,7 +7,7 @@ import re
 from helpers import ROOT, snapshot, study_cli
 
 from harness import store
-from harness.spec.identity import method_version
+from harness.spec.identity import method_version, source_version
 from harness.spec.methods import find_method
 
 EXAMPLE = ROOT / "studies" / "examples" / "custom_method"
@@ -80,7 +80,7 @@ def test_custom_method_decided_resumed_and_refused_after_an_edit(data_source, tm
     # the method file edited: its version changes, and the store (holding the old one) refuses, exit 2
     old = method_version(find_method(spec))
     method_file.write_text(method_file.read_text().replace("betas=(0.9, 0.99)", "betas=(0.9, 0.999)"))
-    new = method_version(find_method(spec))
+    new = source_version(find_method(spec))  # what a fresh driver imports
     assert new != old
     untouched = snapshot(tmp_path)
     refused = study_cli(*args, "--max-seeds", "3", timeout=600)

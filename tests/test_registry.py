@@ -12,7 +12,7 @@ from test_identity import GOLDEN
 from airbench_core import TrainConfig
 from harness.spec.errors import UserError
 from harness.spec.grid import Base, Cell, RunSpec
-from harness.spec.identity import method_version
+from harness.spec.identity import method_version, source_version
 from harness.spec.methods import builtin_names, find_method
 from harness.spec.studyfile import StudyFileError, load, parse_set
 
@@ -75,11 +75,27 @@ def test_editing_a_method_file_changes_its_version(tmp_path):
     source = (EXAMPLE / "head_adam.py").read_text()
     path = tmp_path / "mine.py"
     path.write_text(source)
-    before = method_version(find_method(f"{path}:METHOD"))
+    before = source_version(find_method(f"{path}:METHOD"))
     path.write_text(source + "\n# a comment is no change to the method\n")
-    assert method_version(find_method(f"{path}:METHOD")) == before
+    assert source_version(find_method(f"{path}:METHOD")) == before
     path.write_text(source + "\nHEAD_LR_FLOOR = 1e-6\n")
-    assert method_version(find_method(f"{path}:METHOD")) != before
+    assert source_version(find_method(f"{path}:METHOD")) != before
+
+
+def test_a_worker_reports_the_version_of_the_code_it_imported_not_of_the_file_now_on_disk(tmp_path):
+    """A long-lived worker keeps running the method it imported; an edit on disk is not its code."""
+    from harness.run.method_worker import MethodWorker
+
+    source = (EXAMPLE / "head_adam.py").read_text()
+    path = tmp_path / "pinned.py"
+    path.write_text(source)
+    method = find_method(f"{path}:METHOD")
+    imported = method_version(method)
+    path.write_text(source + "\nHEAD_LR_FLOOR = 1e-6\n")
+    assert source_version(method) != imported  # the file changed on disk
+    assert method_version(method) == imported  # the code this process runs did not
+    assert method_version(find_method(f"{path}:METHOD")) == imported
+    assert MethodWorker(method).identity["method_version"] == imported
 
 
 def test_set_and_study_files_check_the_methods_own_fields(tmp_path):

@@ -9,52 +9,28 @@ the ``airbench_core`` files they are made of.
 
 from __future__ import annotations
 
-import ast
-import hashlib
-from functools import lru_cache
-from pathlib import Path
-
 from airbench_core.method import Method
-from harness.spec.methods import DEFAULT_METHOD, find_method, source_files
+from harness.spec.methods import DEFAULT_METHOD, find_method, imported_version, source_files
+from harness.spec.sources import files_version, normalised_source  # noqa: F401  (re-exported)
 
 
 def method_version(method: Method | str | None = None) -> str:
-    """Hash of the method's source files (name and normalised syntax tree): any edit to what the
-    method does changes it; comments, docstrings, blank lines and formatting do not, and neither do
-    edits to the harness, studies or tests. ``method`` is a Method or a spec (default: airbench94)."""
+    """The version of the code this process runs for the method: the hash of its source files (name
+    and normalised syntax tree) taken when ``find_method`` first imported it, so a long-lived worker
+    reports the code it trains with, not a file edited on disk since. Any edit to what the method does
+    changes it; comments, docstrings, blank lines and formatting do not, and neither do edits to the
+    harness, studies or tests. ``method`` is a Method or a spec (default: airbench94)."""
     if not isinstance(method, Method):
         method = find_method(method or DEFAULT_METHOD)
-    files = tuple(source_files(method))
-    return _hash(files, tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    return imported_version(method)
 
 
-@lru_cache(maxsize=64)
-def _hash(paths: tuple[Path, ...], stamps: tuple) -> str:
-    """(``stamps``, the files' modification times and sizes, make an edited file a new cache entry.)"""
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.name.encode() + b"\0" + normalised_source(path.read_bytes(), path.name) + b"\0")
-    return h.hexdigest()[:12]
-
-
-def normalised_source(source: bytes, name: str = "<source>") -> bytes:
-    """The code's syntax tree without docstrings, dumped without line numbers: equal for two sources
-    that differ only in comments, docstrings or layout. Unparsable code falls back to its bytes."""
-    try:
-        tree = ast.parse(source, filename=name)
-    except (SyntaxError, ValueError):
-        return source
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=True, include_attributes=False).encode()
+def source_version(method: Method | str | None = None) -> str:
+    """The version of the method's source files as they are on disk now (what a fresh import would
+    run): differs from ``method_version`` once a file was edited after this process imported it."""
+    if not isinstance(method, Method):
+        method = find_method(method or DEFAULT_METHOD)
+    return files_version(source_files(method))
 
 
 def method_family(method: Method) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from airbench_core.method import Method
 from harness.spec.errors import UserError
+from harness.spec.sources import files_version
 
 DEFAULT_METHOD = "airbench94"
 # Built-in names -> where they live; the optional ones exist once their modules do.
@@ -153,6 +154,7 @@ def _find(spec: str, base_dir: str) -> Method:
             f"method {spec}: its defaults must be an instance of a config dataclass, "
             f"got {type(method.defaults).__name__}"
         )
+    imported_version(method)  # the code just imported is the code this process runs: pin its version
     return method
 
 
@@ -169,3 +171,17 @@ def source_files(method: Method) -> list[Path]:
         return [Path(inspect.getsourcefile(method.train)).resolve()]
     except (TypeError, OSError):
         return []
+
+
+# id(method) -> (method, version of its sources when this process first resolved it); the method is
+# held so that its id is never reused by another object.
+_PINNED: dict[int, tuple[Method, str]] = {}
+
+
+def imported_version(method: Method) -> str:
+    """The version (``harness.spec.sources.files_version``) of the method's sources as they were when
+    this process first resolved the method: the code it runs, whatever the files on disk say now."""
+    held = _PINNED.get(id(method))
+    if held is None or held[0] is not method:
+        held = _PINNED[id(method)] = (method, files_version(source_files(method)))
+    return held[1]
