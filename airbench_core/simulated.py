@@ -50,15 +50,26 @@ def labels(n_test: int = 10000) -> np.ndarray:
     return np.random.default_rng(20240).integers(0, 10, n_test).astype(np.uint8)
 
 
-def predictions(config: SimulatedConfig, seed: int) -> np.ndarray:
-    """uint8 (3, n_test), a pure function of the config and seed (~1 ms at 10,000 examples)."""
+def predictions(config: SimulatedConfig, seed: int, y: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (3, n_test), a pure function of the config, seed and test labels ``y`` (default:
+    :func:`labels`), ~1 ms at 10,000 examples."""
     digest = hashlib.sha256(config.key(seed).encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-    y = labels(config.n_test)
+    y = labels(config.n_test) if y is None else y
     skill = config.accuracy + rng.normal(0, config.seed_sd)
     u = rng.random(config.n_test, dtype=np.float32)  # shared by the TTA levels
     wrong = ((y + rng.integers(1, 10, config.n_test, dtype=np.uint8)) % 10).astype(np.uint8)
     return np.stack([np.where(u < skill + config.tta_gain * level, y, wrong) for level in range(3)])
+
+
+def test_labels(data, n_test: int) -> np.ndarray:
+    """The labels the runs are scored on: a real worker's test set (``DeviceData``, cut to n_test, what
+    the driver stores beside the runs), else the simulated set's."""
+    held = getattr(data, "test_labels", None)
+    if held is None:
+        return labels(n_test)
+    held = np.asarray(held.cpu() if hasattr(held, "cpu") else held).astype(np.uint8)
+    return held if len(held) == n_test else labels(n_test)
 
 
 def train(
@@ -67,11 +78,11 @@ def train(
     t0 = time.perf_counter()
     if config.fail_every and seed % config.fail_every == 0:
         raise RuntimeError(f"simulated failure of seed {seed}")
-    preds = predictions(config, seed)
+    y = test_labels(data, config.n_test)
+    preds = predictions(config, seed, y)
     left = config.run_seconds - (time.perf_counter() - t0)
     if left > 0:
         time.sleep(left)
-    y = labels(config.n_test)
     wall = time.perf_counter() - t0
     return RunResult(
         config=config,

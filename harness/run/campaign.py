@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from airbench_core.method import config_dict
 from harness import store
+from harness.run.checks import checked
 from harness.spec.defaults import MAX_SEEDS, SCREEN_CELLS
 from harness.spec.grid import RunSpec, Study, check_size, expand
 from harness.spec.identity import method_family, method_version
@@ -331,13 +333,15 @@ def _run_locked(
     store.write_study_keys(out, study_keys(expand(study.cells(preset), m["seeds_per_cell"] or m["seeds"])))
     n_test = test_size(p.specs)
     if n_test is None or n_test >= len(data.test_labels):
-        store.write_labels(out, data.test_labels)  # the whole test set, in source order (no torch needed)
+        labels = data.test_labels  # the whole test set, in source order (no torch needed)
     else:
         from airbench_core.train import (
             subset_indices,  # torch: imported by a campaign that trains, not by a plan
         )
 
-        store.write_labels(out, data.test_labels[subset_indices(len(data.test_labels), n_test).numpy()])
+        labels = data.test_labels[subset_indices(len(data.test_labels), n_test).numpy()]
+    store.write_labels(out, labels)
+    labels = np.asarray(labels)
     context = {
         "study": study.name,
         "preset": preset,
@@ -367,6 +371,7 @@ def _run_locked(
             else ([outcome] for outcome in backend.run(queue))
         )
         for batch in batches:
+            batch = [checked(o, labels) for o in batch]  # a result that fails a check is a failed run
             mismatch = {
                 id(o): identity_mismatch(o.worker, versions[o.spec.cell.method_spec], data.fingerprint)
                 for o in batch

@@ -25,6 +25,13 @@ def exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def check_count(results: Any, runs: int) -> None:
+    """A packed ``train_many`` answers once per seed; fewer answers would leave runs neither stored nor failed."""
+    if not isinstance(results, (list, tuple)) or len(results) != runs:
+        got = len(results) if isinstance(results, (list, tuple)) else type(results).__name__
+        raise ValueError(f"train_many returned {got} results for {runs} seeds")
+
+
 @dataclass
 class Outcome:
     spec: RunSpec
@@ -72,8 +79,11 @@ class MethodWorker:
                 results = self.method.train_many(
                     specs[0].cell.config, [s.seed for s in specs], self.data, self.device, save_logits
                 )
+                check_count(results, len(specs))
                 return [Outcome(s, r, None, where) for s, r in zip(specs, results)]
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit included: a method's exit is a failed run
                 return [Outcome(s, None, exception_text(exc), where) for s in specs]
         for s in specs:
             try:
@@ -85,6 +95,8 @@ class MethodWorker:
                         where,
                     )
                 )
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit included
                 out.append(Outcome(s, None, exception_text(exc), where))
         return out

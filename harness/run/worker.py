@@ -16,7 +16,7 @@ import torch
 from airbench_core import DeviceData, load_cifar10
 from airbench_core.method import Method
 from airbench_core.net import NetPool
-from harness.run.method_worker import Outcome, exception_text, placement
+from harness.run.method_worker import Outcome, check_count, exception_text, placement
 from harness.spec.grid import RunSpec
 from harness.spec.identity import method_version
 from harness.spec.methods import find_method
@@ -97,11 +97,14 @@ class RunWorker:
             if method.train_many is not None:
                 pool = self.pools.setdefault(spec, NetPool())
                 results = method.train_many(config, seeds, data, self.device, save_logits, self.compile, pool)
+                check_count(results, len(seeds))
             else:
                 results = [method.train(config, seed, data, self.device, save_logits) for seed in seeds]
             info = self.info(method)
             return [(r, None, info) for r in results]
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit included: a method's exit is a failed run
             try:
                 info = self.info(method)
             except Exception:  # the method's files are unreadable: keep the first error

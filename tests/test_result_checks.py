@@ -1,0 +1,118 @@
+"""Every result a method returns is checked before it is stored (issue 28.7): a bad result is a failed
+run whose error names the failed check, a method that raises (SystemExit included) or returns None
+is a failed run, and the campaign goes on to the next run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from airbench_core.simulated import SimulatedConfig, SimulatedData, labels, train
+from harness import store
+from harness.run import campaign
+from harness.run.backends import LocalBackend
+from harness.run.checks import result_problem
+from harness.spec.grid import Cell, Study
+from harness.spec.methods import find_method
+
+N = 200
+Y = labels(N)
+
+
+def good():
+    return train(SimulatedConfig(run_seconds=0.0, n_test=N), seed=3)
+
+
+def test_a_good_simulated_result_passes_every_check():
+    assert result_problem(good(), Y) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(accuracy=(float("nan"), 0.9, 0.9)), "accuracy nan at TTA level 0 is not a finite fraction"),
+        (dict(accuracy=(7.0, 0.9, 0.9)), "accuracy 7.0 at TTA level 0 is not a finite fraction in [0, 1]"),
+        (dict(train_seconds=-1.0), "train_seconds -1.0 is not a finite number >= 0"),
+        (dict(wall_seconds=float("inf")), "wall_seconds inf is not a finite number >= 0"),
+        (
+            dict(predictions=np.zeros((3, N // 2), np.uint8)),
+            f"predictions have shape (3, {N // 2}), expected (3, {N})",
+        ),
+        (dict(predictions=np.zeros((2, N), np.uint8)), f"predictions have shape (2, {N}), expected (3, {N})"),
+        (
+            dict(predictions=np.full((3, N), 200, np.uint8), accuracy=(1.0, 1.0, 1.0)),
+            "predictions hold class 200",
+        ),
+        (dict(predictions=np.full((3, N), 0.5)), "predictions are float64"),
+    ],
+)
+def test_each_bad_result_names_the_check_it_fails(change, message):
+    assert message in result_problem(dataclasses.replace(good(), **change), Y)
+
+
+def test_an_accuracy_its_own_predictions_contradict_fails():
+    r = good()
+    claimed = dataclasses.replace(r, accuracy=(1.0, r.accuracy[1], r.accuracy[2]))
+    problem = result_problem(claimed, Y)
+    assert (
+        "accuracy 1 at TTA level 0 differs from" in problem and "recomputed from its predictions" in problem
+    )
+    assert f"{r.accuracy[0]:.6g}" in problem
+
+
+def test_none_is_not_a_result():
+    assert "train returned NoneType, not an airbench_core.RunResult" in result_problem(None, Y)
+
+
+BAD_METHOD = """
+import dataclasses, sys
+import numpy as np
+from airbench_core.method import Method
+from airbench_core.simulated import SimulatedConfig, train as simulated_train
+
+def train(config, seed, data=None, device="cpu", save_logits=False):
+    r = simulated_train(config, seed, data, device, save_logits)
+    if seed == 0:
+        return dataclasses.replace(r, accuracy=(float("nan"),) * 3)
+    if seed == 1:
+        return dataclasses.replace(r, predictions=r.predictions[:2])
+    if seed == 2:
+        sys.exit(3)
+    if seed == 3:
+        return None
+    if seed == 4:
+        return dataclasses.replace(r, train_seconds=-5.0)
+    return r
+
+METHOD = Method(name="bad", defaults=SimulatedConfig(run_seconds=0.0, n_test=200), train=train,
+                sources=(__file__,))
+"""
+
+
+def run_bad(folder: Path, seeds: int) -> campaign.Summary:
+    path = folder / "bad_method.py"
+    path.write_text(BAD_METHOD)
+    spec = f"{path}:METHOD"
+    method = find_method(spec)
+    study = Study("bad", "bad results", grid=lambda preset, base: [Cell({"m": "bad"}, method.defaults, spec)])
+    data = SimulatedData(N)
+    backend = LocalBackend("", None, "cpu", False, method=method, method_data=data)
+    return campaign.run(study, "full", seeds, folder / "out", data, backend, retries=0, progress=False)
+
+
+def test_bad_results_become_failed_runs_naming_their_check_and_the_campaign_goes_on(tmp_path):
+    summary = run_bad(tmp_path, 6)
+    assert (summary.trained, summary.failed) == (1, 5)
+    runs, preds = store.load(tmp_path / "out")
+    assert list(runs["seed"]) == [5] and preds.shape == (1, 3, N)
+    errors = dict(
+        zip(store.load_failures(tmp_path / "out")["seed"], store.load_failures(tmp_path / "out")["error"])
+    )
+    assert "InvalidResult: accuracy nan at TTA level 0" in errors[0]
+    assert "InvalidResult: predictions have shape (2, 200)" in errors[1]
+    assert errors[2].startswith("SystemExit: 3")
+    assert "train returned NoneType" in errors[3]
+    assert "InvalidResult: train_seconds -5.0" in errors[4]
