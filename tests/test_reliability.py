@@ -385,7 +385,9 @@ def test_already_done_counts_this_studys_runs_only(tmp_path, monkeypatch):
     study = Study("tiny", "one tiny cell", lambda preset, base: [cell], lambda c: [])
     mine = cell.config.key(0)
     (tmp_path / "runs").mkdir()
-    monkeypatch.setattr(store, "done_keys", lambda root: {mine} | {f"other{i}" for i in range(3000)})
+    monkeypatch.setattr(
+        store, "done_versions", lambda root: {k: {""} for k in {mine} | {f"other{i}" for i in range(3000)}}
+    )
     monkeypatch.setattr(store, "failed_keys", lambda root: {"other-failed"})
     p = campaign.plan(study, "smoke", 3, tmp_path)
     assert p.done == {mine} and p.failed_before == set()

@@ -18,9 +18,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("out_dir", type=Path, help="a campaign's output folder")
     p.add_argument("--open", action="store_true", help="then open OUT_DIR/report.html in the web browser")
+    p.add_argument(
+        "--method-version",
+        action="append",
+        default=[],
+        metavar="METHOD=VERSION",
+        help="count the runs of this version of a method (its spec as the study names it) instead of the "
+        "current one; repeatable. Each verdict counts one version per method",
+    )
     args = p.parse_args(argv)
+    versions = {}
+    for item in args.method_version:
+        spec, sep, version = item.rpartition("=")
+        if not sep or not spec or not version:
+            return fail(f"--method-version {item!r}: expected METHOD=VERSION")
+        versions[spec] = version
     try:
-        path = write_report(args.out_dir)
+        path = write_report(args.out_dir, versions=versions or None)
     except store.StoreError as exc:
         return fail(str(exc))
     page = path.with_name("report.html")

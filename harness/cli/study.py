@@ -306,7 +306,8 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
     from harness import store
     from harness.run import adaptive
 
-    runs = store.load_records(out) if (out / "keys.json").exists() else store.empty_frame()
+    runs = adaptive.current_runs(target.file, out)
+    runs = store.empty_frame() if runs is None else runs
     states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
     counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
     return adaptive.seeds_per_cell(target.file, counts)
@@ -541,7 +542,8 @@ def print_verdicts(study: Study, out: Path) -> None:
     from harness.report.verdicts import records_campaign, table
 
     try:
-        text = table(study.verdicts(records_campaign(out)))
+        c = records_campaign(out)
+        text = table(study.verdicts(c), c)
     except (store.StoreError, ValueError, KeyError) as exc:  # a courtesy: the report has them too
         text = f"verdicts unavailable ({type(exc).__name__}: {exc}); see the report"
     if text:

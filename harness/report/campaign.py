@@ -3,7 +3,7 @@ per-example predictions and the test labels. Every analysis and page starts from
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from harness import store
+from harness.store.versions import VersionChoice, choose_versions
 
 LEVELS = (0, 1, 2)
 VERSION_COLUMNS = ("method_version", "data_fingerprint")
@@ -32,6 +33,7 @@ class LoadedCampaign:
     failures: pd.DataFrame
     duplicates: int = 0
     version: str | None = None  # the method version this view is restricted to, if split
+    versions: VersionChoice | None = None  # the one version per method counted, and what was set aside
 
     @property
     def figures(self) -> Path:
@@ -107,8 +109,13 @@ def campaign_from(
     predictions: np.ndarray,
     labels: np.ndarray,
     failures: pd.DataFrame,
+    versions: Mapping[str, str] | None = None,
 ) -> LoadedCampaign:
-    keep = unique_runs(runs)
+    """The runs of one version per method (``versions``, {method spec: version}, else the manifest's:
+    the code of the last campaign), each (cell, seed) once."""
+    choice = choose_versions(runs, manifest, versions)
+    chosen = np.flatnonzero(choice.mask)
+    keep = chosen[unique_runs(runs.iloc[chosen].reset_index(drop=True))]
     return LoadedCampaign(
         Path(out),
         manifest,
@@ -117,11 +124,13 @@ def campaign_from(
         keep,
         np.asarray(labels),
         failures,
-        duplicates=len(runs) - len(keep),
+        duplicates=len(chosen) - len(keep),
+        versions=choice,
     )
 
 
-def load_campaign(out: str | Path) -> LoadedCampaign:
+def load_campaign(out: str | Path, versions: Mapping[str, str] | None = None) -> LoadedCampaign:
+    """A study folder read back: its runs of one version per method (see ``campaign_from``)."""
     out = Path(out)
     manifest = store.read_manifest(out)
     runs, predictions = store.load(out)
@@ -130,10 +139,22 @@ def load_campaign(out: str | Path) -> LoadedCampaign:
         raise store.StoreError(
             f"{out}: predictions cover {predictions.shape[2]} examples, labels {len(labels)}"
         )
-    return campaign_from(out, manifest, runs, predictions, labels, store.load_failures(out))
+    return campaign_from(out, manifest, runs, predictions, labels, store.load_failures(out), versions)
 
 
 # ----------------------------------------------------------------------------- shared page pieces
+
+
+def versions_line(c: LoadedCampaign) -> str:
+    """The method versions a page or verdict counts, by method, and what it set aside."""
+    counted = c.versions.counted if c.versions else {}
+    shown = (
+        ", ".join(f"{spec} {v}" for spec, v in counted.items())
+        if counted
+        else ", ".join(distinct(c.runs, "method_version"))
+    )
+    note = c.versions.note() if c.versions else ""
+    return shown + (f" ({note})" if note else "")
 
 
 def distinct(runs: pd.DataFrame, column: str) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import store
-from harness.report.campaign import LoadedCampaign, campaign_from
+from harness.report.campaign import LoadedCampaign, campaign_from, versions_line
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def records_campaign(out: Path) -> LoadedCampaign:
     )
 
 
-def table(verdicts: list[Verdict]) -> str:
-    """A short aligned text table for the terminal."""
+def table(verdicts: list[Verdict], campaign: LoadedCampaign | None = None) -> str:
+    """A short aligned text table for the terminal, naming the method versions it counts."""
     if not verdicts:
         return ""
     head = ("comparison", "kind", "difference", "95% interval", "decision", "n")
@@ -75,5 +75,6 @@ def table(verdicts: list[Verdict]) -> str:
             line(head),
             line(tuple("-" * w for w in widths)),
             *map(line, rows),
+            *([f"method versions: {versions_line(campaign)}"] if campaign is not None else []),
         ]
     )

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from harness import stats, store
-from harness.report.campaign import LoadedCampaign, cell_order, distinct, identity_views, load_campaign
+from harness.report.campaign import (
+    LoadedCampaign,
+    cell_order,
+    distinct,
+    identity_views,
+    load_campaign,
+    versions_line,
+)
 from harness.report.page import (
     SMALL_N,
     ComparisonPrecision,
@@ -58,7 +65,7 @@ def header(c: LoadedCampaign) -> str:
         f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {m.get('seeds')} seeds per cell, "
         f"{c.labels.size} test examples each"
         + (f"; {c.duplicates} duplicate (cell, seed) records not counted" if c.duplicates else ""),
-        f"- **Method versions:** {', '.join(distinct(runs, 'method_version'))}",
+        f"- **Method versions:** {versions_line(c)}",
         f"- **Data fingerprints:** {', '.join(distinct(runs, 'data_fingerprint'))}",
         f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -215,9 +222,10 @@ def render_report(c: LoadedCampaign, study) -> str:
     return number_figures("\n\n".join(s for s in sections if s) + "\n")
 
 
-def write_report(out: str | Path, study=None) -> Path:
-    """Rebuild report.md (and its figures) from the store; written under a temporary name."""
-    c = load_campaign(out)
+def write_report(out: str | Path, study=None, versions: dict[str, str] | None = None) -> Path:
+    """Rebuild report.md (and its figures) from the store; written under a temporary name.
+    ``versions`` ({method spec: version}) counts those versions instead of the manifest's."""
+    c = load_campaign(out, versions)
     if study is None:
         from harness.report.experiment import (
             from_manifest,  # experiment builds on this module: imported when needed
@@ -242,7 +250,7 @@ def provenance(c: LoadedCampaign) -> dict[str, str]:
         "Study": f"{m.get('study')} ({m.get('preset')} preset)",
         "Data": f"{m.get('data_description')} (`{m.get('data_source')}`), fingerprints "
         f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
-        "Method versions": ", ".join(distinct(runs, "method_version")),
+        "Method versions": versions_line(c),
         "Seeds": (
             f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {len(runs)} runs counted" if seeds else "none yet"
         )

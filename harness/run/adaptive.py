@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from harness import store
-from harness.run.campaign import Summary
+from harness.run.campaign import Summary, method_versions
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.spec.studyfile import StudyFile
 from harness.stats import sequential
+from harness.store.versions import choose_versions
 
 LEVEL = 2  # comparisons and decisions use TTA-2 accuracy, the method's headline number
 
@@ -45,6 +46,17 @@ def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
         comparison_name(cell, baseline): sequential.paired_differences(base, accuracy_by_seed(runs, cell))
         for cell, baseline in sf.comparisons
     }
+
+
+def current_runs(sf: StudyFile, out) -> pd.DataFrame | None:
+    """The study's records of one version per method, the version of the code here: an edited
+    method's old runs never decide (nor pad) the comparisons of its new version."""
+    if not (out / "keys.json").exists():
+        return None
+    runs = store.load_records(out)
+    cells = [c for pair in sf.comparisons for c in pair] or ([sf.baseline] if sf.baseline else [])
+    here = method_versions(cells) if cells else {}
+    return runs[choose_versions(runs, store.read_manifest(out), here).mask].reset_index(drop=True)
 
 
 def recorded_rule(out) -> sequential.Rule | None:
@@ -105,7 +117,7 @@ def run_adaptive(
     total = Summary(planned=0, skipped=0, slots=workers)
     previous: dict[str, int] | None = None
     while True:
-        runs = store.load_records(out) if (out / "keys.json").exists() else None
+        runs = current_runs(sf, out)
         diffs = differences(sf, runs if runs is not None else store.empty_frame())
         baseline = len(accuracy_by_seed(runs, sf.baseline)) if runs is not None else 0
         states, extra = sequential.plan_round(diffs, rule, workers, baseline_seeds=baseline)

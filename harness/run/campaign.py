@@ -132,9 +132,17 @@ def plan(study: Study, preset: str, seeds: int | Mapping[str, int], root: Path) 
     mine = {s.key for s in specs}  # the store's other studies' runs are not this study's count
     return Plan(
         specs,
-        store.done_keys(root) & mine if root.exists() else set(),
+        done_here(specs, store.done_versions(root)) if root.exists() else set(),
         store.failed_keys(root) & mine if root.exists() else set(),
     )
+
+
+def done_here(specs: list[RunSpec], stored: Mapping[str, set[str]]) -> set[str]:
+    """Keys of ``specs`` the store holds a run of at the version of the code here: an edited method's
+    runs are new runs (the same seeds train again under the new version, stored beside the old). A
+    record that names no version (written before records did) counts for any."""
+    versions = method_versions(specs) if specs else {}
+    return {s.key for s in specs if s.key in stored and ({versions[s.cell.method_spec], ""} & stored[s.key])}
 
 
 def method_versions(specs_or_cells) -> dict[str, str]:

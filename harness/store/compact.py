@@ -92,7 +92,7 @@ def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     sources = [p for p in packs if p not in big] + sorted((root / "runs").glob("*.parquet"))
     if not sources:
         return done
-    seen = {k for p in big for k in store.keys_in(p)}
+    seen = {i for p in big for i in store.run_ids(p)}  # a key's runs of two method versions are two runs
     pending: dict[tuple, list[pa.Table]] = {}
 
     def write(payload: tuple, final: bool) -> None:
@@ -112,7 +112,7 @@ def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     with ThreadPoolExecutor(4) as pool:  # Parquet decoding and CRCs release the GIL
         for first in range(0, len(sources), READ_AHEAD):
             for table in pool.map(normalized, sources[first : first + READ_AHEAD]):
-                keys = table.column("key").to_pylist()
+                keys = store.table_ids(table)
                 new = [i for i, k in enumerate(keys) if k not in seen]
                 seen.update(keys)
                 if not new:

@@ -190,8 +190,12 @@ def batch_table(
 
 
 def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> Path:
-    """Store one finished run; a later success replaces any failure record of the same key."""
+    """Store one finished run; a later success replaces any failure record of the same key. A run of
+    another method version than the one stored under its key goes beside it (``<key>@<version>``)."""
     path = Path(root) / "runs" / f"{record['key']}.parquet"
+    version = record.get("method_version") or ""
+    if path.exists() and version not in {v for _, v in run_ids(path)}:
+        path = path.with_name(f"{record['key']}@{version}.parquet")
     write_table(path, run_table(record, predictions, logits))
     failed = Path(root) / "failed" / f"{record['key']}.parquet"
     if failed.exists():
@@ -368,16 +372,41 @@ def _logits(path: Path, n: int) -> np.ndarray:
 def keys_in(path: Path) -> list[str]:
     """The run keys a file holds: a pack's key column, or a single run's file name."""
     if path.parent.name == "runs":
-        return [path.stem]
+        return [path.stem.partition("@")[0]]
     return _read(path, ["key"]).column("key").to_pylist()
 
 
-def done_keys(root: Path) -> set[str]:
-    """Keys of finished runs; every file's footer is checked, so a corrupt one is named, not skipped."""
+def table_ids(table: pa.Table) -> list[tuple[str, str]]:
+    """(key, method version) of each row: one run of a key per version of its method ('' for a record
+    written before records named their version)."""
+    keys = table.column("key").to_pylist()
+    if "method_version" not in table.column_names:
+        return [(k, "") for k in keys]
+    return [(k, v or "") for k, v in zip(keys, table.column("method_version").to_pylist())]
+
+
+@guarded
+def run_ids(path: Path) -> list[tuple[str, str]]:
+    """(key, method version) of every run a file holds."""
+    names = _open(path).schema_arrow.names
+    return table_ids(_read(path, [c for c in ("key", "method_version") if c in names]))
+
+
+def done_versions(root: Path) -> dict[str, set[str]]:
+    """{key: the method versions it has finished runs of}; every file's footer is checked, so a
+    corrupt one is named, not skipped."""
     files = run_files(root)
+    out: dict[str, set[str]] = {}
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(_open, files))
-        return {k for keys in pool.map(keys_in, files) for k in keys}
+        for ids in pool.map(run_ids, files):
+            for key, version in ids:
+                out.setdefault(key, set()).add(version)
+    return out
+
+
+def done_keys(root: Path) -> set[str]:
+    """Keys of finished runs (of any method version)."""
+    return set(done_versions(root))
 
 
 def failed_keys(root: Path) -> set[str]:
@@ -521,7 +550,9 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         np.repeat(np.array(sizes, dtype=np.int64), np.diff(starts)) if records else np.array([], np.int64)
     )
     index = pd.Index(keys)
-    first = index.duplicated(keep="first")
+    # one row per key and method version: an edited method's runs of the same seeds sit beside the old
+    ids = pd.MultiIndex.from_tuples([i for t in records for i in table_ids(t)]) if len(keys) else index
+    first = ids.duplicated(keep="first")
     keep = ~first if wanted is None else ~first & index.isin(list(wanted))  # a hash lookup: np.isin sorts
     if test_set is not None:
         keep &= row_sizes == _test_set_size(test_set)
