@@ -90,7 +90,7 @@ def test_half_the_epochs_is_decided_worse_before_max_seeds(decided):
     frame, _ = store.load(decided)
     half = frame[frame["cell"] == "variant=half_epochs"].sort_values("seed")
     base = frame[frame["cell"] == "variant=baseline"].sort_values("seed")
-    d = 100 * (half["acc_tta2"].to_numpy()[: int(used)] - base["acc_tta2"].to_numpy()[: int(used)])
+    d = half["acc_tta2"].to_numpy()[: int(used)] - base["acc_tta2"].to_numpy()[: int(used)]  # percent
     assert float(mean) == pytest.approx(d.mean(), abs=1e-3)  # the decision is the store's numbers
     assert set(half["epochs"]) == {1.0} and set(base["epochs"]) == {2.0}
     assert "Rule (points; fixed at the first round" in (decided / "report.md").read_text()

@@ -63,7 +63,7 @@ def holm_by_hand(p: list[float]) -> list[float]:
 
 
 def stored_runs(out) -> pd.DataFrame:
-    runs, _ = store.load(out)
+    runs, _ = store.read_runs(out)  # fractions, as the store keeps them
     return runs.sort_values("key").drop_duplicates(["cell", "seed"], keep="first")
 
 

@@ -126,7 +126,7 @@ def test_one_store_holds_runs_on_two_test_sets_and_check_and_load_read_them_all(
                 zip(a["key"].tolist() + b["key"].tolist(), a["acc_tta2"].tolist() + b["acc_tta2"].tolist())
             )
             for key, acc in zip(part["key"], part["acc_tta2"]):
-                assert acc == truth[key]
+                assert acc == pytest.approx(100 * truth[key])  # load() gives percent
         small, p500 = store.load(root, test_set=500)
         assert len(small) == 6 and p500.shape == (6, 3, 500) and set(small["test_set"]) == {"n_test=500"}
         assert store.load_records(root, test_set="n_test=1000")["key"].tolist() == sorted(a["key"])
@@ -414,7 +414,7 @@ def test_export_writes_the_runs_a_study_counts_one_tidy_row_each(tmp_path):
     preds = pd.read_parquet(out / "predictions.parquet")
     assert len(preds) == 12 * 500 and preds["example"].max() == 499
     acc = preds.groupby("key")["correct_tta2"].mean()
-    assert np.allclose(acc.loc[runs["key"]].to_numpy(), runs["acc_tta2"].to_numpy())
+    assert np.allclose(100 * acc.loc[runs["key"]].to_numpy(), runs["acc_tta2"].to_numpy())  # percent
     # a store: every run, whatever its test set
     assert (
         export_main(

@@ -405,7 +405,7 @@ def test_when_a_pack_and_a_single_run_file_disagree_the_packs_copy_is_kept(tmp_p
     store.write_run(tmp_path, record("k", acc_tta2=0.9), np.full((3, 7), 9, np.uint8))  # disagrees
     for _ in range(2):  # before and after the next compaction
         frame, preds = store.load(tmp_path)
-        assert list(frame["key"]) == ["j", "k"] and frame["acc_tta2"].tolist() == [0.25, 0.5]
+        assert list(frame["key"]) == ["j", "k"] and frame["acc_tta2"].tolist() == [25.0, 50.0]  # percent
         assert np.array_equal(preds[1], old)
         compact(tmp_path)
     assert not list((tmp_path / "runs").glob("*.parquet"))
@@ -452,3 +452,16 @@ def test_compaction_streams_full_packs_across_read_batches_and_keeps_every_run_o
     frame, loaded = store.load(tmp_path)
     assert list(frame["key"]) == [f"k{i:03d}" for i in range(100)]
     assert all((loaded[i] == preds[i]).all() for i in range(100))
+
+
+def test_users_see_percent_while_the_store_keeps_fractions(tmp_path):
+    """Issue 28.9: one accuracy scale for users, percent, in load() and load_records(); the harness's
+    own statistics read the stored fractions through read_runs() and read_records()."""
+    store.write_run(
+        tmp_path, record("k", acc_tta0=0.25, acc_tta1=0.5, acc_tta2=0.9375), np.zeros((3, 4), np.uint8)
+    )
+    frame, _ = store.load(tmp_path)
+    assert frame[["acc_tta0", "acc_tta1", "acc_tta2"]].iloc[0].tolist() == [25.0, 50.0, 93.75]
+    assert store.load_records(tmp_path)["acc_tta2"].tolist() == [93.75]
+    assert store.read_runs(tmp_path)[0]["acc_tta2"].tolist() == [0.9375]
+    assert store.read_records(tmp_path)["acc_tta0"].tolist() == [0.25]

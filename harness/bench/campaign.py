@@ -404,7 +404,7 @@ def measure(
         res.report_s = time.perf_counter() - t0
         keys = loaded.runs["key"]
     else:
-        keys = store.load_records(out)["key"]
+        keys = store.read_records(out)["key"]
     res.unique = keys.nunique()
     res.stored = len(keys)
     shutil.rmtree(out, ignore_errors=True)

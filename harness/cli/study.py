@@ -391,7 +391,7 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     slots, why = planned_slots(args)
     seeds = first_round(target, root, out, slots) if target.rule else args.seeds
     plan = campaign.plan(target.study, target.preset, seeds, root)
-    records = store.load_records(root) if (root / "store.json").exists() else store.empty_frame()
+    records = store.read_records(root) if (root / "store.json").exists() else store.empty_frame()
     device = planned_device(args, target.preset)
     same = planning.comparable(records, target.preset, device, plan.specs)
     runs = same.runs if len(same.runs) else None

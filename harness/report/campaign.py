@@ -133,7 +133,7 @@ def load_campaign(out: str | Path, versions: Mapping[str, str] | None = None) ->
     """A study folder read back: its runs of one version per method (see ``campaign_from``)."""
     out = Path(out)
     manifest = store.read_manifest(out)
-    runs, predictions = store.load(out)
+    runs, predictions = store.read_runs(out)
     labels = store.load_labels(out)
     if predictions.shape[0] and predictions.shape[2] != len(labels):
         raise store.StoreError(

@@ -49,7 +49,7 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
     if versions:
         if len(folders) != 1:
             raise UserError("--versions compares two method versions inside one folder: give one folder")
-        runs = store.load_records(folders[0])
+        runs = store.read_records(folders[0])
         have = sorted(runs["method_version"].dropna().astype(str).unique()) if len(runs) else []
         for v in versions:
             if v not in have:
@@ -61,7 +61,7 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
         )
     if len(folders) != 2:
         raise UserError("give two study folders A B, or one folder with --versions V1 V2")
-    return tuple(side(store.load_records(f), f, str(f)) for f in folders)
+    return tuple(side(store.read_records(f), f, str(f)) for f in folders)
 
 
 def pairing(seeds_a, seeds_b) -> tuple[bool, str]:

@@ -47,7 +47,7 @@ def from_comparison(comp, kind: str) -> Verdict:
 
 def records_campaign(out: Path) -> LoadedCampaign:
     """A study folder's records as a campaign without predictions (what comparisons need)."""
-    runs = store.load_records(out)
+    runs = store.read_records(out)
     return campaign_from(
         out,
         store.read_manifest(out),

@@ -53,7 +53,7 @@ def current_runs(sf: StudyFile, out) -> pd.DataFrame | None:
     method's old runs never decide (nor pad) the comparisons of its new version."""
     if not (out / "keys.json").exists():
         return None
-    runs = store.load_records(out)
+    runs = store.read_records(out)
     cells = [c for pair in sf.comparisons for c in pair] or ([sf.baseline] if sf.baseline else [])
     here = method_versions(cells) if cells else {}
     return runs[choose_versions(runs, store.read_manifest(out), here).mask].reset_index(drop=True)

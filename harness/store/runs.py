@@ -502,10 +502,15 @@ def _test_set_size(test_set: int | str) -> int:
         ) from None
 
 
+ACCURACY_COLUMNS = ("acc_tta0", "acc_tta1", "acc_tta2")
+
+
 def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
-    """Finished runs as a DataFrame (one row per key, sorted by key, column ``test_set`` naming the
-    test set each was evaluated on, e.g. ``n_test=1000``) and their predictions, uint8 of shape
-    (runs, 3 TTA levels, test examples), row-aligned with the frame.
+    """Finished runs as a DataFrame (one row per key and method version, sorted by key, column
+    ``test_set`` naming the test set each was evaluated on, e.g. ``n_test=1000``) and their
+    predictions, uint8 of shape (runs, 3 TTA levels, test examples), row-aligned with the frame.
+    Accuracies (``acc_tta0/1/2``) are in percent, as every report prints them (the store keeps
+    fractions; ``read_runs`` gives those).
 
     ``out`` is a study folder (its runs, labelled with its cells: one test set) or a store (all runs).
     A store holding runs on several test sets returns the predictions grouped per test set, a dict
@@ -513,11 +518,30 @@ def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str 
     ``test_set=`` (``"n_test=1000"`` or ``1000``) chooses one, and returns only its runs and one array.
     With ``with_logits`` also float16 logits (runs, 3, examples, 10), NaN where not saved, grouped
     the same way."""
-    return _retrying(source(out), with_logits, True, test_set)
+    loaded = read_runs(out, with_logits, test_set)
+    return (in_percent(loaded[0]), *loaded[1:])
 
 
 def load_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
-    """Only the records (no predictions): what cost estimates and adaptive decisions need, cheaply."""
+    """Only the records (no predictions), accuracies in percent: see ``load``."""
+    return in_percent(read_records(out, test_set))
+
+
+def in_percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of records with its accuracy columns as percent (the one scale users see)."""
+    columns = [c for c in ACCURACY_COLUMNS if c in frame.columns]
+    return frame.assign(**{c: 100 * frame[c].astype(float) for c in columns}) if columns else frame
+
+
+def read_runs(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
+    """``load`` with accuracies as the store keeps them, fractions in [0, 1]: what the harness's own
+    statistics read."""
+    return _retrying(source(out), with_logits, True, test_set)
+
+
+def read_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
+    """``load_records`` with accuracies as fractions (what cost estimates and adaptive decisions
+    need, cheaply)."""
     return _retrying(source(out), False, False, test_set)
 
 
