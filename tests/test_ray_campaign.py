@@ -152,3 +152,23 @@ def test_slots_are_gpus_over_gpus_per_run_else_workers_or_cpus():
     assert backend("auto", 1.0, 8.0, gpus_per_run=2.0).slots() == 1
     assert backend("cpu", 2.0, 8.0, gpus_per_run=0.5).slots() == 8
     assert backend("cpu", 2.0, 8.0, workers=3).slots() == 3
+
+
+def test_an_actor_past_the_run_timeout_is_killed_and_replaced_and_the_attempt_failed(cluster, tmp_path):
+    """Issue 28.7: a hung run (a long sleep) is stopped by killing its actor; its queued work goes to
+    the replacement untried, and the other cell's runs are all stored."""
+    from airbench_core.simulated import METHOD, SimulatedData
+
+    data = SimulatedData(200)
+    cells = [
+        Cell({"run": name}, METHOD.defaults.__class__(run_seconds=s, n_test=200), "simulated")
+        for name, s in (("quick", 0.1), ("hung", 600.0))
+    ]
+    study = Study("sleepers", "runs that hang", grid=lambda preset, base: cells, presets=("full",))
+    backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, run_timeout=2.0)
+    summary = campaign.run(study, "full", 2, tmp_path, data, backend, retries=0, progress=False)
+    assert (summary.trained, summary.failed) == (2, 2) and summary.restarts >= 2
+    failures = store.load_failures(tmp_path)
+    assert set(failures["cell"]) == {"run=hung"}
+    assert all(e.startswith("RunTimeout: the attempt ran past --run-timeout 2 s") for e in failures["error"])
+    assert set(store.load(tmp_path)[0]["cell"]) == {"run=quick"}

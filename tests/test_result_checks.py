@@ -116,3 +116,33 @@ def test_bad_results_become_failed_runs_naming_their_check_and_the_campaign_goes
     assert errors[2].startswith("SystemExit: 3")
     assert "train returned NoneType" in errors[3]
     assert "InvalidResult: train_seconds -5.0" in errors[4]
+
+
+def sleepers(seconds: dict[str, float]) -> Study:
+    """Cells of the simulated method whose runs sleep the given seconds (a hung run: a long sleep)."""
+    sim = find_method("simulated")
+    cells = [
+        Cell({"run": name}, sim.config(run_seconds=s, n_test=N), "simulated") for name, s in seconds.items()
+    ]
+    return Study("sleepers", "runs that hang", grid=lambda preset, base: cells, presets=("full",))
+
+
+def test_an_attempt_past_the_run_timeout_is_stopped_its_worker_replaced_and_counted_failed(tmp_path):
+    import time
+
+    data = SimulatedData(N)
+    backend = LocalBackend(
+        "", None, "cpu", False, method=find_method("simulated"), method_data=data, run_timeout=1.0
+    )
+    t0 = time.perf_counter()
+    summary = campaign.run(
+        sleepers({"quick": 0.0, "hung": 600.0}), "full", 2, tmp_path, data, backend, retries=1, progress=False
+    )
+    assert time.perf_counter() - t0 < 30  # not 600 s: each hung attempt stopped after about 0.5 s
+    assert (summary.trained, summary.failed, summary.retries, summary.restarts) == (2, 2, 2, 4)
+    failures = store.load_failures(tmp_path)
+    assert set(failures["cell"]) == {"run=hung"}
+    assert all(
+        e.startswith("RunTimeout: the attempt ran past --run-timeout 0.5 s") for e in failures["error"]
+    )
+    assert set(store.load(tmp_path)[0]["cell"]) == {"run=quick"}

@@ -160,6 +160,14 @@ def build_parser() -> Parser:
     )
     p.add_argument("--retries", type=int, default=2, help="extra attempts for a run that fails (default 2)")
     p.add_argument(
+        "--run-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="an attempt running longer is stopped, its worker replaced, and the attempt counted as "
+        "failed (default: from the plan, 10x the longest expected run and at least 5 min when the "
+        "store has runs to measure, else 100x the reference and at least 1 h)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan without loading data or training: cells, runs done and to do, GPU-hours "
@@ -569,7 +577,8 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
         with campaign.locked(out, root):
             if not plan.todo and target.rule is None:
                 return record_only(target, args, out, root, data, args.seeds)
-            backend = make_backend(args, data.source)
+            timeout, why = planned_run_timeout(target, args, root, plan)
+            backend = make_backend(args, data.source, timeout)
             try:
                 if args.device == "cuda" and not backend.has_gpu():
                     raise UserError(
@@ -599,7 +608,8 @@ def train(target: Target, args, out: Path, root: Path, data, plan) -> campaign.S
             else:
                 print(
                     f"{study.name} ({preset}): {len(plan.todo)} runs to train, {len(plan.done)} already in "
-                    f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}",
+                    f"{root}, {backend.slots()} {backend.name} worker(s); study folder {out}; run timeout "
+                    f"{timeout:g} s ({why})",
                     file=sys.stderr,
                 )
                 summary = campaign.run(study, preset, args.seeds, out, data, backend, **common)
@@ -726,12 +736,44 @@ def record_only(target: Target, args, out: Path, root: Path, data, seeds) -> cam
     )
 
 
-def make_backend(args, data_source: str):
+def planned_run_timeout(target: Target, args, root: Path, plan) -> tuple[float, str]:
+    """--run-timeout, or the plan's default: from the seconds the store measured for runs of the same
+    method, preset and device, else from the methods' reference seconds (see planning.run_timeout)."""
+    if args.run_timeout:
+        return args.run_timeout, "--run-timeout"
+    from harness import store
+    from harness.stats import planning
+
+    records = store.read_records(root) if (root / "store.json").exists() else store.empty_frame()
+    same = planning.comparable(records, target.preset, planned_device(args, target.preset), plan.specs)
+    measured = bool(len(same.runs))
+    specs = plan.todo or plan.specs
+    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in specs}}
+    reference = [
+        (methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
+        for s in specs
+    ]
+    seconds, _ = planning.seconds_per_run(specs, same.runs if measured else None, reference)
+    shown = f"{float(seconds.max()):.1f} s" if len(seconds) else "no runs"
+    return planning.run_timeout(seconds, measured), (
+        f"the plan's default: longest run expected {shown}, "
+        + ("measured in this store" if measured else "from the reference seconds, nothing measured here")
+        + "; --run-timeout to change"
+    )
+
+
+def make_backend(args, data_source: str, run_timeout: float | None = None):
     from harness.run.backends import LocalBackend, RayBackend
 
     if args.backend == "local":
         return LocalBackend(
-            data_source, args.cache_dir, args.device, args.save_logits, args.pack, args.compile
+            data_source,
+            args.cache_dir,
+            args.device,
+            args.save_logits,
+            args.pack,
+            args.compile,
+            run_timeout=run_timeout,
         )
     return RayBackend(
         data_source,
@@ -744,6 +786,7 @@ def make_backend(args, data_source: str):
         pack=args.pack,
         compile=args.compile,
         verbose=args.verbose,
+        run_timeout=run_timeout,
     )
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from harness.run.method_worker import MethodWorker
@@ -40,6 +43,46 @@ def take_pack(queue: deque[RunSpec], k: int) -> list[RunSpec]:
     return pack
 
 
+class RunTimeout(BaseException):
+    """An attempt ran past --run-timeout (a BaseException: a method's ``except Exception`` cannot
+    swallow it)."""
+
+
+def timeout_text(seconds: float) -> str:
+    return (
+        f"RunTimeout: the attempt ran past --run-timeout {seconds:g} s; it was stopped, its worker "
+        f"replaced, and the attempt counted as failed"
+    )
+
+
+class AttemptTimer:
+    """Stop the code running in this (main) thread after ``seconds`` by raising RunTimeout from a
+    SIGALRM handler: Python code and sleeps are interrupted; a C call that never returns to the
+    interpreter is not (the Ray backend kills the worker process instead). Off thread or without
+    a limit: does nothing."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds, self.fired, self.armed = seconds, False, False
+        self.error = timeout_text(seconds or 0.0)
+
+    def __enter__(self) -> AttemptTimer:
+        if self.seconds and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+        return self
+
+    def _fire(self, signum, frame) -> None:
+        self.fired = True
+        raise RunTimeout(self.error.removeprefix("RunTimeout: "))
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return kind is RunTimeout  # fired between the attempt's end and here: the caller sees .fired
+
+
 class BackendError(Exception):
     """The cluster or device cannot run this campaign; one line for the user."""
 
@@ -59,11 +102,14 @@ class LocalBackend:
         compile: bool = False,
         method=None,
         method_data=None,
+        run_timeout: float | None = None,
     ):
         self.args = (data_source, cache_dir, device, None, compile)
         self.save_logits, self.pack = save_logits, pack
         self.method, self.method_data = method, method_data  # see RayBackend
         self.worker: RunWorker | MethodWorker | None = None
+        self.run_timeout = run_timeout  # seconds an attempt may take (per run of a pack); None: no limit
+        self.restarts = 0  # workers replaced after an attempt ran past the timeout
 
     def has_gpu(self) -> bool:
         import torch
@@ -79,15 +125,28 @@ class LocalBackend:
 
     def run(self, queue: deque[RunSpec]) -> Iterator[Outcome]:
         if self.worker is None:
-            self.worker = (
-                RunWorker(*self.args)
-                if self.method is None
-                else MethodWorker(
-                    self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", "")
-                )
-            )
+            self.worker = self._new_worker()
         while queue:
-            yield from self.worker.run(take_pack(queue, self.pack), self.save_logits)
+            pack = take_pack(queue, self.pack)
+            outcomes = [Outcome(s, None, "", {}) for s in pack]  # what a timeout outside the method leaves
+            with AttemptTimer(self.run_timeout and self.run_timeout * len(pack)) as timer:
+                outcomes = self.worker.run(pack, self.save_logits)
+            if timer.fired:  # whatever state the stopped code left: a fresh worker for the next run
+                outcomes = [o if o.result is not None else replace(o, error=timer.error) for o in outcomes]
+                self.worker = None
+                self.restarts += 1
+            yield from outcomes
+            if self.worker is None:
+                self.worker = self._new_worker()
+
+    def _new_worker(self) -> RunWorker | MethodWorker:
+        return (
+            RunWorker(*self.args)
+            if self.method is None
+            else MethodWorker(
+                self.method, self.method_data, "cpu", getattr(self.method_data, "fingerprint", "")
+            )
+        )
 
     def stop(self) -> None:
         self.worker = None
@@ -207,6 +266,7 @@ class RayBackend:
         method=None,
         method_data=None,
         lost_after: float = 300.0,
+        run_timeout: float | None = None,
     ):
         try:
             import ray
@@ -224,6 +284,10 @@ class RayBackend:
         # An actor with work that has not answered for `lost_after` s while Ray reports it not alive
         # (its node left and no node has room to restart it) is given up and its runs go to the others.
         self.lost_after, self.poll = lost_after, min(10.0, lost_after / 4)
+        # an actor whose running task is older than this (per run of its pack) is killed and replaced
+        self.run_timeout = run_timeout
+        if run_timeout:
+            self.poll = min(self.poll, max(0.05, run_timeout / 4))
         self.started_here = False
         self.quiet = None
         if not ray.is_initialized():
@@ -372,6 +436,8 @@ class RayBackend:
                             self.restarts += 1
                         self.pids[actor] = pid
                 batch += outcomes
+            if self.run_timeout:
+                batch += self._stop_overdue(load, answered, in_flight, queue, retire)
             if time.monotonic() - checked >= self.poll:
                 checked = time.monotonic()
                 for actor in self._lost(load, answered):
@@ -391,6 +457,28 @@ class RayBackend:
             if batch:
                 yield batch
                 submit()  # retries the campaign put back
+
+    def _stop_overdue(self, load: dict, answered: dict, in_flight: dict, queue, retire) -> list[Outcome]:
+        """Kill and replace every actor whose running task (its oldest in flight: it started when the
+        actor last answered, or was given work while idle) is past the run timeout; that attempt is a
+        failed one, the actor's queued tasks go back to the queue untried."""
+        failed: list[Outcome] = []
+        now = time.monotonic()
+        for actor in list(self.actors):
+            mine = [(ref, pack) for ref, (owner, pack) in in_flight.items() if owner is actor]
+            if not mine or not load.get(actor):
+                continue
+            limit = self.run_timeout * len(mine[0][1])
+            if now - answered[actor] <= limit:
+                continue
+            for i, (ref, pack) in enumerate(mine):
+                del in_flight[ref]
+                if i == 0:
+                    failed += [Outcome(spec, None, timeout_text(limit), {}) for spec in pack]
+                else:
+                    queue.extendleft(reversed(pack))
+            retire(actor, replace=True)
+        return failed
 
     def _lost(self, load: dict, answered: dict) -> list:
         """Actors with work outstanding, silent for ``lost_after`` s, that Ray says are not alive

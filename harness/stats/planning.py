@@ -176,6 +176,22 @@ def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.nd
     )
 
 
+# A run may take this many times its expected seconds before --run-timeout stops it (worker start-up,
+# data loading and a slow node included); with nothing measured the expectation is a GPU reference,
+# so a CPU or an unknown method gets far more room.
+TIMEOUT_FACTOR_MEASURED, TIMEOUT_MIN_MEASURED = 10.0, 300.0
+TIMEOUT_FACTOR_REFERENCE, TIMEOUT_MIN_REFERENCE = 100.0, 3600.0
+
+
+def run_timeout(seconds: np.ndarray, measured: bool) -> float:
+    """The default --run-timeout of a plan whose runs should take ``seconds`` each: 10x the longest
+    (at least 5 minutes) when measured in the store, else 100x the longest reference (at least 1 h)."""
+    longest = float(np.max(seconds)) if len(seconds) else 0.0
+    if measured:
+        return max(TIMEOUT_MIN_MEASURED, TIMEOUT_FACTOR_MEASURED * longest)
+    return max(TIMEOUT_MIN_REFERENCE, TIMEOUT_FACTOR_REFERENCE * longest)
+
+
 def cost_line(
     specs,
     records: pd.DataFrame,
