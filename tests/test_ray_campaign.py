@@ -165,7 +165,9 @@ def test_an_actor_past_the_run_timeout_is_killed_and_replaced_and_the_attempt_fa
         for name, s in (("quick", 0.1), ("hung", 600.0))
     ]
     study = Study("sleepers", "runs that hang", grid=lambda preset, base: cells, presets=("full",))
-    backend = RayBackend("", None, "auto", False, method=METHOD, method_data=data, run_timeout=2.0)
+    backend = RayBackend(
+        "", None, "auto", False, method=METHOD, method_data=data, run_timeout=2.0, start_allowance=20.0
+    )
     summary = campaign.run(study, "full", 2, tmp_path, data, backend, retries=0, progress=False)
     assert (summary.trained, summary.failed) == (2, 2) and summary.restarts >= 2
     failures = store.load_failures(tmp_path)

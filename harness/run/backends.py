@@ -267,6 +267,7 @@ class RayBackend:
         method_data=None,
         lost_after: float = 300.0,
         run_timeout: float | None = None,
+        start_allowance: float = 120.0,
     ):
         try:
             import ray
@@ -286,6 +287,8 @@ class RayBackend:
         self.lost_after, self.poll = lost_after, min(10.0, lost_after / 4)
         # an actor whose running task is older than this (per run of its pack) is killed and replaced
         self.run_timeout = run_timeout
+        # an actor that has not answered yet also starts its process and loads its data meanwhile
+        self.start_allowance, self.fresh = start_allowance, set()
         if run_timeout:
             self.poll = min(self.poll, max(0.05, run_timeout / 4))
         self.started_here = False
@@ -335,6 +338,11 @@ class RayBackend:
         return self.workers or max(1, int(self.total_cpus))
 
     def _new_actor(self):
+        actor = self._create_actor()
+        self.fresh.add(actor)
+        return actor
+
+    def _create_actor(self):
         n = self.slots()
         if self.has_gpu():
             cpus = min(1.0, self.total_cpus / n)
@@ -418,6 +426,7 @@ class RayBackend:
                 actor, pack = in_flight.pop(ref)
                 try:
                     outcomes = self._outcomes(pack, ray.get(ref))
+                    self.fresh.discard(actor)
                     if actor in load:
                         load[actor] -= 1
                         answered[actor] = time.monotonic()
@@ -469,7 +478,7 @@ class RayBackend:
             if not mine or not load.get(actor):
                 continue
             limit = self.run_timeout * len(mine[0][1])
-            if now - answered[actor] <= limit:
+            if now - answered[actor] <= limit + (self.start_allowance if actor in self.fresh else 0.0):
                 continue
             for i, (ref, pack) in enumerate(mine):
                 del in_flight[ref]
