@@ -2,7 +2,7 @@
 one tidy table, for R, a spreadsheet or any dataframe library.
 
 One row per run (each (cell, seed) once per method version, exactly the runs the report counts):
-key, study, cell, seed, the cell's factors, every config field, accuracy at TTA 0/1/2, seconds,
+key, study, cell, seed, the cell's factors, every config field, accuracy at TTA 0/1/2 in percent, seconds,
 device, method version, data fingerprint and test set. With ``--predictions``, one row per run and
 test example instead: key, cell, seed, example (its position in the evaluated test set), label,
 the predicted class at TTA 0/1/2 and whether each is correct. ``OUT`` may also be a store: then

@@ -97,8 +97,9 @@ def build_parser() -> Parser:
     p.add_argument(
         "--allow-mixed-versions",
         action="store_true",
-        help="add runs to a store holding runs of another airbench_core version (reports split "
-        "by version); without it such a campaign stops before training",
+        help="train runs of this method version in a store holding runs of another: the same seeds "
+        "train again, stored beside the old; verdicts and reports count the current version "
+        "(see docs/failed-runs-and-versions.md); without it such a campaign stops before training",
     )
     p.add_argument(
         "--data",

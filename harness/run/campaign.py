@@ -178,7 +178,7 @@ def check_identity(
             raise MixedStoreError(
                 f"store {root} holds runs of {family} at method version {', '.join(other_versions)}, "
                 f"but the code of method {spec} here is version {v}; use another --store, or pass "
-                f"--allow-mixed-versions to add runs of this version (reports split by version)"
+                f"--allow-mixed-versions to train this version's runs beside the old (verdicts count the current version)"
             )
 
 
