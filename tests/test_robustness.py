@@ -68,7 +68,9 @@ def test_diverged_runs_are_flagged_by_seed_and_clean_cells_rarely():
     assert "seeds 103, 117" in flagged.note() and flagged.threshold < 94 - 0.4
     clean = 94 + rng.normal(0, 0.14, (5000, 40))
     assert diverged_mask(clean).any(1).mean() < 0.01  # measured 0.2% at n = 40 (robust.py)
-    assert not diverged_mask(x[: MIN_RUNS_DIVERGED - 1] - [0, 0, 0, 9]).any()  # too few to judge
+    few = x[: MIN_RUNS_DIVERGED - 1].copy()
+    few[0] -= 9
+    assert not diverged_mask(few).any() and diverged_mask(np.r_[few, 94.0]).any()  # too few to judge
     assert diverged(x[:10]).seeds == (3,)  # 2 points low is 14 sds: caught at n = 10 already
     assert K_DIVERGED == 5.0
 
@@ -76,3 +78,8 @@ def test_diverged_runs_are_flagged_by_seed_and_clean_cells_rarely():
 def test_a_run_cannot_diverge_upwards():
     x = np.r_[np.full(9, 94.0) + np.linspace(-0.1, 0.1, 9), 99.0]
     assert not diverged_mask(x).any()
+
+
+def test_tied_runs_flag_nothing():
+    """More than half the runs tied (a 100-example smoke test set): a MAD of 0 judges nothing."""
+    assert not diverged_mask([0.5] * 7 + [0.49, 0.51, 0.3]).any()

@@ -83,6 +83,13 @@ def build_parser() -> Parser:
         help="with --until decided: no decision before this many seeds (default 10)",
     )
     p.add_argument(
+        "--sequence",
+        choices=sequential.SEQUENCES,
+        help="with --until decided: the confidence sequence behind decisions: asymptotic (default: "
+        "decides in tens of seeds; its decisions held under failed runs in harness.bench coverage) or "
+        "betting (valid for any shape of accuracies, but rarely decides a difference under a few points)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         help="the study's folder: manifest, key list, report, figures "
@@ -267,8 +274,8 @@ def resolve(args, studies: dict[str, Study]) -> Target:
     if args.until == "seeds":
         if args.seeds is None:
             raise UserError("--seeds N is required (or --until decided with a study file)")
-        if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds)):
-            raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
+        if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds, args.sequence)):
+            raise UserError("--precision, --max-seeds, --min-seeds and --sequence go with --until decided")
     else:
         target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
     check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
@@ -295,8 +302,12 @@ def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     try:
         return sequential.Rule(
-            precision, max_seeds, min_seeds=min(min_seeds, max_seeds), comparisons=len(sf.comparisons)
-        )  # Bonferroni over the study's comparisons
+            precision,
+            max_seeds,
+            min_seeds=min(min_seeds, max_seeds),
+            comparisons=len(sf.comparisons),  # Bonferroni over the study's comparisons
+            kind=args.sequence or sequential.ASYMPTOTIC,
+        )
     except ValueError as exc:
         raise UserError(f"--until decided: {exc}") from None
 
