@@ -1,7 +1,8 @@
-"""Issue 28 item 1: the betting sequence offered for adaptive decisions beside the asymptotic one,
-and diverged runs flagged by a robust rule; each checked on simulated runs whose truth is known."""
+"""Issue 28 items 1 and 4: the betting sequence offered for adaptive decisions beside the asymptotic
+one, diverged runs flagged by a robust rule, plans from the same method and version; each checked on simulated runs whose truth is known."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.stats import coverage as cv
@@ -83,3 +84,60 @@ def test_a_run_cannot_diverge_upwards():
 def test_tied_runs_flag_nothing():
     """More than half the runs tied (a 100-example smoke test set): a MAD of 0 judges nothing."""
     assert not diverged_mask([0.5] * 7 + [0.49, 0.51, 0.3]).any()
+
+
+# ----------------------------------------------------------------------------- item 4: plans
+
+
+def test_plans_learn_only_from_the_same_method_and_version():
+    """Old: --method airbench95 with none stored took its sd from airbench94, muon and faster runs
+    that shared the cell label "epochs=2.0" (sd 10.9 points)."""
+    from harness.stats.planning import Device, comparable, pooled_sd
+
+    rng = np.random.default_rng(9)
+    rows = []
+    for method, version, mean in (
+        ("airbench94", "v1", 0.94),
+        ("airbench94_muon", "v2", 0.80),
+        ("airbench95", "v3", 0.95),
+    ):
+        for seed in range(6):
+            rows.append(
+                {
+                    "method": method,
+                    "method_version": version,
+                    "cell": "epochs=2.0",
+                    "seed": seed,
+                    "preset": "full",
+                    "device_name": "NVIDIA H100",
+                    "acc_tta2": mean + rng.normal(0, 0.0015),
+                }
+            )
+    records = pd.DataFrame(rows)
+    mixed, _ = pooled_sd(records)
+    assert mixed < 0.003  # a cell is one method and version, never pooled across them
+    none = comparable(
+        records[records["method"] != "airbench95"], "full", Device("gpu"), versions={"airbench95": "v3"}
+    )
+    assert len(none.runs) == 0 and "(method airbench95 at version v3)" in none.source
+    same = comparable(records, "full", Device("gpu"), versions={"airbench95": "v3"})
+    assert set(same.runs["method"]) == {"airbench95"} and len(same.runs) == 6
+    edited = comparable(records, "full", Device("gpu"), versions={"airbench95": "v4"})
+    assert len(edited.runs) == 0  # an edited method plans from its own version only
+
+
+def test_adaptive_plan_prints_expected_and_worst_case_totals():
+    """Old: the adaptive dry run priced only the first round."""
+    from harness.stats.planning import adaptive_lines, adaptive_totals
+
+    rule = seq.Rule(0.05, 40, min_seeds=10, comparisons=3)
+    text = adaptive_lines(rule, None, workers=4, campaigns=300, seconds_per_run=36.0)
+    assert "worst case (every comparison to M = 40 seeds): 160 runs, 1.6 GPU-hours" in text
+    big = adaptive_totals(1.0, 0.21, rule, 4, 3, 300)  # decided at the first look, 10 seeds each
+    assert 40 <= big <= 48  # 3 variants and the baseline at about 10 seeds (rounds may add a few)
+    null = adaptive_totals(0.0, 0.21, rule, 4, 3, 300)
+    assert null > big and null <= 160
+    line = next(x for x in text.splitlines() if "every true difference is 0.2 points" in x)
+    runs = float(line.split(": ")[1].split(" runs")[0])
+    hours = float(line.split("runs, ")[1].split(" GPU")[0])
+    assert hours == pytest.approx(runs * 36 / 3600, abs=0.006)  # hours are runs times seconds per run

@@ -403,7 +403,8 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     plan = campaign.plan(target.study, target.preset, seeds, root)
     records = store.load_records(root) if (root / "store.json").exists() else store.empty_frame()
     device = planned_device(args, target.preset)
-    same = planning.comparable(records, target.preset, device, plan.specs)
+    versions = campaign.method_versions(plan.specs)
+    same = planning.comparable(records, target.preset, device, plan.specs, versions)
     runs = same.runs if len(same.runs) else None
     print(f"{target.study.name} ({target.preset} preset), store {root}, output {out}")
     print(f"plan for: {device.describe()}; seconds and sd from {same.source}")
@@ -411,18 +412,28 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.todo}}
-    reference = [
-        (methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
-        for s in plan.todo
-    ]
-    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference))
+    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.specs}}
+
+    def reference(specs) -> list[tuple[str, float | None]]:
+        """(method name, its reference seconds per epoch) per spec, for a store with no runs."""
+        return [
+            (methods[x.cell.method_spec].name, methods[x.cell.method_spec].reference_seconds_per_epoch)
+            for x in specs
+        ]
+
+    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference(plan.todo)))
     from_ = "of the same method, preset and device"
     if target.rule:
-        print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
+        seconds, _ = planning.seconds_per_run(plan.specs, runs, reference(plan.specs))
+        per_run = float(seconds.mean()) if len(seconds) else None
+        print(
+            planning.adaptive_lines(
+                target.rule, runs, slots, runs_from=from_, seconds_per_run=per_run, unit=device.unit
+            )
+        )
     else:
         print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
-    for line in refusal_notes(root, args.allow_mixed_versions, campaign.method_versions(plan.specs)):
+    for line in refusal_notes(root, args.allow_mixed_versions, versions):
         print(line)
     return 0
 

@@ -27,6 +27,7 @@ from harness.spec.errors import UserError
 class Side:
     name: str  # as the report names it
     runs: pd.DataFrame  # one row per (cell, seed): cell, seed, acc_tta0..2
+    store: Path | None = None  # the store its runs are read from (None: not known)
 
 
 def cell_labels(runs: pd.DataFrame, folder: Path) -> pd.Series:
@@ -37,9 +38,19 @@ def cell_labels(runs: pd.DataFrame, folder: Path) -> pd.Series:
     return runs["cell"].astype(str)
 
 
+def store_of(folder: Path) -> Path:
+    """The store a folder's runs live in: a study folder's own store, else the folder itself."""
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        m = store.read_manifest(folder)
+        if "store" in m:
+            return store.store_path(folder, m)
+    return folder.resolve()
+
+
 def side(runs: pd.DataFrame, folder: Path, name: str) -> Side:
     runs = runs.assign(cell=cell_labels(runs, folder)).drop_duplicates(["cell", "seed"], keep="first")
-    return Side(name, runs.reset_index(drop=True))
+    return Side(name, runs.reset_index(drop=True), store_of(folder))
 
 
 def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, Side]:
@@ -65,10 +76,13 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
 
 
 def shared_runs(a: Side, b: Side) -> dict[str, tuple[int, int, int]]:
-    """Cells whose two sides read stored runs in common (two study folders on one store, say), as
-    cell -> (shared, runs in A, runs in B): those are not two samples, so they get no test."""
+    """Cells whose two sides read stored runs in common (two study folders on one store, whose runs
+    of one config and seed are one stored run), as cell -> (shared, runs in A, runs in B): those are
+    not two samples, so they get no test."""
     if "key" not in a.runs or "key" not in b.runs:
         return {}
+    if a.store is not None and b.store is not None and a.store != b.store:
+        return {}  # two stores: runs of one key in each were trained (or copied) apart
     out = {}
     for cell in [c for c in dict.fromkeys(a.runs["cell"]) if c in set(b.runs["cell"])]:
         ka = set(a.runs.loc[a.runs["cell"] == cell, "key"].dropna())
