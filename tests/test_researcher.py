@@ -16,9 +16,13 @@ from harness.spec.studies import find_study
 
 def put_runs(root, study, seeds, preset="smoke", n=1000, device="cpu", wall=60.0, seed=0, study_name=None):
     """Simulated runs of ``study`` written into the store ``root`` as if trained on ``device``."""
+    from harness.run.campaign import method_versions
+
     _, runs, preds, _ = simulated_runs(study, seeds, preset, n, seed)
+    versions = method_versions(study.cells(preset))  # runs of the method as it is: plans learn from them
     for record, p in zip(runs.to_dict("records"), preds):
         record.update(
+            method_version=versions[record["method"]],
             device_name=device,
             wall_seconds=wall * (1 + 0.5 * record["seed"]),
             n_test=n,

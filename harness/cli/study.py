@@ -83,6 +83,13 @@ def build_parser() -> Parser:
         help="with --until decided: no decision before this many seeds (default 10)",
     )
     p.add_argument(
+        "--sequence",
+        choices=sequential.SEQUENCES,
+        help="with --until decided: the confidence sequence behind decisions: asymptotic (default: "
+        "decides in tens of seeds; its decisions held under failed runs in harness.bench coverage) or "
+        "betting (valid for any shape of accuracies, but rarely decides a difference under a few points)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         help="the study's folder: manifest, key list, report, figures "
@@ -276,8 +283,8 @@ def resolve(args, studies: dict[str, Study]) -> Target:
     if args.until == "seeds":
         if args.seeds is None:
             raise UserError("--seeds N is required (or --until decided with a study file)")
-        if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds)):
-            raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
+        if any(v is not None for v in (args.precision, args.max_seeds, args.min_seeds, args.sequence)):
+            raise UserError("--precision, --max-seeds, --min-seeds and --sequence go with --until decided")
     else:
         target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
     check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
@@ -304,8 +311,12 @@ def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     try:
         return sequential.Rule(
-            precision, max_seeds, min_seeds=min(min_seeds, max_seeds), comparisons=len(sf.comparisons)
-        )  # Bonferroni over the study's comparisons
+            precision,
+            max_seeds,
+            min_seeds=min(min_seeds, max_seeds),
+            comparisons=len(sf.comparisons),  # Bonferroni over the study's comparisons
+            kind=args.sequence or sequential.ASYMPTOTIC,
+        )
     except ValueError as exc:
         raise UserError(f"--until decided: {exc}") from None
 
@@ -402,7 +413,8 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
     plan = campaign.plan(target.study, target.preset, seeds, root)
     records = store.read_records(root) if (root / "store.json").exists() else store.empty_frame()
     device = planned_device(args, target.preset)
-    same = planning.comparable(records, target.preset, device, plan.specs)
+    versions = campaign.method_versions(plan.specs)
+    same = planning.comparable(records, target.preset, device, plan.specs, versions)
     runs = same.runs if len(same.runs) else None
     print(f"{target.study.name} ({target.preset} preset), store {root}, output {out}")
     print(f"plan for: {device.describe()}; seconds and sd from {same.source}")
@@ -410,18 +422,28 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
         print(f"adaptive: {target.rule.describe()}")
         print("first round:")
     print(plan.describe())
-    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.todo}}
-    reference = [
-        (methods[s.cell.method_spec].name, methods[s.cell.method_spec].reference_seconds_per_epoch)
-        for s in plan.todo
-    ]
-    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference))
+    methods = {spec: find_method(spec) for spec in {s.cell.method_spec for s in plan.specs}}
+
+    def reference(specs) -> list[tuple[str, float | None]]:
+        """(method name, its reference seconds per epoch) per spec, for a store with no runs."""
+        return [
+            (methods[x.cell.method_spec].name, methods[x.cell.method_spec].reference_seconds_per_epoch)
+            for x in specs
+        ]
+
+    print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference(plan.todo)))
     from_ = "of the same method, preset and device"
     if target.rule:
-        print(planning.adaptive_lines(target.rule, runs, slots, runs_from=from_))
+        seconds, _ = planning.seconds_per_run(plan.specs, runs, reference(plan.specs))
+        per_run = float(seconds.mean()) if len(seconds) else None
+        print(
+            planning.adaptive_lines(
+                target.rule, runs, slots, runs_from=from_, seconds_per_run=per_run, unit=device.unit
+            )
+        )
     else:
         print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
-    for line in refusal_notes(root, args.allow_mixed_versions, campaign.method_versions(plan.specs)):
+    for line in refusal_notes(root, args.allow_mixed_versions, versions):
         print(line)
     return 0
 

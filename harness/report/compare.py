@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness import stats, store
 from harness.report.page import markdown_table, n_text, pct
-from harness.report.sections import Comparison, comparison_table
+from harness.report.sections import PAIRING_RULE, Comparison, comparison_table, pairing
 from harness.spec.errors import UserError
 
 
@@ -27,6 +27,7 @@ from harness.spec.errors import UserError
 class Side:
     name: str  # as the report names it
     runs: pd.DataFrame  # one row per (cell, seed): cell, seed, acc_tta0..2
+    store: Path | None = None  # the store its runs are read from (None: not known)
 
 
 def cell_labels(runs: pd.DataFrame, folder: Path) -> pd.Series:
@@ -37,9 +38,19 @@ def cell_labels(runs: pd.DataFrame, folder: Path) -> pd.Series:
     return runs["cell"].astype(str)
 
 
+def store_of(folder: Path) -> Path:
+    """The store a folder's runs live in: a study folder's own store, else the folder itself."""
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        m = store.read_manifest(folder)
+        if "store" in m:
+            return store.store_path(folder, m)
+    return folder.resolve()
+
+
 def side(runs: pd.DataFrame, folder: Path, name: str) -> Side:
     runs = runs.assign(cell=cell_labels(runs, folder)).drop_duplicates(["cell", "seed"], keep="first")
-    return Side(name, runs.reset_index(drop=True))
+    return Side(name, runs.reset_index(drop=True), store_of(folder))
 
 
 def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, Side]:
@@ -64,25 +75,47 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
     return tuple(side(store.read_records(f), f, str(f)) for f in folders)
 
 
-def pairing(seeds_a, seeds_b) -> tuple[bool, str]:
-    """Whether a cell's two sides are paired by seed (exactly the same seeds on both), and how the row
-    says it was compared."""
-    sa, sb = set(seeds_a), set(seeds_b)
-    if sa == sb:
-        return True, f"paired: both sides hold the same {len(sa)} seeds"
-    shared = len(sa & sb)
-    return False, (
-        f"Welch on all {len(sa)} + {len(sb)} runs (the sides share {shared} of their seeds; "
-        f"pairing them would drop {len(sa) + len(sb) - 2 * shared} runs)"
-        if shared
-        else f"Welch on all {len(sa)} + {len(sb)} runs (no shared seeds)"
+def shared_runs(a: Side, b: Side) -> dict[str, tuple[int, int, int]]:
+    """Cells whose two sides read stored runs in common (two study folders on one store, whose runs
+    of one config and seed are one stored run), as cell -> (shared, runs in A, runs in B): those are
+    not two samples, so they get no test."""
+    if "key" not in a.runs or "key" not in b.runs:
+        return {}
+    if a.store is not None and b.store is not None and a.store != b.store:
+        return {}  # two stores: runs of one key in each were trained (or copied) apart
+    out = {}
+    for cell in [c for c in dict.fromkeys(a.runs["cell"]) if c in set(b.runs["cell"])]:
+        ka = set(a.runs.loc[a.runs["cell"] == cell, "key"].dropna())
+        kb = set(b.runs.loc[b.runs["cell"] == cell, "key"].dropna())
+        if ka & kb:
+            out[cell] = (len(ka & kb), len(ka), len(kb))
+    return out
+
+
+def same_runs_text(shared: dict[str, tuple[int, int, int]]) -> str:
+    """The report's line for cells that read the same stored runs on both sides."""
+    if not shared:
+        return ""
+    parts = [
+        f"{cell}: the same runs ({k} stored runs read by both sides)"
+        if k == na == nb
+        else f"{cell}: {k} of its {na} + {nb} runs are the same stored runs on both sides"
+        for cell, (k, na, nb) in shared.items()
+    ]
+    return (
+        "**The same runs, no test:** "
+        + "; ".join(parts)
+        + ". A run read by both sides is not an independent "
+        "sample of each, so these cells are not compared."
     )
 
 
 def compare_cells(a: Side, b: Side, level: int) -> list[Comparison]:
+    """Every cell both sides hold, B − A, except those that read the same stored runs (shared_runs)."""
     column = f"acc_tta{level}"
     out = []
-    for cell in [c for c in dict.fromkeys(a.runs["cell"]) if c in set(b.runs["cell"])]:
+    shared = shared_runs(a, b)
+    for cell in [c for c in dict.fromkeys(a.runs["cell"]) if c in set(b.runs["cell"]) and c not in shared]:
         xa = a.runs.loc[a.runs["cell"] == cell, ["seed", column]].sort_values("seed")
         xb = b.runs.loc[b.runs["cell"] == cell, ["seed", column]].sort_values("seed")
         is_paired, how = pairing(xa["seed"], xb["seed"])
@@ -137,7 +170,7 @@ def forest_figure(out: Path, a: Side, b: Side, level: int, comparisons: list[Com
     return figure_block(
         path,
         f"B − A in TTA-{level} accuracy (points) for every cell both sides hold, with its "
-        "95% interval (paired t where both sides hold the seed, Welch otherwise; unadjusted); "
+        f"95% interval (unadjusted; {PAIRING_RULE}); "
         "zero line in black.",
     )
 
@@ -178,7 +211,10 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
             ),
         ]
     else:
-        lines.append("No cell has at least two runs on both sides: nothing to compare.")
+        lines.append("No cell has at least two independent runs on both sides: nothing to compare.")
+    same = same_runs_text(shared_runs(a, b))
+    if same:
+        lines += ["", same]
     for label, cells in (("Only in A", only_a), ("Only in B", only_b)):
         if cells:
             lines += ["", f"**{label}:** " + ", ".join(cells)]

@@ -13,7 +13,7 @@ import tomllib
 
 from harness.report.campaign import LoadedCampaign
 from harness.report.page import Block, figure_block
-from harness.report.sections import compare, comparison_table
+from harness.report.sections import PAIRING_RULE, compare, comparison_table
 from harness.run.adaptive import LEVEL, comparison_name, differences
 from harness.spec import studyfile
 from harness.spec.grid import Study
@@ -80,18 +80,22 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
         primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
         if adaptive:
             blocks.append(
-                "## Against the baseline (descriptive)\n\nTTA-2 accuracy, variant − baseline, paired by "
-                "seed, over every run the adaptive campaign trained."
+                "## Against the baseline (descriptive)\n\nTTA-2 accuracy, variant − baseline, over every "
+                "run the adaptive campaign trained; the figure draws the verdict's sequences."
             )
         else:
-            blocks.append("## Against the baseline\n\nTTA-2 accuracy, variant − baseline, paired by seed.")
+            blocks.append(f"## Against the baseline\n\nTTA-2 accuracy, variant − baseline; {PAIRING_RULE}.")
         table = comparison_table(
             comparisons,
             family=f"every cell against the baseline at TTA {LEVEL}",
             primary=primary,
             optional_stopping=bool(adaptive),
         )
-        blocks.append(table[0] + "\n\n" + forest_figure(c, comparisons, primary))
+        if adaptive:  # after adaptive stopping the forest draws the verdict's sequences, never t-intervals
+            figure = sequence_forest_figure(c, list(history[-1].values()), rule, primary) if history else ""
+        else:
+            figure = forest_figure(c, comparisons, primary)
+        blocks.append(table[0] + ("\n\n" + figure if figure else ""))
         blocks += table[1:]
     return blocks
 
@@ -160,12 +164,45 @@ def forest_figure(c: LoadedCampaign, comparisons: list, primary: str | None) -> 
     )
     return figure_block(
         path,
-        f"Each cell against the baseline ({baseline}): mean of per-seed differences in TTA-2 accuracy "
-        "(points) with its 95% t-interval (unadjusted); zero line in black"
+        f"Each cell against the baseline ({baseline}): difference in mean TTA-2 accuracy (points) with its "
+        f"95% interval (unadjusted; {PAIRING_RULE}); zero line in black"
         + (f"; ★ and bold: the primary comparison ({primary})." if primary in set(rows["label"]) else ".")
         + (
             " Some intervals are missing: fewer than two pairs." if not np.isfinite(rows["low"]).all() else ""
         ),
+    )
+
+
+def sequence_forest_figure(
+    c: LoadedCampaign, states: list[sequential.ComparisonState], rule: sequential.Rule, primary: str | None
+) -> str:
+    """After adaptive stopping: each comparison's confidence sequence at its decision point (the
+    verdict), since a t-interval on runs that stopping chose undercovers and overstates differences."""
+    import pandas as pd
+
+    from harness.report import figures
+
+    rows = pd.DataFrame(
+        [{"label": s.name.split(" − ")[0], "diff": s.mean, "low": s.lower, "high": s.upper} for s in states]
+    )
+    primary = primary.split(" − ")[0] if primary else None
+    level = f"{100 * (1 - rule.sequence_alpha):.4g}%"
+    path = figures.forest(
+        rows,
+        c.figures,
+        c.figure_name("against_baseline"),
+        "difference from the baseline (TTA 2): the verdict",
+        c.stamp(f"adaptive · {rule.kind} sequence · α = {rule.alpha:g} over k = {rule.comparisons}"),
+        f"minus baseline (points, {level} confidence sequence)",
+        primary=primary,
+    )
+    return figure_block(
+        path,
+        "Each cell against the baseline after adaptive stopping: the mean paired difference in TTA-2 "
+        f"accuracy (points) at the comparison's decision point, with its {level} confidence sequence there "
+        f"(the verdict's {rule.kind} sequence, not a t-interval: t-intervals are not valid after adaptive "
+        "stopping); zero line in black"
+        + (f"; ★ and bold: the primary comparison ({primary})." if primary in set(rows["label"]) else "."),
     )
 
 

@@ -21,6 +21,7 @@ from harness.report.page import (
     p_text,
     pct,
 )
+from harness.stats.robust import diverged_mask
 
 # ----------------------------------------------------------------------------- comparisons
 
@@ -30,6 +31,30 @@ class Comparison:
     labels: dict  # what the table shows to identify the comparison
     name: str  # one-line name for the precision section
     result: stats.Difference
+    set_aside: tuple[int, ...] = ()  # seeds of runs flagged diverged and left out (harness.stats.robust)
+
+
+PAIRING_RULE = (
+    "paired t where the two sides hold exactly the same seeds, Welch's test on every run of both "
+    "sides otherwise"
+)
+
+
+def pairing(seeds_a, seeds_b) -> tuple[bool, str]:
+    """Whether two sets of runs are paired by seed (exactly the same seeds on both: runs with one seed
+    share their init, data-order and augmentation streams), and how a row says it was compared.
+    Pairing the shared seeds alone would silently drop the other runs: 100 runs a side sharing 3
+    seeds would be judged on 3 pairs."""
+    sa, sb = set(seeds_a), set(seeds_b)
+    if sa == sb:
+        return True, f"paired: both sides hold the same {len(sa)} seeds"
+    shared = len(sa & sb)
+    return False, (
+        f"Welch on all {len(sa)} + {len(sb)} runs (the sides share {shared} of their seeds; "
+        f"pairing them would drop {len(sa) + len(sb) - 2 * shared} runs)"
+        if shared
+        else f"Welch on all {len(sa)} + {len(sb)} runs (no shared seeds)"
+    )
 
 
 def compare(
@@ -41,17 +66,22 @@ def compare(
     labels: dict,
     name: str,
 ) -> Comparison:
-    """mean(a) - mean(b) of TTA-level accuracies: paired by seed where the two sets of runs share
-    seeds (runs with one seed share their random streams; two TTA levels of one cell are the same
-    runs), over the seeds both have; Welch's test only when they share fewer than two seeds."""
+    """mean(a) - mean(b) of TTA-level accuracies by PAIRING_RULE (two TTA levels of one cell are the
+    same runs, so they pair); the table's test column says which was applied."""
     a = c.runs.loc[mask_a, ["seed", f"acc_tta{level_a}"]].set_axis(["seed", "a"], axis=1)
     b = c.runs.loc[mask_b, ["seed", f"acc_tta{level_b}"]].set_axis(["seed", "b"], axis=1)
-    both = a.merge(b, on="seed")
-    if len(both) >= 2:
+    is_paired = pairing(a["seed"], b["seed"])[0]
+    flag_a, flag_b = diverged_mask(a["a"].to_numpy()), diverged_mask(b["b"].to_numpy())
+    out_a, out_b = set(a["seed"][flag_a]), set(b["seed"][flag_b])
+    if is_paired:  # a pair goes with either of its runs, so the two sides keep the same seeds
+        out_a = out_b = out_a | out_b
+    a, b = a[~a["seed"].isin(out_a)], b[~b["seed"].isin(out_b)]
+    if is_paired and len(a) >= 2:
+        both = a.merge(b, on="seed")
         result = stats.paired(both["a"].to_numpy(), both["b"].to_numpy())
     else:
         result = stats.welch(a["a"].to_numpy(), b["b"].to_numpy())
-    return Comparison(labels, name, result)
+    return Comparison(labels, name, result, tuple(sorted(int(x) for x in out_a | out_b)))
 
 
 def precision_of(comp: Comparison) -> ComparisonPrecision:
@@ -100,7 +130,16 @@ def comparison_table(
             {
                 **comp.labels,
                 "difference (pts) [95% CI]": ci(r.diff, 3),
-                "test": f"paired, {n_text(r.n)} pairs" if r.paired else f"Welch, {n_text(r.n)} runs",
+                "test": (
+                    f"paired, {n_text(r.n)} pairs"
+                    if r.paired
+                    else f"Welch, {n_text(r.n)} runs (seed sets differ)"
+                )
+                + (
+                    f"; diverged set aside: seeds {', '.join(map(str, comp.set_aside))}"
+                    if comp.set_aside
+                    else ""
+                ),
                 "r": f"{r.correlation:.2f}" if np.isfinite(r.correlation) else "–",
                 "t": f"{r.t:.2f}" if np.isfinite(r.t) else "n/a",
                 "p": p_text(r.p),
@@ -111,7 +150,7 @@ def comparison_table(
         f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
         "is reported unadjusted, outside the family"
     )
-    note = (
+    note = f"Pairing: {PAIRING_RULE}. " + (
         (
             f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
             + (f"; {pre}." if any(is_primary) else ".")

@@ -31,7 +31,9 @@ from harness.report.page import (
     number_figures,
     pct,
 )
+from harness.report.sections import PAIRING_RULE
 from harness.spec.studies import find_study
+from harness.stats.robust import K_DIVERGED, MIN_RUNS_DIVERGED, Diverged, diverged
 
 
 def header(c: LoadedCampaign) -> str:
@@ -70,35 +72,76 @@ def header(c: LoadedCampaign) -> str:
         f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "- **Pairing:** runs of different cells with the same seed share their initialization, data-order "
-        "and augmentation streams, so cells are compared seed by seed (paired t), as are TTA levels of "
-        "the same runs; Welch's test only where runs do not pair.",
+        f"and augmentation streams; comparisons use {PAIRING_RULE} (TTA levels of the same runs always pair).",
     ]
     return "\n".join(lines)
 
 
+def diverged_runs(c: LoadedCampaign) -> dict[str, Diverged]:
+    """Per cell, its runs flagged diverged on TTA-2 accuracy (points), by seed."""
+    out = {}
+    for cell in cell_order(c):
+        part = c.runs[c.runs["cell"] == cell]
+        out[cell] = diverged(100 * part["acc_tta2"].to_numpy(), part["seed"].to_numpy())
+    return out
+
+
+def diverged_note(flagged: dict[str, Diverged]) -> str:
+    """How many runs were flagged diverged and which, per cell; or that none was."""
+    rule = (
+        f"a run more than {K_DIVERGED:g} robust sds (1.4826 · MAD) below its cell's median TTA-2 accuracy, "
+        f"in cells of at least {MIN_RUNS_DIVERGED} runs"
+    )
+    lines = [f"- {cell}: {d.note()}" for cell, d in flagged.items() if d.count]
+    if not lines:
+        return f"No run was flagged as diverged ({rule})."
+    total = sum(d.count for d in flagged.values())
+    return (
+        f"**{total} diverged run{'s' if total > 1 else ''}** ({rule}): left out of the per-cell intervals and "
+        "comparisons above, and named here; the runs stay in the store and in the campaign's counts.\n\n"
+        + "\n".join(lines)
+    )
+
+
 def accuracy_table(c: LoadedCampaign) -> str:
-    """Per cell: n, mean accuracy with 95% t-interval at TTA 0 and 2, std with chi-square CI."""
+    """Per cell: n, mean accuracy with 95% t-interval at TTA 0 and 2, std with chi-square CI; runs
+    flagged diverged set aside and named; after adaptive stopping, means and stds without intervals."""
+    adaptive = bool(c.manifest.get("adaptive"))
+    flagged = diverged_runs(c)
     rows = []
     for cell in cell_order(c):
         part = c.runs[c.runs["cell"] == cell]
+        part = part[~part["seed"].isin(flagged[cell].seeds)]
         s0, s2 = stats.summarize(part["acc_tta0"]), stats.summarize(part["acc_tta2"])
-        rows.append(
-            {
-                "cell": cell,
-                "n": n_text(s2.n),
+        row = {"cell": cell, "n": n_text(s2.n)}
+        if adaptive:  # the runs per cell depended on the data: no t-intervals
+            row |= {
+                "TTA 0 mean %": pct(s0.mean.value),
+                "TTA 2 mean %": pct(s2.mean.value),
+                "TTA 2 std (pts)": pct(s2.std.value, 3),
+            }
+        else:
+            row |= {
                 "TTA 0 mean % [95% CI]": ci(s0.mean),
                 "TTA 2 mean % [95% CI]": ci(s2.mean),
                 "TTA 2 bootstrap CI": f"[{pct(s2.bootstrap.low)}, {pct(s2.bootstrap.high)}]",
                 "TTA 2 std (pts) [95% CI]": ci(s2.std, 3),
-                "train s/run": f"{part['train_seconds'].mean():.2f}",
             }
+        rows.append(row | {"train s/run": f"{part['train_seconds'].mean():.2f}"})
+    if not rows:
+        note = ""
+    elif adaptive:
+        note = (
+            "\n\nMeans and stds only: the seeds per cell were chosen by adaptive stopping, after which "
+            "t-intervals are not valid (the verdict is the confidence sequences). "
         )
-    note = (
-        f"\n\nMeans with Student-t intervals; stds with chi-square intervals. ⚠ marks cells with fewer than "
-        f"{SMALL_N} runs, whose intervals are wide and whose p-values deserve little weight."
-        if rows
-        else ""
-    )
+    else:
+        note = (
+            f"\n\nMeans with Student-t intervals; stds with chi-square intervals. ⚠ marks cells with fewer than "
+            f"{SMALL_N} runs, whose intervals are wide and whose p-values deserve little weight. "
+        )
+    if rows:
+        note += diverged_note(flagged)
     return "## Accuracy per cell\n\n" + markdown_table(rows) + note
 
 
@@ -106,17 +149,15 @@ def precision_section(c: LoadedCampaign, notes: list) -> str:
     """What the runs can resolve: per-cell CI half-widths, each comparison's minimum detectable
     difference at 80% power, and what the distribution-wise std's interval allows."""
     cells = []
+    adaptive = bool(c.manifest.get("adaptive"))
+    flagged = diverged_runs(c)
     for cell in cell_order(c):
-        acc = c.runs.loc[c.runs["cell"] == cell, "acc_tta2"].to_numpy()
-        m = stats.mean_ci(acc)
-        cells.append(
-            {
-                "cell": cell,
-                "n": n_text(len(acc)),
-                "TTA 2 CI half-width (pts)": pct(m.half_width, 3),
-                "TTA 2 std (pts)": pct(stats.std_ci(acc).value, 3),
-            }
-        )
+        part = c.runs[(c.runs["cell"] == cell) & ~c.runs["seed"].isin(flagged[cell].seeds)]
+        acc = part["acc_tta2"].to_numpy()
+        row = {"cell": cell, "n": n_text(len(acc))}
+        if not adaptive:  # after adaptive stopping no t-interval, nor its width
+            row["TTA 2 CI half-width (pts)"] = pct(stats.mean_ci(acc).half_width, 3)
+        cells.append(row | {"TTA 2 std (pts)": pct(stats.std_ci(acc).value, 3)})
     parts = [
         "## Precision: what these runs can resolve",
         "Two-sided α = 0.05. Minimum detectable difference: the true difference a t-test of this size finds "

@@ -34,10 +34,12 @@ class PlannedPrecision:
 
 
 def pooled_sd(runs: pd.DataFrame, column: str = "acc_tta2") -> tuple[float, int]:
-    """Within-cell sd pooled over cells with at least two runs, and the runs it rests on."""
+    """Within-cell sd pooled over cells with at least two runs, and the runs it rests on; a cell is
+    one method and version as well as one label (two methods may both have a cell "epochs=2.0")."""
     if runs is None or not len(runs) or column not in runs or "cell" not in runs:
         return float("nan"), 0
-    groups = [g[column].to_numpy(float) for _, g in runs.groupby("cell") if len(g) >= 2]
+    by = [k for k in ("method", "method_version", "cell") if k in runs]
+    groups = [g[column].to_numpy(float) for _, g in runs.groupby(by, dropna=False) if len(g) >= 2]
     df = sum(len(g) - 1 for g in groups)
     if not df:
         return float("nan"), 0
@@ -106,13 +108,30 @@ class Comparable:
     source: str
 
 
-def comparable(records: pd.DataFrame | None, preset: str, device: Device, specs=()) -> Comparable:
-    """Runs of the same preset, device class and method (the network's widths and the data sizes of
-    the planned cells): a GPU plan never learns from CPU runs, nor a full preset from smoke runs."""
+def comparable(
+    records: pd.DataFrame | None,
+    preset: str,
+    device: Device,
+    specs=(),
+    versions: dict[str, str] | None = None,
+) -> Comparable:
+    """Runs of the same preset, device class, shape (the network's widths and the data sizes of the
+    planned cells) and, given ``versions`` ({method spec: version}), the same methods at those
+    versions: a GPU plan never learns from CPU runs, nor a full preset from smoke runs, nor one method
+    from another that shares its cell labels."""
     where = f"{preset} preset on {device.describe()}"
+    which = f" (method {', '.join(f'{m} at version {v}' for m, v in versions.items())})" if versions else ""
     if records is None or not len(records):
-        return Comparable(pd.DataFrame(), f"no runs of the {where} in this store")
+        return Comparable(pd.DataFrame(), f"no runs of the {where} in this store{which}")
     keep = np.ones(len(records), bool)
+    if versions:
+        method = records["method"].astype(str) if "method" in records else pd.Series([""] * len(records))
+        version = (
+            records["method_version"].astype(str)
+            if "method_version" in records
+            else pd.Series([""] * len(records))
+        )
+        keep &= np.array([versions.get(m) == v for m, v in zip(method, version)], bool)
     keep &= (records["preset"].astype(str) == preset).to_numpy() if "preset" in records else False
     keep &= device.matches(records["device_name"]) if "device_name" in records else False
     shapes = {shape_of(s.cell.config.to_dict()) for s in specs}
@@ -127,13 +146,15 @@ def comparable(records: pd.DataFrame | None, preset: str, device: Device, specs=
     runs = records[keep]
     if not len(runs):
         return Comparable(
-            runs, f"no runs of the same method and {where} in this store ({len(records)} others not used)"
+            runs,
+            f"no runs of the same method and {where} in this store ({len(records)} others not used){which}",
         )
     models = sorted(runs["device_name"].astype(str).unique())
     return Comparable(
         runs,
         f"{len(runs)} runs of the same method and {where} in this store"
-        + (f" ({', '.join(models)})" if device.kind == "gpu" and not device.model else ""),
+        + (f" ({', '.join(models)})" if device.kind == "gpu" and not device.model else "")
+        + which,
     )
 
 
@@ -213,10 +234,31 @@ def cost_line(
     )
 
 
+def adaptive_totals(
+    delta: float, sd_diff: float, rule, workers: int, comparisons: int, campaigns: int = 2000
+) -> float:
+    """Expected runs a whole adaptive study trains when every comparison's true difference is
+    ``delta``: each variant's seeds plus the baseline's, which trains as far as the longest."""
+    from harness.stats.sequential import simulate
+
+    per = max(1, campaigns // comparisons)
+    trained = simulate(delta, sd_diff, rule, workers, per * comparisons).seeds_trained.reshape(
+        per, comparisons
+    )
+    return float((trained.sum(1) + trained.max(1)).mean())
+
+
 def adaptive_lines(
-    rule, records: pd.DataFrame | None, workers: int, campaigns: int = 2000, runs_from: str = "in this store"
+    rule,
+    records: pd.DataFrame | None,
+    workers: int,
+    campaigns: int = 2000,
+    runs_from: str = "in this store",
+    seconds_per_run: float | None = None,
+    unit: str = "GPU-hours",
 ) -> str:
-    """Expected seeds per comparison for a few true differences, by simulating the rule."""
+    """Expected seeds per comparison for a few true differences, by simulating the rule; with
+    ``seconds_per_run``, the expected and the worst-case total runs and hours of the whole study."""
     from harness.stats.sequential import expected_seeds
 
     sd, used = pooled_sd(records)
@@ -231,6 +273,23 @@ def adaptive_lines(
         lines.append(
             f"  true difference {delta:g} points: {expected_seeds(delta, sd_diff, rule, workers, campaigns):.1f} "
             f"seeds (at most {rule.max_seeds})"
+        )
+    if seconds_per_run is not None:
+        k = rule.comparisons
+        worst = (k + 1) * rule.max_seeds
+        lines.append(
+            f"whole study, {k} comparison{'s' if k > 1 else ''} and the baseline "
+            f"({seconds_per_run:.1f} s per run):"
+        )
+        for delta in (0.0, rule.precision, 4 * rule.precision):
+            runs = adaptive_totals(delta, sd_diff, rule, workers, k, campaigns)
+            lines.append(
+                f"  expected if every true difference is {delta:g} points: {runs:.0f} runs, "
+                f"{runs * seconds_per_run / 3600:.3g} {unit}"
+            )
+        lines.append(
+            f"  worst case (every comparison to M = {rule.max_seeds} seeds): {worst} runs, "
+            f"{worst * seconds_per_run / 3600:.3g} {unit}"
         )
     return "\n".join(lines)
 
