@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .data import Cifar10
 from .faster import FasterConfig
 from .loader import TrainLoader
-from .net import Net, make_net, patch_covariance, whitening_weights
+from .net import Net, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
 from .train import DeviceData, RunResult, Stopwatch, derive_seed, evaluated_run, resident
 
@@ -66,11 +66,22 @@ def stream_seeds(cfg: FasterConfig, seed: int) -> dict[str, int]:
 
 def build_nets(cfg: FasterConfig, seeds: dict[str, int], device: torch.device, half: bool) -> tuple[Net, Net]:
     """(main network, proxy) freshly initialized, whitening not yet fitted; the proxy's whitening
-    bias is frozen (zero) for the whole run."""
-    net, _ = make_net(net_view(cfg), [seeds["init"]], device, half, gelu_after_sum=True)
-    proxy, _ = make_net(net_view(cfg, proxy=True), [seeds["proxy"]], device, half, gelu_after_sum=True)
+    bias is frozen (zero) for the whole run. Both are channels-last on every device, as the script
+    lays them out: on a CPU that alone makes a run about 1.5x faster than NCHW filters."""
+    net, proxy = (
+        make_net(net_view(cfg, p), [seeds[s]], device, half, gelu_after_sum=True, channels_last=True)[0]
+        for p, s in ((False, "init"), (True, "proxy"))
+    )
     proxy.whiten.bias.requires_grad = False
     return net, proxy
+
+
+@torch.no_grad()
+def fit_whitenings(net: Net, proxy: Net, cfg: FasterConfig, images: torch.Tensor) -> None:
+    """Both networks' frozen whitening filters from one fit, largest eigenvalue first (the script's
+    ``get_whitening_parameters`` flips ``eigh``'s ascending order, as airbench94 does)."""
+    w = fit_whitening(net, net_view(cfg), images)
+    proxy.whiten.weight.copy_(w)
 
 
 def hardest(losses: torch.Tensor, n: int) -> torch.Tensor:
@@ -140,13 +151,7 @@ def train(
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
 
     with train_clock:
-        with torch.no_grad():
-            w = whitening_weights(
-                patch_covariance(data.train_images[data.whiten_order[: config.whiten_samples]]),
-                config.whiten_eps,
-            )
-            net.whiten.weight.copy_(w)
-            proxy_net.whiten.weight.copy_(w)
+        fit_whitenings(net, proxy_net, config, data.train_images[data.whiten_order[: config.whiten_samples]])
         net.train()
         for step, (inputs, labels) in zip(range(steps), loader.stream()):
             if config.whiten_bias_epochs is not None:

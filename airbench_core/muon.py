@@ -10,11 +10,15 @@ then every odd epoch all images flipped together ("alternating"); random transla
 pixels of a reflect-padded image (one uniform shift per image per epoch); no cutout.
 
 Network (``net.Net``, reused): a frozen 2x2 whitening conv (3 -> 24: 12 eigenvectors of the patch
-covariance of 5,000 training images scaled by 1/sqrt(eigenvalue + 5e-4), and their negatives) with a
-trainable bias; GELU; three blocks conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU of
-widths 64/256/256, convs without bias and with the first in_channels filters Dirac (identity) at
-init; maxpool 3; a linear head 256 -> 10 without bias. BatchNorm: scale fixed at 1 (not trained),
-eps 1e-12, running-statistics momentum 0.6 (PyTorch momentum 0.4). Differences from airbench94:
+covariance of 5,000 training images scaled by 1/sqrt(eigenvalue + 5e-4), smallest eigenvalue first
+as ``eigh`` returns them, and their negatives) with a trainable bias; GELU; three blocks
+conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU of widths 64/256/256, convs without
+bias and with the first in_channels filters Dirac (identity) at init; maxpool 3; a linear head
+256 -> 10 without bias. BatchNorm: scale fixed at 1 (not trained), eps 1e-12, running-statistics
+momentum 0.6 (PyTorch momentum 0.4). Differences from airbench94:
+- the whitening filters keep ``eigh``'s ascending order (airbench94 puts the largest eigenvalue
+  first). With block1 narrower than 24 channels the identity init passes only the first block1
+  filters, so the order decides which components (and which negatives) reach block1;
 - the whitening bias keeps PyTorch's default init, uniform in +-1/sqrt(12) (the script's ``reset``
   re-initialises every ``nn.Conv2d``, the whitening conv included; airbench94 here zeroes it);
 - the head's weights are rescaled to unit standard deviation at reset (``w *= 1 / w.std()``);
@@ -119,6 +123,7 @@ class MuonConfig(ConfigMethods):
     whiten = True
     zero_whiten_bias = False
     cutout = 0
+    whiten_largest_first = False  # the script keeps eigh's ascending order (airbench94 flips it)
 
     @property
     def logit_scale(self) -> float:
