@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from harness.run import private_ray
 from harness.run.method_worker import MethodWorker
 from harness.run.worker import Outcome, RunWorker, exception_text
 from harness.spec.grid import RunSpec
@@ -110,6 +113,7 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             f"on a cluster node with --address auto, or submit it with `ray job submit`"
         )
     if address == "auto":
+        probe_auto(timeout)
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
@@ -125,6 +129,65 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     what = answered(answer)
     if what is not None:
         raise BackendError(f"--address {address}: not a Ray head: {what}")
+    probe_gcs(address, address, timeout)
+
+
+TOKEN_HINT = (
+    "set RAY_AUTH_MODE=token and give this driver the cluster's token: RAY_AUTH_TOKEN=<token> or "
+    "RAY_AUTH_TOKEN_PATH=<file> (`ray get-auth-token` on the head node prints it)"
+)
+
+
+def probe_gcs(address: str, gcs: str, timeout: float) -> None:
+    """One real call to Ray's GCS at ``gcs`` (its cluster id) with a deadline: a gRPC server that is
+    not Ray never answers it, and a cluster that wants a token this driver lacks refuses it at once,
+    where ``ray.init`` would retry for half a minute. Ray's own log line about it is kept off stderr."""
+    try:
+        from ray._raylet import InnerGcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # a Ray without these: ray.init will tell
+        return
+    with stderr_silenced():
+        try:
+            InnerGcsClient.standalone(gcs, None, int(timeout * 1000))
+        except AuthenticationError:
+            raise BackendError(
+                f"--address {address}: the cluster wants an authentication token that this driver "
+                f"lacks or that does not match: {TOKEN_HINT}"
+            ) from None
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise BackendError(
+                f"--address {address}: not a Ray head: its gRPC server did not answer Ray's GCS call "
+                f"within {timeout:g} s ({first})"
+            ) from None
+
+
+@contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 on /dev/null for the block (Ray's C++ logging writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def probe_auto(timeout: float) -> None:
+    """``--address auto``: the GCS probe on the cluster Ray would pick (RAY_ADDRESS or the last one
+    ``ray start`` began on this machine), if Ray finds one; otherwise ray.init says what is wrong."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        gcs = canonicalize_bootstrap_address("auto")
+    except Exception:
+        return
+    if gcs:
+        probe_gcs("auto", gcs, timeout)
 
 
 def _first_bytes(conn: socket.socket, timeout: float) -> bytes:
@@ -226,6 +289,8 @@ class RayBackend:
         self.lost_after, self.poll = lost_after, min(10.0, lost_after / 4)
         self.started_here = False
         self.quiet = None
+        self.private_undo = None  # restores the environment the private cluster changed
+        self.reaper = None  # ends the private cluster's processes if this driver dies
         if not ray.is_initialized():
             if address:
                 check_address(address)
@@ -234,12 +299,14 @@ class RayBackend:
                     "PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
                 }
             }
-            # the private Ray is reachable from this machine only: its node address is loopback
+            # the private Ray: loopback only, its own token, see harness.run.private_ray
             where = (
                 dict(address=address)
                 if address
                 else dict(address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
             )
+            if not address:
+                self.private_undo = private_ray.private_environment(ray)
             try:
                 ray.init(
                     runtime_env=env,
@@ -248,19 +315,29 @@ class RayBackend:
                     **where,
                 )
             except Exception as exc:
+                self._undo_private()
                 raise BackendError(
                     f"could not {'join Ray at ' + address if address else 'start Ray'}: "
                     f"{ray_error_text(exc)}{auth_hint(exc)}"
                 ) from None
             self.started_here = True
+            if not address:
+                self.reaper = private_ray.start_reaper(ray)
+                private_ray.report(ray, verbose)
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
         self.restarts = 0  # actors Ray restarted (a new pid answered) or the backend replaced
         self.lost = 0  # actors given up: not alive and not restarted within lost_after
         self.pids: dict = {}  # actor -> the worker pid that last answered for it
+        self.ray_restarts: dict = {}  # actor -> how often Ray had restarted it when last asked
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
         self.actors: list = []
+
+    def _undo_private(self) -> None:
+        if self.private_undo is not None:
+            self.private_undo()
+            self.private_undo = None
 
     def has_gpu(self) -> bool:
         return self.device != "cpu" and self.total_gpus > 0
@@ -337,6 +414,7 @@ class RayBackend:
             del load[actor]
             self.ray.kill(actor, no_restart=True)
             self.pids.pop(actor, None)
+            self.ray_restarts.pop(actor, None)
             if replace:
                 fresh = self._new_actor()
                 self.actors.append(fresh)
@@ -367,10 +445,8 @@ class RayBackend:
                     pid = next(
                         (o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None
                     )
-                    if pid is not None:
-                        if self.pids.get(actor, pid) != pid:  # Ray restarted this actor in a new process
-                            self.restarts += 1
-                        self.pids[actor] = pid
+                    if pid is not None and self.pids.get(actor) != pid:
+                        self._count_restarts(actor, pid)
                 batch += outcomes
             if time.monotonic() - checked >= self.poll:
                 checked = time.monotonic()
@@ -391,6 +467,19 @@ class RayBackend:
             if batch:
                 yield batch
                 submit()  # retries the campaign put back
+
+    def _count_restarts(self, actor, pid: int) -> None:
+        """An actor's first answer, or one from a new process: add the restarts Ray made since it was
+        last asked (an actor killed before it ever answered included). Asked only then, not per run;
+        when the GCS does not answer, a new pid counts as one restart."""
+        from ray._private import state
+
+        try:
+            now = int(state.actors(actor_id=actor._actor_id.hex()).get("NumRestarts", 0))
+        except Exception:
+            now = self.ray_restarts.get(actor, 0) + (actor in self.pids)
+        self.restarts += max(0, now - self.ray_restarts.get(actor, 0))
+        self.ray_restarts[actor], self.pids[actor] = now, pid
 
     def _lost(self, load: dict, answered: dict) -> list:
         """Actors with work outstanding, silent for ``lost_after`` s, that Ray says are not alive
@@ -419,10 +508,13 @@ class RayBackend:
         for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
         self.actors = []
-        self.pids = {}
+        self.pids, self.ray_restarts = {}, {}
         if self.started_here:
             self.ray.shutdown()
             self.started_here = False
+        private_ray.stop_reaper(self.reaper)
+        self.reaper = None
+        self._undo_private()
         if self.quiet:
             self.quiet()
             self.quiet = None
@@ -433,10 +525,7 @@ def auth_hint(exc: BaseException) -> str:
     authentication on in ``ray start``)."""
     text = f"{type(exc).__name__} {exc}"
     if "AuthToken" in text or "authentication" in text.lower() or "UNAUTHENTICATED" in text:
-        return (
-            "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this driver the "
-            "cluster's token (RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token), see README"
-        )
+        return f"; the cluster uses token authentication: {TOKEN_HINT}"
     return ""
 
 
