@@ -254,13 +254,22 @@ def test_a_driver_without_the_clusters_token_is_told_how_to_give_it_in_one_line(
     assert "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN=" in line
     wrong = tokenless_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="b" * 48)
     assert "wants an authentication token" in one_error_line(study_cli(*args, *out, env=wrong, timeout=HANG))
-    # with the token, the check lets the driver through
-    probe = "import sys; from harness.run.backends import check_address; check_address(sys.argv[1])"
+    # with the token, a driver joins it, though Ray would swap the loopback address for the LAN one
     right = tokenless_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, PYTHONPATH=str(ROOT))
-    ok = subprocess.run(
-        [sys.executable, "-c", probe, address], env=right, capture_output=True, text=True, timeout=HANG
+    joined = subprocess.run(
+        [sys.executable, "-c", JOIN, address], env=right, capture_output=True, text=True, timeout=HANG
     )
-    assert ok.returncode == 0, ok.stderr
+    assert (joined.returncode, joined.stdout.strip()) == (0, "1.0"), joined.stderr
+
+
+JOIN = """
+import sys
+from airbench_core.simulated import METHOD, SimulatedData
+from harness.run.backends import RayBackend
+backend = RayBackend("", None, "cpu", False, address=sys.argv[1], method=METHOD, method_data=SimulatedData(10))
+print(backend.total_cpus)
+backend.stop()
+"""
 
 
 DRIVER = """

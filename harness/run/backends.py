@@ -182,6 +182,8 @@ class RayBackend:
             )
             if not address:
                 self.private_undo = private_ray.private_environment(ray)
+            elif private_ray.is_loopback(address.rpartition(":")[0]):
+                self.private_undo = private_ray.loopback_driver(ray)
             try:
                 ray.init(
                     runtime_env=env,

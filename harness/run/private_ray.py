@@ -40,18 +40,33 @@ def is_loopback(host: str) -> bool:
 def private_environment(ray) -> Callable[[], None]:
     """Set what makes the next ``ray.init(address="local")`` loopback-only and token-protected, for
     this process and the cluster's processes (they inherit it). Returns an undo, for after shutdown."""
+    return environment(
+        ray,
+        {
+            CLUSTER_MODE_VAR: "0",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_AUTH_TOKEN_PATH": None,  # the fresh token, not a file named by the user's environment
+        },
+    )
+
+
+def loopback_driver(ray) -> Callable[[], None]:
+    """For ``--address 127.0.0.1:PORT`` (a head started on loopback): without this, ``ray.init``
+    swaps the loopback host for the LAN address, where nothing listens, and retries for minutes."""
+    return environment(ray, {CLUSTER_MODE_VAR: "0"})
+
+
+def environment(ray, changes: dict[str, str | None]) -> Callable[[], None]:
+    """Apply ``changes`` to the environment (None: unset), with Ray's cluster mode following
+    CLUSTER_MODE_VAR in this process too (Ray reads it at import); returns the undo."""
     from ray._private import ray_constants
 
-    changes: dict[str, str | None] = {
-        CLUSTER_MODE_VAR: "0",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_AUTH_TOKEN_PATH": None,  # the fresh token, not a file named by the user's environment
-    }
     saved = {name: os.environ.get(name) for name in changes}
     cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     _apply(changes)
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; the driver consults the module
+    if CLUSTER_MODE_VAR in changes:
+        ray_constants.ENABLE_RAY_CLUSTER = False
     _reload_auth()
 
     def undo() -> None:
