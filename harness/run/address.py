@@ -63,7 +63,7 @@ def probe_gcs(address: str, gcs: str, timeout: float) -> None:
     not Ray never answers it, and a cluster that wants a token this driver lacks refuses it at once,
     where ``ray.init`` would retry for half a minute. Ray's own log line about it is kept off stderr."""
     try:
-        from ray._raylet import InnerGcsClient
+        from ray._raylet import InnerGcsClient  # type: ignore[attr-defined]
         from ray.exceptions import AuthenticationError
     except ImportError:  # a Ray without these: ray.init will tell
         return

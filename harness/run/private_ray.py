@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from harness.run import reaper
 
@@ -37,7 +38,7 @@ def is_loopback(host: str) -> bool:
     return bool((mapped or ip).is_loopback)
 
 
-def private_environment(ray) -> Callable[[], None]:
+def private_environment(ray: ModuleType) -> Callable[[], None]:
     """Set what makes the next ``ray.init(address="local")`` loopback-only and token-protected, for
     this process and the cluster's processes (they inherit it). Returns an undo, for after shutdown."""
     return environment(
@@ -51,13 +52,13 @@ def private_environment(ray) -> Callable[[], None]:
     )
 
 
-def loopback_driver(ray) -> Callable[[], None]:
+def loopback_driver(ray: ModuleType) -> Callable[[], None]:
     """For ``--address 127.0.0.1:PORT`` (a head started on loopback): without this, ``ray.init``
     swaps the loopback host for the LAN address, where nothing listens, and retries for minutes."""
     return environment(ray, {CLUSTER_MODE_VAR: "0"})
 
 
-def environment(ray, changes: dict[str, str | None]) -> Callable[[], None]:
+def environment(ray: ModuleType, changes: dict[str, str | None]) -> Callable[[], None]:
     """Apply ``changes`` to the environment (None: unset), with Ray's cluster mode following
     CLUSTER_MODE_VAR in this process too (Ray reads it at import); returns the undo."""
     from ray._private import ray_constants
@@ -88,7 +89,7 @@ def _apply(values: dict[str, str | None]) -> None:
 def _reload_auth() -> None:
     """Ray caches the authentication mode (RayConfig) and token (its loader) per process."""
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
@@ -122,7 +123,7 @@ class Binding:
         )
 
 
-def cluster_pids(ray) -> list[int]:
+def cluster_pids(ray: ModuleType) -> list[int]:
     """The private cluster's processes: those Ray's node started (GCS, raylet, monitors) and every
     process under them (agents, workers); not this process's other children."""
     node = ray._private.worker._global_node
@@ -135,9 +136,9 @@ def cluster_pids(ray) -> list[int]:
     return started + [d for pid in started for d in reaper.descendants(pid)]
 
 
-def binding(ray) -> Binding:
+def binding(ray: ModuleType) -> Binding:
     """The binding of the private cluster this process started (psutil comes with Ray)."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # Ray ships it
 
     node = ray._private.worker._global_node
     listening = []
@@ -155,13 +156,16 @@ def binding(ray) -> Binding:
 def token_mode() -> bool:
     """Whether this process's Ray uses token authentication."""
     try:
-        from ray._raylet import AuthenticationMode, get_authentication_mode
+        from ray._raylet import (  # type: ignore[attr-defined]
+            AuthenticationMode,
+            get_authentication_mode,
+        )
     except ImportError:
         return False
     return bool(get_authentication_mode() == AuthenticationMode.TOKEN)
 
 
-def report(ray, verbose: bool) -> None:
+def report(ray: ModuleType, verbose: bool) -> None:
     """Print the binding with --verbose; say once, whatever the flags, when the installed Ray listens
     beyond loopback or runs without a token."""
     global _warned
@@ -177,14 +181,14 @@ def report(ray, verbose: bool) -> None:
         )
 
 
-def start_reaper(ray) -> subprocess.Popen | None:
+def start_reaper(ray: ModuleType) -> subprocess.Popen[str] | None:
     """A reaper for the cluster's processes (Linux), ending them when this process dies."""
     if not sys.platform.startswith("linux"):
         return None
     return reaper.start(cluster_pids(ray))
 
 
-def stop_reaper(proc: subprocess.Popen | None) -> None:
+def stop_reaper(proc: subprocess.Popen[str] | None) -> None:
     """Close the reaper's pipe: it ends what is left of the cluster and exits."""
     if proc is None:
         return

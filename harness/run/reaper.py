@@ -53,7 +53,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def start(pids: list[int]) -> subprocess.Popen:
+def start(pids: list[int]) -> subprocess.Popen[str]:
     """Start the reaper for ``pids``; the caller keeps the returned process's stdin open for as long
     as the processes should live and closes it (or dies) to end them."""
     reaper = subprocess.Popen(
