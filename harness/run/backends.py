@@ -182,7 +182,7 @@ class RayBackend:
             )
             if not address:
                 self.private_undo = private_ray.private_environment(ray)
-            elif private_ray.is_loopback(address.rpartition(":")[0]):
+            elif private_ray.needs_loopback_driver(address):
                 self.private_undo = private_ray.loopback_driver(ray)
             try:
                 ray.init(

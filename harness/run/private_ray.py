@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -56,6 +57,25 @@ def loopback_driver(ray: ModuleType) -> Callable[[], None]:
     """For ``--address 127.0.0.1:PORT`` (a head started on loopback): without this, ``ray.init``
     swaps the loopback host for the LAN address, where nothing listens, and retries for minutes."""
     return environment(ray, {CLUSTER_MODE_VAR: "0"})
+
+
+def needs_loopback_driver(address: str) -> bool:
+    """Whether ``--address`` names a head on loopback that does not also answer on the LAN address
+    ``ray.init`` would swap in (a head whose node address is 127.0.0.1: it listens there alone)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not is_loopback(host) or not port.isdigit():
+        return False
+    from ray._private.services import resolve_ip_for_localhost
+
+    lan = resolve_ip_for_localhost(host)
+    if is_loopback(lan):
+        return False
+    try:
+        socket.create_connection((lan, int(port)), timeout=2).close()
+    except OSError:
+        return True
+    return False
 
 
 def environment(ray: ModuleType, changes: dict[str, str | None]) -> Callable[[], None]:
