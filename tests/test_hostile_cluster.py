@@ -59,7 +59,9 @@ def private():
         yield backend
     finally:
         backend.stop()
+        restored = os.environ.get("RAY_AUTH_MODE"), os.environ.get("RAY_AUTH_TOKEN")
         patch.undo()
+    assert restored == ("disabled", None), "stopping the private cluster gives the user's variables back"
 
 
 def listening_sockets(pids: set[int]) -> list[tuple[str, int]]:
@@ -254,6 +256,13 @@ def test_a_driver_without_the_clusters_token_is_told_how_to_give_it_in_one_line(
     assert "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN=" in line
     wrong = tokenless_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="b" * 48)
     assert "wants an authentication token" in one_error_line(study_cli(*args, *out, env=wrong, timeout=HANG))
+    # --address auto finds it through RAY_ADDRESS: the same one line
+    auto = tokenless_env(RAY_ADDRESS=address, HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    auto[private_ray.CLUSTER_MODE_VAR] = "0"  # Ray's "auto" would swap in the LAN address otherwise
+    del auto["RAY_AUTH_MODE"]
+    probe = "from harness.run.backends import check_address; check_address('auto')"
+    r = subprocess.run([sys.executable, "-c", probe], env=auto, capture_output=True, text=True, timeout=HANG)
+    assert r.returncode != 0 and "--address auto: the cluster wants an authentication token" in r.stderr
     # with the token, a driver joins it, though Ray would swap the loopback address for the LAN one
     right = tokenless_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, PYTHONPATH=str(ROOT))
     joined = subprocess.run(

@@ -58,10 +58,11 @@ TOKEN_HINT = (
 )
 
 
-def probe_gcs(address: str, gcs: str, timeout: float) -> None:
+def probe_gcs(address: str, gcs: str, timeout: float, only_auth: bool = False) -> None:
     """One real call to Ray's GCS at ``gcs`` (its cluster id) with a deadline: a gRPC server that is
     not Ray never answers it, and a cluster that wants a token this driver lacks refuses it at once,
-    where ``ray.init`` would retry for half a minute. Ray's own log line about it is kept off stderr."""
+    where ``ray.init`` would retry for half a minute. Ray's own log line about it is kept off stderr.
+    ``only_auth``: report the token refusal only."""
     try:
         from ray._raylet import InnerGcsClient  # type: ignore[attr-defined]
         from ray.exceptions import AuthenticationError
@@ -76,6 +77,8 @@ def probe_gcs(address: str, gcs: str, timeout: float) -> None:
                 f"lacks or that does not match: {TOKEN_HINT}"
             ) from None
         except Exception as exc:
+            if only_auth:
+                return
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
             raise BackendError(
                 f"--address {address}: not a Ray head: its gRPC server did not answer Ray's GCS call "
@@ -98,16 +101,22 @@ def stderr_silenced() -> Iterator[None]:
 
 
 def probe_auto(timeout: float) -> None:
-    """``--address auto``: the GCS probe on the cluster Ray would pick (RAY_ADDRESS or the last one
-    ``ray start`` began on this machine), if Ray finds one; otherwise ray.init says what is wrong."""
+    """``--address auto``: the token check on the cluster Ray would pick (RAY_ADDRESS or the last one
+    ``ray start`` began on this machine), with the token mode ``ray.init`` would take for it (on when
+    a token file exists). Other failures are left to ray.init, which resolves "auto" its own way."""
     try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
         from ray._private.services import canonicalize_bootstrap_address
 
         gcs = canonicalize_bootstrap_address("auto")
+        if gcs:
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     except Exception:
         return
     if gcs:
-        probe_gcs("auto", gcs, timeout)
+        probe_gcs("auto", gcs, timeout, only_auth=True)
 
 
 def _first_bytes(conn: socket.socket, timeout: float) -> bytes:
