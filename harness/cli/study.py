@@ -516,14 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return fail(os_error_line(exc))
     # A real campaign from here on: torch, and Ray unless --backend local.
+    from harness.run.address import BackendError, check_address
+
+    if args.address and args.backend == "ray":
+        try:
+            check_address(args.address)  # seconds, before torch loads: not Ray's minutes of retries
+        except BackendError as exc:
+            return fail(str(exc))
     from airbench_core import DataError, load_cifar10
     from harness.run import campaign
-    from harness.run.backends import BackendError, check_address
     from harness.store.lock import LockHeld
 
     try:
-        if args.address and args.backend == "ray":
-            check_address(args.address)  # seconds, not Ray's minutes of retries
         data = load_cifar10(args.data, args.cache_dir)
         plan = campaign.plan(study, target.preset, args.seeds or 0, root)
         if root.exists():

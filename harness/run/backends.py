@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from collections import deque
@@ -17,6 +16,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from harness.run import private_ray
+from harness.run.address import (
+    BackendError,
+    auth_hint,
+    check_address,
+)
 from harness.run.method_worker import MethodWorker
 from harness.run.worker import Outcome, RunWorker, exception_text
 from harness.spec.grid import RunSpec
@@ -81,10 +86,6 @@ class AttemptTimer:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous)
         return kind is RunTimeout  # fired between the attempt's end and here: the caller sees .fired
-
-
-class BackendError(Exception):
-    """The cluster or device cannot run this campaign; one line for the user."""
 
 
 class LocalBackend:
@@ -153,69 +154,6 @@ class LocalBackend:
 
 
 LOOPBACK = "127.0.0.1"
-CONNECT_TIMEOUT_S = 5.0
-# A Ray head's address is its GCS, a gRPC server: HTTP/2, which answers a client's connection preface
-# with its own SETTINGS frame. Anything else that accepts the connection is not a Ray head.
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-
-
-def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Refuse what cannot work before Ray spends minutes retrying it: ray:// client addresses (they
-    need ray[client]; use ``ray job submit``), a HOST:PORT that nothing answers on, and one where
-    something other than a Ray head (a gRPC server) answers. Takes at most about 2 x ``timeout``."""
-    if address.startswith("ray://"):
-        raise BackendError(
-            f"--address {address}: ray:// client addresses are not supported; run the campaign "
-            f"on a cluster node with --address auto, or submit it with `ray job submit`"
-        )
-    if address == "auto":
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise BackendError(f"--address {address}: expected 'auto' or HOST:PORT of a Ray head node")
-    try:
-        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
-    except OSError as exc:
-        raise BackendError(
-            f"--address {address}: no Ray head answers there ({exc.strerror or type(exc).__name__})"
-        ) from None
-    with conn:
-        answer = _first_bytes(conn, timeout)
-    what = answered(answer)
-    if what is not None:
-        raise BackendError(f"--address {address}: not a Ray head: {what}")
-
-
-def _first_bytes(conn: socket.socket, timeout: float) -> bytes:
-    """What the server says (at most 256 bytes) after an HTTP/2 client preface, within ``timeout``."""
-    conn.settimeout(timeout)
-    try:
-        conn.sendall(HTTP2_PREFACE)
-        return conn.recv(256)
-    except TimeoutError:
-        return b"<silent>"
-    except OSError:
-        return b""
-
-
-def answered(reply: bytes) -> str | None:
-    """None when ``reply`` is what a gRPC (HTTP/2) server or a TLS one (Ray with RAY_USE_TLS) sends
-    first; otherwise what answered instead, in words."""
-    if len(reply) >= 9 and reply[3] == 0x04 and reply[4] in (0, 1):  # an HTTP/2 SETTINGS frame
-        return None
-    if reply[:1] in (b"\x15", b"\x16") and reply[1:2] == b"\x03":  # a TLS record (alert or handshake)
-        return None
-    if reply == b"<silent>":
-        return "something accepted the connection but sent nothing back (not a gRPC server)"
-    if not reply:
-        return "something accepted the connection and closed it without a word (not a gRPC server)"
-    first = reply.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("ascii", "replace")
-    printable = "".join(c if c.isprintable() else "?" for c in first)[:80]
-    if reply.startswith(b"HTTP/") or b"<html" in reply.lower() or b"<!doctype html" in reply.lower():
-        return f"an HTTP/1 (web) server answered ({printable!r})"
-    if reply.startswith(b"SSH-"):
-        return f"an SSH server answered ({printable!r})"
-    return f"a server that does not speak gRPC answered ({printable!r})"
 
 
 def ray_error_text(exc: BaseException) -> str:
@@ -293,6 +231,8 @@ class RayBackend:
             self.poll = min(self.poll, max(0.05, run_timeout / 4))
         self.started_here = False
         self.quiet = None
+        self.private_undo = None  # restores the environment the private cluster changed
+        self.reaper = None  # ends the private cluster's processes if this driver dies
         if not ray.is_initialized():
             if address:
                 check_address(address)
@@ -301,12 +241,16 @@ class RayBackend:
                     "PYTHONPATH": os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get("PYTHONPATH")]))
                 }
             }
-            # the private Ray is reachable from this machine only: its node address is loopback
+            # the private Ray: loopback only, its own token, see harness.run.private_ray
             where = (
                 dict(address=address)
                 if address
                 else dict(address="local", include_dashboard=False, _node_ip_address=LOOPBACK)
             )
+            if not address:
+                self.private_undo = private_ray.private_environment(ray)
+            elif private_ray.needs_loopback_driver(address):
+                self.private_undo = private_ray.loopback_driver(ray)
             try:
                 ray.init(
                     runtime_env=env,
@@ -315,19 +259,29 @@ class RayBackend:
                     **where,
                 )
             except Exception as exc:
+                self._undo_private()
                 raise BackendError(
                     f"could not {'join Ray at ' + address if address else 'start Ray'}: "
                     f"{ray_error_text(exc)}{auth_hint(exc)}"
                 ) from None
             self.started_here = True
+            if not address:
+                self.reaper = private_ray.start_reaper(ray)
+                private_ray.report(ray, verbose)
             if not verbose:
                 self.quiet = silence_ray_errors(ray)
         self.restarts = 0  # actors Ray restarted (a new pid answered) or the backend replaced
         self.lost = 0  # actors given up: not alive and not restarted within lost_after
         self.pids: dict = {}  # actor -> the worker pid that last answered for it
+        self.ray_restarts: dict = {}  # actor -> how often Ray had restarted it when last asked
         resources = ray.cluster_resources()
         self.total_gpus, self.total_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
         self.actors: list = []
+
+    def _undo_private(self) -> None:
+        if self.private_undo is not None:
+            self.private_undo()
+            self.private_undo = None
 
     def has_gpu(self) -> bool:
         return self.device != "cpu" and self.total_gpus > 0
@@ -409,6 +363,7 @@ class RayBackend:
             del load[actor]
             self.ray.kill(actor, no_restart=True)
             self.pids.pop(actor, None)
+            self.ray_restarts.pop(actor, None)
             if replace:
                 fresh = self._new_actor()
                 self.actors.append(fresh)
@@ -440,10 +395,8 @@ class RayBackend:
                     pid = next(
                         (o.worker.get("worker_pid") for o in outcomes if o.worker.get("worker_pid")), None
                     )
-                    if pid is not None:
-                        if self.pids.get(actor, pid) != pid:  # Ray restarted this actor in a new process
-                            self.restarts += 1
-                        self.pids[actor] = pid
+                    if pid is not None and self.pids.get(actor) != pid:
+                        self._count_restarts(actor, pid)
                 batch += outcomes
             if self.run_timeout:
                 batch += self._stop_overdue(load, answered, in_flight, queue, retire)
@@ -489,6 +442,19 @@ class RayBackend:
             retire(actor, replace=True)
         return failed
 
+    def _count_restarts(self, actor, pid: int) -> None:
+        """An actor's first answer, or one from a new process: add the restarts Ray made since it was
+        last asked (an actor killed before it ever answered included). Asked only then, not per run;
+        when the GCS does not answer, a new pid counts as one restart."""
+        from ray._private import state
+
+        try:
+            now = int(state.actors(actor_id=actor._actor_id.hex()).get("NumRestarts", 0))
+        except Exception:
+            now = self.ray_restarts.get(actor, 0) + (actor in self.pids)
+        self.restarts += max(0, now - self.ray_restarts.get(actor, 0))
+        self.ray_restarts[actor], self.pids[actor] = now, pid
+
     def _lost(self, load: dict, answered: dict) -> list:
         """Actors with work outstanding, silent for ``lost_after`` s, that Ray says are not alive
         (restarting or pending creation for want of a node with room)."""
@@ -516,25 +482,16 @@ class RayBackend:
         for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
         self.actors = []
-        self.pids = {}
+        self.pids, self.ray_restarts = {}, {}
         if self.started_here:
             self.ray.shutdown()
             self.started_here = False
+        private_ray.stop_reaper(self.reaper)
+        self.reaper = None
+        self._undo_private()
         if self.quiet:
             self.quiet()
             self.quiet = None
-
-
-def auth_hint(exc: BaseException) -> str:
-    """What to do when Ray refused us for want of its authentication token (Ray >= 2.5x turns token
-    authentication on in ``ray start``)."""
-    text = f"{type(exc).__name__} {exc}"
-    if "AuthToken" in text or "authentication" in text.lower() or "UNAUTHENTICATED" in text:
-        return (
-            "; the cluster uses token authentication: set RAY_AUTH_MODE=token and give this driver the "
-            "cluster's token (RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH / ~/.ray/auth_token), see README"
-        )
-    return ""
 
 
 def silence_ray_errors(ray):
