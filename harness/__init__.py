@@ -21,3 +21,25 @@ import os
 # 100 x 10,000 Gram matrix took 0.3 s with threads on a busy 2-core machine, 3 ms with one). Set
 # here, before any entry point imports numpy; set the variable yourself to override.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _quiet_interrupt() -> None:
+    """For ``python -m harness.*`` only: a Ctrl-C that arrives before a command's own handling starts
+    (while its modules import, the first second) ends with one line, not a traceback. Nothing has been
+    written by then; a command that is running catches Ctrl-C itself and says what it kept."""
+    import sys
+
+    if not sys.argv or sys.argv[0] != "-m":  # argv[0] is "-m" while ``python -m`` imports the package
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            print("stopped by Ctrl-C before the command started; nothing was changed", file=sys.stderr)
+            return
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
+_quiet_interrupt()

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--open", action="store_true", help="then open OUT_DIR/report.html in the web browser")
     args = p.parse_args(argv)
     try:
+        store.check_source(args.out_dir)  # a store that is gone must not read as "No finished runs"
         path = write_report(args.out_dir)
     except store.StoreError as exc:
         return fail(str(exc))

@@ -21,6 +21,7 @@ from harness.report.page import (
     p_text,
     pct,
 )
+from harness.stats.text import plain
 
 # ----------------------------------------------------------------------------- comparisons
 
@@ -108,12 +109,12 @@ def comparison_table(
             }
         )
     pre = (
-        f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
+        f"the primary comparison ({plain(primary)}) was pre-registered (declared in the study file before any run) and "
         "is reported unadjusted, outside the family"
     )
     note = (
         (
-            f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
+            f"Holm-adjusted over the {family_size} tests of this table (family: {plain(family)})"
             + (f"; {pre}." if any(is_primary) else ".")
         )
         if family_size > 1
