@@ -110,6 +110,12 @@ def test_export_to_never_replaces_what_is_not_a_regular_file_nor_a_file_without_
     code, err = export(capsys, str(out), "--to", str(tmp_path / "nowhere" / "runs.csv"))
     assert code == 2 and err.count("\n") == 1 and "no such folder" in err
     assert not (tmp_path / "nowhere").exists()
+    # the default target (OUT/runs.csv) is refreshed by each export, but never replaces a non-file
+    assert export(capsys, str(out))[0] == 0 and export(capsys, str(out))[0] == 0
+    (out / "runs.csv").unlink()
+    os.mkfifo(out / "runs.csv")
+    code, err = export(capsys, str(out))
+    assert code == 2 and "not a regular file" in err and not (out / "runs.csv").is_file()
 
 
 def test_export_to_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch):

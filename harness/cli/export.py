@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if not ((args.out / "manifest.json").exists() or (args.out / "store.json").exists()):
             raise UserError(f"{args.out}: neither a study folder (manifest.json) nor a store (store.json)")
         path = args.to or args.out / f"{'predictions' if args.predictions else 'runs'}.{args.format}"
-        if args.to is not None:
-            check_target(args.to, args.force)
+        # the default target is the export's own file, refreshed by every export (but never a non-file)
+        check_target(path, args.force or args.to is None)
         store.check_source(args.out)
         runs, preds, labels = counted_runs(args.out, args.predictions)
         table = prediction_rows(runs, preds, labels) if args.predictions else tidy_runs(runs)

@@ -48,7 +48,16 @@ FORMS = "a built-in name, package.module:NAME or path/to/file.py:NAME"
 
 # A method module that blocks while it imports (input(), a lock, a network wait) ends after this many
 # seconds with one line; long enough for a module that imports torch on a slow disk.
-IMPORT_TIMEOUT_S = float(os.environ.get("AIRBENCH_METHOD_IMPORT_TIMEOUT", "60"))
+def _import_timeout(default: float = 60.0) -> float:
+    """$AIRBENCH_METHOD_IMPORT_TIMEOUT in seconds; the default where it is unset or not a positive number."""
+    try:
+        value = float(os.environ.get("AIRBENCH_METHOD_IMPORT_TIMEOUT", default))
+    except ValueError:
+        return default
+    return value if 0 < value < 1e6 else default
+
+
+IMPORT_TIMEOUT_S = _import_timeout()
 T = TypeVar("T")
 
 
