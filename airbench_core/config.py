@@ -13,32 +13,42 @@ FLIP_MODES = ("none", "random", "alternating")
 CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}  # images in CIFAR-10's training and test sets
 MAX_WIDTH = 4096  # channels per block: beyond this a width is a typo, not an experiment
 MAX_EPOCHS = 1000.0
+# Rates, decays and scales: every value in [RATE_MIN, RATE_MAX] trains without overflow (a learning
+# rate of 1e308, or one so small that weight decay / lr overflows float32, fails only at run time).
+RATE_MIN, RATE_MAX = 1e-6, 1e6
 
-# Every numeric field's range: (low, high, low_open); math.inf: no upper bound.
+# Every numeric field's range: (low, high, low_open); math.inf: no upper bound. Names are shared by
+# every method's config (airbench94_muon's and airbench96_faster's fields are listed here too).
 # Optional fields (n_train, init_seed, ...) may also be None; tta_level and convs_per_block take a
 # few values, checked in TrainConfig.__post_init__.
 _INF = math.inf
 RANGES: dict[str, tuple[float, float, bool]] = {
     "epochs": (0, MAX_EPOCHS, True),
     "batch_size": (1, 50_000, False),
-    "lr": (0, _INF, True),
+    "lr": (RATE_MIN, RATE_MAX, False),
     "momentum": (0, 1, False),
-    "weight_decay": (0, _INF, False),
-    "bias_scaler": (0, _INF, True),
+    "weight_decay": (0, RATE_MAX, False),
+    "bias_scaler": (RATE_MIN, RATE_MAX, False),
     "label_smoothing": (0, 1, False),
     "widths": (1, MAX_WIDTH, False),
     "bn_momentum": (0, 1, False),
-    "logit_scale": (0, _INF, True),
+    "logit_scale": (RATE_MIN, RATE_MAX, False),
+    "proxy_logit_scale": (RATE_MIN, RATE_MAX, False),
+    "logit_divisor": (RATE_MIN, RATE_MAX, False),
+    "muon_lr": (RATE_MIN, RATE_MAX, False),
+    "whiten_bias_lr": (RATE_MIN, RATE_MAX, False),
+    "norm_bias_lr": (RATE_MIN, RATE_MAX, False),
+    "head_lr": (RATE_MIN, RATE_MAX, False),
     "translate": (0, 16, False),
     "cutout": (0, 32, False),
     "whiten_bias_epochs": (0, MAX_EPOCHS, False),
-    "whiten_eps": (0, _INF, True),
+    "whiten_eps": (0, RATE_MAX, True),
     "whiten_samples": (1, CIFAR_SIZES["n_train"], False),
     "lookahead_every": (1, 1_000_000, False),
     "lookahead_start_epoch": (0, MAX_EPOCHS, False),
     "lr_warmup_frac": (0, 1, False),
-    "lr_start": (0, _INF, False),
-    "lr_end": (0, _INF, False),
+    "lr_start": (0, RATE_MAX, False),
+    "lr_end": (0, RATE_MAX, False),
     "n_train": (1, CIFAR_SIZES["n_train"], False),
     "n_test": (1, CIFAR_SIZES["n_test"], False),
     "init_seed": (0, 2**63 - 1, False),
@@ -74,6 +84,14 @@ def field_problem(name: str, value) -> str | None:
     """Why ``value`` does not fit the numeric field ``name``, as one phrase; None when it fits."""
     bad = out_of_range(name, value)
     return f"{name} must be {bad[0]}, not {bad[1]!r}" if bad else None
+
+
+def range_problems(config) -> list[str]:
+    """Why any of a config's numeric fields is out of its range (RANGES, by field name), one phrase
+    each: every method's config checks its fields the same way, however it was built."""
+    return [
+        p for p in (field_problem(f.name, getattr(config, f.name)) for f in dataclasses.fields(config)) if p
+    ]
 
 
 @dataclass(frozen=True)
@@ -122,9 +140,7 @@ class TrainConfig(ConfigMethods):
     aug_seed: int | None = None
 
     def __post_init__(self) -> None:
-        problems = [
-            p for p in (field_problem(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)) if p
-        ]
+        problems = range_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .config import FLIP_MODES
+from .config import FLIP_MODES, range_problems
 from .method import ConfigMethods, Method, deferred
 
 METHOD_NAME = "airbench96_faster"
@@ -125,7 +125,7 @@ class FasterConfig(ConfigMethods):
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "proxy_widths", tuple(self.proxy_widths))
-        problems = []
+        problems = range_problems(self)
 
         def whole(name: str, low: int) -> bool:
             v = getattr(self, name)

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .config import FLIP_MODES
+from .config import FLIP_MODES, range_problems
 from .method import ConfigMethods, Method, deferred
 
 METHOD_NAME = "airbench94_muon"
@@ -132,7 +132,7 @@ class MuonConfig(ConfigMethods):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        problems = []
+        problems = range_problems(self)
         if self.flip not in FLIP_MODES:
             problems.append(f"flip must be one of {', '.join(FLIP_MODES)}, not {self.flip!r}")
         if self.tta_level not in (0, 1, 2):

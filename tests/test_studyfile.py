@@ -310,8 +310,8 @@ def test_the_primary_comparison_comes_first(tmp_path):
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        ("lr=nan", "--set lr: expected a positive number, got nan"),
-        ("lr=0", "--set lr: expected a positive number, got 0.0"),
+        ("lr=nan", "--set lr: expected between 1e-06 and 1e+06, got nan"),
+        ("lr=0", "--set lr: expected between 1e-06 and 1e+06, got 0.0"),
         ("epochs=inf", "--set epochs: expected a number above 0 and at most 1000, got inf"),
         ("epochs=1e300", "--set epochs: expected a number above 0 and at most 1000, got 1e+300"),
         ("n_train=-5", "--set n_train: expected between 1 and 50000, got -5"),
@@ -333,7 +333,7 @@ def test_set_values_must_be_finite_and_in_range(item, expected):
     [
         (
             'method = "airbench94"\n[base]\nlr = nan\n[variants.B]\nflip = "random"\n',
-            "base.lr: expected a positive number, got nan",
+            "base.lr: expected between 1e-06 and 1e+06, got nan",
         ),
         (
             'method = "airbench94"\n[grid]\nepochs = [1.0, inf]\n',

@@ -31,9 +31,41 @@ def build_parser() -> Parser:
     p.add_argument(
         "--to",
         type=Path,
-        help="the file to write (default OUT/runs.FORMAT, or OUT/predictions.FORMAT with --predictions)",
+        help="the file to write (default OUT/runs.FORMAT, or OUT/predictions.FORMAT with --predictions); "
+        "its folder must exist, and an existing file is replaced only with --force",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the target file when it exists (never anything but a regular file)",
     )
     return p
+
+
+def check_target(path: Path, force: bool) -> None:
+    """Refuse what the export must not replace: anything but a regular file (a device, a folder, a
+    socket; links are followed), an existing file without --force, and a folder that is missing or
+    not writable. Checked before any run is read, so a refusal costs nothing."""
+    import os
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UserError(f"--to {path}: {exc.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UserError(f"--to {path} is a folder: give a file name inside it")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UserError(f"--to {path} exists and is not a regular file (a device, socket or pipe): refused")
+    if mode is not None and not force:
+        raise UserError(f"--to {path} exists: pass --force to replace it, or choose another name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"--to {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--to {path}: folder {folder} is not writable")
 
 
 def counted_runs(out: Path, with_predictions: bool):
@@ -95,15 +127,20 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{args.out}: no such folder (give a study folder or a store)")
         if not ((args.out / "manifest.json").exists() or (args.out / "store.json").exists()):
             raise UserError(f"{args.out}: neither a study folder (manifest.json) nor a store (store.json)")
+        path = args.to or args.out / f"{'predictions' if args.predictions else 'runs'}.{args.format}"
+        # the default target is the export's own file, refreshed by every export (but never a non-file)
+        check_target(path, args.force or args.to is None)
+        store.check_source(args.out)
         runs, preds, labels = counted_runs(args.out, args.predictions)
         table = prediction_rows(runs, preds, labels) if args.predictions else tidy_runs(runs)
-        path = args.to or args.out / f"{'predictions' if args.predictions else 'runs'}.{args.format}"
         if args.format == "csv":
             store.atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
         else:
             store.atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
     except (UserError, store.StoreError) as exc:
         return fail(str(exc))
+    except OSError as exc:  # the folder turned read-only, the disk is full: one line naming the file
+        return fail(f"{exc.filename or path}: {exc.strerror or exc}")
     print(
         f"{path}: {len(table):,} rows ({len(runs):,} runs{', one row per test example' if args.predictions else ''})",
         file=sys.stderr,

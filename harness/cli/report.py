@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"--method-version {item!r}: expected METHOD=VERSION")
         versions[spec] = version
     try:
+        store.check_source(args.out_dir)  # a store that is gone must not read as "No finished runs"
         path = write_report(args.out_dir, versions=versions or None)
     except store.StoreError as exc:
         return fail(str(exc))

@@ -47,6 +47,20 @@ def build_parser() -> Parser:
     return p
 
 
+def check_labels(folder: Path, preds) -> str:
+    """A study folder's test labels, read and matched against its predictions (a store has none):
+    what the check line adds about them."""
+    if not (folder / "manifest.json").exists():
+        return ""
+    labels = store.load_labels(folder)
+    if not isinstance(preds, dict) and len(preds) and preds.shape[2] != len(labels):
+        raise store.StoreError(
+            f"{folder / 'test_labels.npy'}: {len(labels)} labels, but the runs were evaluated on "
+            f"{preds.shape[2]} test examples"
+        )
+    return f"; {len(labels)} test labels read"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -77,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"migrated {args.out}: {n} runs written to {args.store}", file=sys.stderr)
         else:
+            if not args.folder.is_dir():
+                raise store.StoreError(f"{args.folder}: no such store or study folder")
+            store.check_source(args.folder)
             frame, preds = store.load(args.folder)
+            labels = check_labels(args.folder, preds)
             groups = (
                 preds
                 if isinstance(preds, dict)
@@ -86,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             sets = "; ".join(f"{name}: {len(p)} runs, predictions {p.shape}" for name, p in groups.items())
             print(
                 f"{args.folder}: {len(frame)} runs, every checksum verified ({len(groups)} test set"
-                f"{'s' if len(groups) != 1 else ''}: {sets})"
+                f"{'s' if len(groups) != 1 else ''}: {sets}){labels}"
             )
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))

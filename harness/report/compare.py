@@ -21,6 +21,7 @@ from harness import stats, store
 from harness.report.page import markdown_table, n_text, pct
 from harness.report.sections import PAIRING_RULE, Comparison, comparison_table, pairing
 from harness.spec.errors import UserError
+from harness.stats.text import plain
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
     for f in folders:
         if not f.is_dir():
             raise UserError(f"{f}: no such folder (give two study folders, or one folder with --versions)")
+        store.check_source(f)
     if versions:
         if len(folders) != 1:
             raise UserError("--versions compares two method versions inside one folder: give one folder")
@@ -181,8 +183,8 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
     lines = [
         "# Comparison: B − A",
         "",
-        f"- **A:** {a.name} ({len(a.runs)} runs)",
-        f"- **B:** {b.name} ({len(b.runs)} runs)",
+        f"- **A:** {plain(a.name)} ({len(a.runs)} runs)",
+        f"- **B:** {plain(b.name)} ({len(b.runs)} runs)",
         f"- **Accuracy:** TTA level {level}, differences in points, B − A; paired by seed only where the "
         "two sides hold exactly the same seeds for a cell, otherwise Welch's test on every run of both sides "
         "(each row says which); the means are over exactly the runs the difference uses.",
@@ -217,7 +219,7 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
         lines += ["", same]
     for label, cells in (("Only in A", only_a), ("Only in B", only_b)):
         if cells:
-            lines += ["", f"**{label}:** " + ", ".join(cells)]
+            lines += ["", f"**{label}:** " + plain(", ".join(cells))]
     return "\n".join(lines) + "\n"
 
 

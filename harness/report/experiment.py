@@ -18,6 +18,7 @@ from harness.run.adaptive import LEVEL, comparison_name, differences
 from harness.spec import studyfile
 from harness.spec.grid import Study
 from harness.stats import sequential
+from harness.stats.text import code, plain
 
 FILE_PRESET = "file"  # a study file sets its own sizes: --preset applies to built-in studies
 
@@ -54,10 +55,10 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
     """Every cell against the baseline, paired by seed (Holm over the family, the primary unadjusted),
     and for an adaptive campaign the rule, each comparison's sequence and its decision."""
     blocks: list[Block] = [
-        f"## Study file\n\n`{sf.path}`: {sf.description}. Method {sf.method}; "
+        f"## Study file\n\n`{code(sf.path)}`: {plain(sf.description)}. Method {plain(sf.method)}; "
         f"{len(sf.cells)} cells"
         + (
-            f", baseline `{sf.baseline.label}`."
+            f", baseline `{code(sf.baseline.label)}`."
             if sf.baseline
             else "; no cell equals the base config, so no baseline."
         )

@@ -1,6 +1,8 @@
 """``report.html`` beside ``report.md``: the same page for a browser, self-contained.
 
-Figures are inlined as base64 PNGs (with their numbered captions), every table is sortable by a click
+Figures are inlined as base64 PNGs (with their numbered captions): only PNG files (by their first
+bytes) inside the study's ``figures/`` folder, since a page meant to be shared must never carry a
+copy of any other file a figure line might name (``![x](/etc/hostname)``). Every table is sortable by a click
 on its header (a few lines of vanilla JavaScript, no library, nothing fetched), and a provenance box
 names the data, method versions, seeds and store. The markdown this converts is the harness's own
 (headings, paragraphs, lists, tables, figures, code blocks, bold, italics and code spans), so a small
@@ -46,9 +48,21 @@ document.querySelectorAll("table.sortable th").forEach(function (th, _) {
 """
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash-escaped ASCII punctuation character
+HELD = re.compile("\ue000(\\d+)\ue001")
+
+
 def inline(text: str) -> str:
-    """Bold, italics and code spans of one line, HTML-escaped."""
-    parts = re.split(r"(`[^`]*`)", text)
+    """Bold, italics and code spans of one line, HTML-escaped; a backslash-escaped character
+    (``harness.stats.text.plain``) is shown as itself, never as markup."""
+    held: list[str] = []
+
+    def hold(m: re.Match) -> str:
+        held.append(m.group(1))
+        return f"\ue000{len(held) - 1}\ue001"
+
+    parts = re.split(r"(`[^`]*`)", ESCAPED.sub(hold, text))
     out = []
     for part in parts:
         if part.startswith("`") and part.endswith("`") and len(part) >= 2:
@@ -58,19 +72,37 @@ def inline(text: str) -> str:
         part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
         part = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", part)
         out.append(part)
-    return "".join(out)
+    return HELD.sub(lambda m: html.escape(held[int(m.group(1))]), "".join(out))
+
+
+def figure_file(folder: Path, path: str) -> Path | None:
+    """The file a figure line names, when it may be inlined: it resolves (links followed) to a
+    regular file inside ``folder/figures`` and starts with PNG's signature; None otherwise."""
+    figures = (folder / "figures").resolve()
+    try:
+        file = (folder / path).resolve()
+        if not (file.is_relative_to(figures) and file.is_file()):
+            return None
+        with open(file, "rb") as f:
+            return file if f.read(len(PNG_MAGIC)) == PNG_MAGIC else None
+    except (OSError, ValueError):  # unreadable, a name the system refuses (a NUL byte, too long)
+        return None
 
 
 def _image(folder: Path, path: str) -> str:
-    """A PNG as a data URI; a figure that is missing is said so, not silently dropped."""
-    file = folder / path
-    if not file.is_file():
+    """A figure as a data URI; "" for a missing figure (the page says so, not silently dropped) and
+    for anything :func:`figure_file` refuses."""
+    file = figure_file(folder, path)
+    if file is None:
         return ""
-    return "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
+    try:
+        return "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
+    except OSError:
+        return ""
 
 
 def _table(lines: list[str]) -> str:
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))] for line in lines]
     head, rows = cells[0], cells[2:]
     th = "".join(f'<th scope="col">{inline(c)}</th>' for c in head)
     body = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -114,7 +146,7 @@ def to_html(markdown: str, folder: Path) -> str:
             img = (
                 f'<img src="{src}" alt="{html.escape(alt)}">'
                 if src
-                else f"<p><em>figure {html.escape(path)} is missing</em></p>"
+                else f"<p><em>figure {html.escape(path)} is missing or not a PNG under figures/</em></p>"
             )
             out.append(f"<figure>{img}<figcaption>{inline(caption)}</figcaption></figure>")
         elif re.match(r"\s*- ", line):

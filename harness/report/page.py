@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.stats import Estimate
+from harness.stats.text import cell, one_line
 
 SMALL_N = 10  # cells below this many runs get a visible warning
 
@@ -53,14 +54,17 @@ def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "_no runs_"
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def figure_block(path: str, caption: str) -> str:
-    """A figure and its caption; report.py numbers the captions in page order."""
-    return f"![{caption.split('.')[0]}]({path})\n\n*Figure: {caption}*"
+    """A figure and its caption (each on one line, whatever names the caption holds); report.py
+    numbers the captions in page order."""
+    caption = one_line(caption)
+    alt = re.sub(r"[\[\]()\\]", "", caption.split(".")[0])
+    return f"![{alt}]({one_line(path)})\n\n*Figure: {caption}*"
 
 
 def number_figures(text: str) -> str:

@@ -22,6 +22,7 @@ from harness.report.page import (
     pct,
 )
 from harness.stats.robust import diverged_mask
+from harness.stats.text import plain
 
 # ----------------------------------------------------------------------------- comparisons
 
@@ -147,12 +148,12 @@ def comparison_table(
             }
         )
     pre = (
-        f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
+        f"the primary comparison ({plain(primary)}) was pre-registered (declared in the study file before any run) and "
         "is reported unadjusted, outside the family"
     )
     note = f"Pairing: {PAIRING_RULE}. " + (
         (
-            f"Holm-adjusted over the {family_size} tests of this table (family: {family})"
+            f"Holm-adjusted over the {family_size} tests of this table (family: {plain(family)})"
             + (f"; {pre}." if any(is_primary) else ".")
         )
         if family_size > 1

@@ -34,6 +34,7 @@ from harness.report.page import (
 from harness.report.sections import PAIRING_RULE
 from harness.spec.studies import find_study
 from harness.stats.robust import K_DIVERGED, MIN_RUNS_DIVERGED, Diverged, diverged
+from harness.stats.text import code, one_line, plain
 
 
 def header(c: LoadedCampaign) -> str:
@@ -44,11 +45,11 @@ def header(c: LoadedCampaign) -> str:
         else "none yet"
     )
     lines = [
-        f"# {m.get('study')}" + (" — SMOKE preset" if c.smoke else ""),
+        f"# {plain(m.get('study'))}" + (" — SMOKE preset" if c.smoke else ""),
         "",
-        m.get("description", ""),
+        plain(m.get("description", "")),
         "",
-        f"- **Data:** {m.get('data_description')} (`{m.get('data_source')}`)",
+        f"- **Data:** {plain(m.get('data_description'))} (`{code(m.get('data_source'))}`)",
     ]
     if "JPEG copy" in str(m.get("data_description")):
         lines.append(
@@ -56,7 +57,7 @@ def header(c: LoadedCampaign) -> str:
             "variants remain meaningful, absolute numbers are not CIFAR-10 results."
         )
     lines += [
-        f"- **Preset:** {m.get('preset')}"
+        f"- **Preset:** {plain(m.get('preset'))}"
         + (
             " — tiny configurations for a CPU; not the study's real "
             "grid, numbers are not comparable to the papers"
@@ -64,12 +65,12 @@ def header(c: LoadedCampaign) -> str:
             else ""
         ),
         f"- **Device:** {devices}",
-        f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {m.get('seeds')} seeds per cell, "
+        f"- **Runs:** {len(runs)} finished, {len(c.failures)} failed, {plain(m.get('seeds'))} seeds per cell, "
         f"{c.labels.size} test examples each"
         + (f"; {c.duplicates} duplicate (cell, seed) records not counted" if c.duplicates else ""),
-        f"- **Method versions:** {versions_line(c)}",
-        f"- **Data fingerprints:** {', '.join(distinct(runs, 'data_fingerprint'))}",
-        f"- **Code:** {m.get('code_version')}, torch {m.get('torch')}; report written "
+        f"- **Method versions:** {plain(versions_line(c))}",
+        f"- **Data fingerprints:** {plain(', '.join(distinct(runs, 'data_fingerprint')))}",
+        f"- **Code:** {plain(m.get('code_version'))}, torch {plain(m.get('torch'))}; report written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         "- **Pairing:** runs of different cells with the same seed share their initialization, data-order "
         f"and augmentation streams; comparisons use {PAIRING_RULE} (TTA levels of the same runs always pair).",
@@ -167,7 +168,7 @@ def precision_section(c: LoadedCampaign, notes: list) -> str:
     small = [r["cell"] for r in cells if "⚠" in r["n"]]
     if small:
         parts.append(
-            f"**⚠ Fewer than {SMALL_N} runs in {len(small)} cell(s)** ({', '.join(small)}): intervals "
+            f"**⚠ Fewer than {SMALL_N} runs in {len(small)} cell(s)** ({plain(', '.join(small))}): intervals "
             "are wide and p-values rest on very few runs; treat every comparison involving them as a "
             "pilot, not a result."
         )
@@ -288,18 +289,18 @@ def provenance(c: LoadedCampaign) -> dict[str, str]:
     seeds = sorted(set(runs["seed"].astype(int))) if len(runs) else []
     per_cell = m.get("seeds_per_cell")
     return {
-        "Study": f"{m.get('study')} ({m.get('preset')} preset)",
-        "Data": f"{m.get('data_description')} (`{m.get('data_source')}`), fingerprints "
-        f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
-        "Method versions": versions_line(c),
+        "Study": f"{plain(m.get('study'))} ({plain(m.get('preset'))} preset)",
+        "Data": f"{plain(m.get('data_description'))} (`{code(m.get('data_source'))}`), fingerprints "
+        f"{plain(', '.join(distinct(runs, 'data_fingerprint')))}; {c.labels.size} test examples",
+        "Method versions": plain(versions_line(c)),
         "Seeds": (
             f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {len(runs)} runs counted" if seeds else "none yet"
         )
-        + (f"; per cell: {', '.join(f'{k} {v}' for k, v in per_cell.items())}" if per_cell else ""),
-        "Store": f"`{store.store_path(c.out, m)}`"
+        + (f"; per cell: {plain(', '.join(f'{k} {v}' for k, v in per_cell.items()))}" if per_cell else ""),
+        "Store": f"`{code(store.store_path(c.out, m))}`"
         if "store" in m
-        else f"`{c.out}` (runs held in the study folder)",
-        "Code": f"{m.get('code_version')}, torch {m.get('torch')}",
+        else f"`{code(c.out)}` (runs held in the study folder)",
+        "Code": f"{plain(m.get('code_version'))}, torch {plain(m.get('torch'))}",
         "Written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         + " by `python -m harness.report`",
     }
@@ -309,7 +310,7 @@ def write_html(c: LoadedCampaign, markdown: str) -> Path:
     """report.html beside report.md: figures inline, sortable tables, captions, provenance."""
     from harness.report.html import page
 
-    text = page(f"{c.manifest.get('study')} report", markdown, Path(c.out), provenance(c))
+    text = page(f"{one_line(c.manifest.get('study'))} report", markdown, Path(c.out), provenance(c))
     path = Path(c.out) / "report.html"
     store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

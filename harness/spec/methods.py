@@ -14,15 +14,21 @@ torch (a method module keeps torch inside its functions), so listing methods sta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from airbench_core.method import Method
 from harness.spec.errors import UserError
@@ -41,8 +47,78 @@ BUILTINS: dict[str, str] = {
 FORMS = "a built-in name, package.module:NAME or path/to/file.py:NAME"
 
 
+# A method module that blocks while it imports (input(), a lock, a network wait) ends after this many
+# seconds with one line; long enough for a module that imports torch on a slow disk.
+def _import_timeout(default: float = 60.0) -> float:
+    """$AIRBENCH_METHOD_IMPORT_TIMEOUT in seconds; the default where it is unset or not a positive number."""
+    try:
+        value = float(os.environ.get("AIRBENCH_METHOD_IMPORT_TIMEOUT", default))
+    except ValueError:
+        return default
+    return value if 0 < value < 1e6 else default
+
+
+IMPORT_TIMEOUT_S = _import_timeout()
+T = TypeVar("T")
+
+
 class MethodError(UserError):
     """A method spec that names nothing usable: one line, with a 'did you mean' where one fits."""
+
+
+class ImportTimeout(BaseException):
+    """Raised into a method module's import that outlived IMPORT_TIMEOUT_S (a BaseException, so the
+    module's own ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise ImportTimeout into the ``with`` block after ``seconds`` (a SIGALRM timer; only in the
+    main thread, where signals are delivered, and only when no one else uses the timer)."""
+    usable = (
+        seconds > 0
+        and threading.current_thread() is threading.main_thread()
+        and hasattr(signal, "setitimer")
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise ImportTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_user_code(spec: str, what: str, run: Callable[[], T]) -> T:
+    """Run a user's module import: whatever it raises or does instead of finishing (sys.exit,
+    os._exit aside; blocking past IMPORT_TIMEOUT_S) becomes a MethodError naming ``what``. Ctrl-C
+    stays Ctrl-C."""
+    try:
+        with _deadline(IMPORT_TIMEOUT_S):
+            return run()
+    except KeyboardInterrupt:
+        raise
+    except MethodError:
+        raise
+    except ImportTimeout:
+        raise MethodError(
+            f"method {spec}: importing {what} did not finish within {IMPORT_TIMEOUT_S:g} s (does it wait "
+            "for input, a lock or the network at import?)"
+        ) from None
+    except SystemExit as exc:
+        raise MethodError(
+            f"method {spec}: importing {what} called sys.exit({exc.code!r}); a method module must not exit"
+        ) from None
+    except BaseException as exc:
+        raise MethodError(f"method {spec}: importing {what} failed: {type(exc).__name__}: {exc}") from None
 
 
 def _module_exists(module: str) -> bool:
@@ -69,7 +145,7 @@ def file_module_name(path: Path) -> str:
     return f"_airbench_method_{stem}_{digest}"
 
 
-def _import_file(path: Path, spec: str):
+def _import_file(path: Path, spec: str) -> Any:
     name = file_module_name(path)
     if name in sys.modules:
         return sys.modules[name]
@@ -78,15 +154,20 @@ def _import_file(path: Path, spec: str):
         raise MethodError(f"method {spec}: {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[name] = module  # dataclasses and type hints look their module up while it loads
+    loader = loader_spec.loader
     try:
-        loader_spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise MethodError(f"method {spec}: importing {path} failed: {type(exc).__name__}: {exc}") from None
+        _run_user_code(spec, str(path), lambda: loader.exec_module(module))
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
-def _import_module(module_name: str, spec: str):
+def _import_module(module_name: str, spec: str) -> Any:
+    return _run_user_code(spec, module_name, lambda: _import_named(module_name, spec))
+
+
+def _import_named(module_name: str, spec: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -168,9 +249,10 @@ def source_files(method: Method) -> list[Path]:
     if method.sources:
         return sorted(Path(p).resolve() for p in method.sources)
     try:
-        return [Path(inspect.getsourcefile(method.train)).resolve()]
+        file = inspect.getsourcefile(method.train)
     except (TypeError, OSError):
         return []
+    return [Path(file).resolve()] if file else []
 
 
 # id(method) -> (method, version of its sources when this process first resolved it); the method is

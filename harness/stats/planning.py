@@ -25,6 +25,12 @@ class PlannedPrecision:
     detectable: float  # difference between two cells found with 80% power (paired by seed, r = 0)
 
     def line(self) -> str:
+        if not (np.isfinite(self.half_width) and np.isfinite(self.detectable)):
+            return (
+                f"with {self.seeds} seed{'s' if self.seeds != 1 else ''} per cell: no confidence interval and no "
+                "detectable difference can be estimated (a t-interval and a paired test need at least 2 seeds "
+                f"per cell); run sd {100 * self.sd:.3f} points ({self.sd_source})"
+            )
         return (
             f"with {self.seeds} seeds per cell: each cell's mean accuracy to ±{100 * self.half_width:.3f} points "
             f"(95% CI); a difference of {100 * self.detectable:.3f} points between two cells is detected with "

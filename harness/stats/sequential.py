@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.stats.betting import betting_cs
+from harness.stats.text import cell, plain
 
 BETTER, WORSE, EQUAL, UNDECIDED, RUNNING = "better", "worse", "equal", "undecided", "running"
 ASYMPTOTIC, BETTING = "asymptotic", "betting"
@@ -595,7 +596,7 @@ def render(
     ]
     for s in final.values():
         lines.append(
-            f"| {s.name} | {s.outcome} | {s.seeds_used} | {s.seeds} | {_fmt(s.mean)} | "
+            f"| {cell(s.name)} | {s.outcome} | {s.seeds_used} | {s.seeds} | {_fmt(s.mean)} | "
             f"[{_fmt(s.lower)}, {_fmt(s.upper)}] |"
         )
     for name in final:
@@ -605,7 +606,7 @@ def render(
         note = "" if len(shown) == stop + 1 else f" ({len(shown)} of {stop + 1} rounds shown)"
         lines += [
             "",
-            f"### {name}: sequence over rounds{note}",
+            f"### {plain(name)}: sequence over rounds{note}",
             "",
             "| round | seeds | mean difference | lower | upper | width | state |",
             "|---:|---:|---:|---:|---:|---:|---|",

@@ -35,6 +35,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -413,6 +414,54 @@ def failed_keys(root: Path) -> set[str]:
     return {p.stem for p in (Path(root) / "failed").glob("*.parquet")}
 
 
+# -- shapes of the JSON files ----------------------------------------------------------------------
+
+STRINGS = ("list", "str")
+MANIFEST_SHAPE: dict[str, Any] = {
+    "": "dict",
+    "store": "str",
+    "study": "str",
+    "preset": "str",
+    "grid": ("list", "dict"),
+    "grid[]": ("label",),
+    "seeds_per_cell": "dict",
+    "study_file": "dict",
+    "adaptive": "dict",
+}
+KEYS_SHAPE: dict[str, Any] = {"": "dict", "keys": ("list", "dict"), "keys[]": ("key", "cell", "seed")}
+IDENTITY_SHAPE: dict[str, Any] = {
+    "": "dict",
+    "method_versions": STRINGS,
+    "data_fingerprints": STRINGS,
+    "methods": "dict",
+}
+_TYPES = {"dict": dict, "list": list, "str": str}
+
+
+def json_shape(value: object, shape: dict[str, Any]) -> str | None:
+    """What is wrong with a JSON file's value (valid JSON of the wrong type: a list for an object, a
+    number for a name), as one phrase; None when it has the shape the code reads. ``shape`` maps ""
+    to the value's type and each top-level key to its type, or to (list, element type); an absent or
+    null key is fine; "NAME[]" names the fields every element of the list NAME must have."""
+    if not isinstance(value, _TYPES[shape[""]]):
+        return f"expected a JSON {'object' if shape[''] == 'dict' else shape['']}, got {type(value).__name__}"
+    assert isinstance(value, dict)
+    for key, want in shape.items():
+        if key == "" or key.endswith("[]") or value.get(key) is None:
+            continue
+        kind, element = want if isinstance(want, tuple) else (want, None)
+        item = value[key]
+        if not isinstance(item, _TYPES[kind]):
+            return f'"{key}" should be a {kind}, got {type(item).__name__}'
+        if element and not all(isinstance(x, _TYPES[element]) for x in item):
+            return f'every entry of "{key}" should be a {element}'
+    for key, needed in shape.items():
+        for field in needed if key.endswith("[]") else ():
+            if not all(field in e for e in value.get(key[:-2]) or []):
+                return f'an entry of "{key[:-2]}" has no "{field}"'
+    return None
+
+
 # -- study folders and stores ----------------------------------------------------------------------
 
 
@@ -445,6 +494,30 @@ def source(folder: str | os.PathLike) -> Source:
     return Source(store_path(folder, manifest), read_study_keys(folder), manifest.get("study"))
 
 
+def check_source(folder: str | os.PathLike[str]) -> None:
+    """Refuse a study folder whose runs cannot be read, rather than read it as empty: its store
+    (named by manifest.json) is missing, for example an unmounted disk or a folder sent without its
+    store, or holds none of the runs the folder counts, finished or failed. A folder that counts no
+    run yet, a store and a folder of the old layout pass. Reports, checks, exports and comparisons
+    call it before writing anything."""
+    folder = Path(folder)
+    manifest = _manifest_or_empty(folder)
+    if "store" not in manifest:
+        return
+    root = store_path(folder, manifest)
+    if not root.is_dir():
+        raise StoreError(
+            f'{folder}: its store {root} (manifest.json\'s "store") is missing; mount or restore it, '
+            "or fix the manifest"
+        )
+    wanted = set(read_study_keys(folder)["key"])
+    if wanted and not wanted & (done_keys(root) | failed_keys(root)):
+        raise StoreError(
+            f"{folder}: its store {root} holds none of the {len(wanted)} runs this study counts; is it "
+            'the right store (manifest.json\'s "store"), or was it emptied?'
+        )
+
+
 def write_study_keys(out: Path, entries: list[dict]) -> None:
     """The runs a study counts, [{key, cell, seed, factors}]: exactly its grid's keys, replacing what
     the file held, so a key scheme or grid that changed never leaves a (cell, seed) counted twice."""
@@ -455,9 +528,13 @@ def write_study_keys(out: Path, entries: list[dict]) -> None:
 def read_study_keys(out: Path) -> pd.DataFrame:
     path = Path(out) / "keys.json"
     try:
-        entries = json.loads(path.read_text())["keys"] if path.exists() else []
-    except (json.JSONDecodeError, KeyError, OSError) as exc:
+        data = json.loads(path.read_text()) if path.exists() else {"keys": []}
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise StoreError(f"{path}: unreadable key list ({type(exc).__name__})") from None
+    problem = json_shape(data, KEYS_SHAPE)
+    if problem:
+        raise StoreError(f"{path}: not a study's key list ({problem})")
+    entries = data["keys"]
     # as in a record, a factor never replaces the key, cell label or seed
     frame = pd.DataFrame(
         [{**e.get("factors", {}), "key": e["key"], "cell": e["cell"], "seed": e["seed"]} for e in entries]
@@ -679,17 +756,61 @@ def load_failures(out: str | os.PathLike) -> pd.DataFrame:
 LEGACY_FAMILY = "airbench"  # a store written before methods were plugins held only the paper's methods
 
 
-def read_identity(root: Path) -> dict:
+def read_identity(root: Path) -> dict[str, Any]:
     """{'method_versions': [...], 'data_fingerprints': [...], 'methods': {family: [versions]}} of the
     runs a store holds. ``methods`` names which method (key family) each version belongs to; a version
     it does not list is the paper's methods' (``airbench``), as every store before it was."""
     path = Path(root) / "store.json"
     if not path.exists():
-        return {"format": STORE_FORMAT, "method_versions": [], "data_fingerprints": []}
+        return identity_from_records(root)
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError) as exc:
+        ident = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise StoreError(f"{path}: unreadable ({type(exc).__name__})") from None
+    problem = json_shape(ident, IDENTITY_SHAPE)
+    if problem:
+        raise StoreError(
+            f"{path}: not a store's identity ({problem}); move it away to rebuild it from the runs"
+        )
+    return dict(ident)
+
+
+def identity_from_records(root: Path) -> dict[str, Any]:
+    """The identity of the runs a store holds, read from their records, for a store whose store.json
+    is gone (deleted, or lost with a disk): the guard against mixing data and method versions must
+    not start over empty. A version is attributed to its method's family where the record's method
+    is one this checkout can name without importing a user's file; other versions count as the paper's
+    methods' (the guard then refuses more, never less, for them)."""
+    from harness.spec.identity import method_family
+    from harness.spec.methods import BUILTINS, find_method
+
+    ident: dict[str, Any] = {"format": STORE_FORMAT, "method_versions": [], "data_fingerprints": []}
+    files = run_files(root) + sorted((Path(root) / "failed").glob("*.parquet"))
+    if not files:
+        return ident
+    columns = ("method", "method_version", "data_fingerprint")
+    methods: dict[str, set[str]] = {}
+    versions: set[str] = set()
+    prints: set[str] = set()
+    for path in files:
+        names = _open(path).schema_arrow.names
+        table = _read(path, [c for c in columns if c in names]).to_pylist()
+        for row in table:
+            version, data = row.get("method_version"), row.get("data_fingerprint")
+            if data:
+                prints.add(str(data))
+            if not version:
+                continue
+            versions.add(str(version))
+            spec = row.get("method")
+            if spec in BUILTINS:
+                methods.setdefault(method_family(find_method(spec)), set()).add(str(version))
+    ident.update(
+        method_versions=sorted(versions),
+        data_fingerprints=sorted(prints),
+        methods={f: sorted(v) for f, v in sorted(methods.items())},
+    )
+    return ident
 
 
 def versions_by_method(ident: dict) -> dict[str, set[str]]:
@@ -738,14 +859,18 @@ def write_manifest(out: Path, manifest: dict) -> None:
     atomic_write(Path(out) / "manifest.json", lambda tmp: tmp.write_text(text))
 
 
-def read_manifest(out: str | os.PathLike) -> dict:
+def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(out) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise StoreError(f"{path}: no manifest (is {out} a campaign's output folder?)") from None
-    except (json.JSONDecodeError, OSError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise StoreError(f"{path}: unreadable manifest ({type(exc).__name__})") from None
+    problem = json_shape(manifest, MANIFEST_SHAPE)
+    if problem:
+        raise StoreError(f"{path}: not a campaign's manifest ({problem})")
+    return dict(manifest)
 
 
 def write_labels(out: Path, labels: np.ndarray) -> None:
@@ -756,9 +881,17 @@ def write_labels(out: Path, labels: np.ndarray) -> None:
     atomic_write(Path(out) / "test_labels.npy", write)
 
 
-def load_labels(out: str | os.PathLike) -> np.ndarray:
+def load_labels(out: str | os.PathLike[str]) -> np.ndarray[Any, Any]:
     path = Path(out) / "test_labels.npy"
     try:
-        return np.load(path, allow_pickle=False)
+        labels = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise StoreError(f"{path}: missing test labels") from None
+    except (OSError, ValueError, EOFError) as exc:  # truncated, not .npy, an object array
+        raise StoreError(f"{path}: unreadable test labels ({reason(exc)})") from None
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise StoreError(
+            f"{path}: test labels must be one whole number per test example, got "
+            f"{getattr(labels, 'dtype', type(labels).__name__)} of shape {getattr(labels, 'shape', '?')}"
+        )
+    return labels
