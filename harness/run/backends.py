@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from harness.run.method_worker import MethodWorker
+from harness.run.method_worker import MethodWorker, placement
 from harness.run.worker import Outcome, RunWorker, exception_text
 from harness.spec.grid import RunSpec
 
@@ -140,6 +140,9 @@ class LocalBackend:
                 self.worker = self._new_worker()
 
     def _new_worker(self) -> RunWorker | MethodWorker:
+        """A worker, with what its first answer imports (Ray, to name its placement) imported now: the
+        run timeout's alarm must never interrupt an import, which would leave a half module behind."""
+        placement({})
         return (
             RunWorker(*self.args)
             if self.method is None
