@@ -21,6 +21,7 @@ from harness import stats, store
 from harness.report.page import markdown_table, n_text, pct
 from harness.report.sections import Comparison, comparison_table
 from harness.spec.errors import UserError
+from harness.store.versions import choose_versions
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,16 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
         )
     if len(folders) != 2:
         raise UserError("give two study folders A B, or one folder with --versions V1 V2")
-    return tuple(side(store.read_records(f), f, str(f)) for f in folders)
+    return tuple(side(current_runs(f), f, str(f)) for f in folders)
+
+
+def current_runs(folder: Path) -> pd.DataFrame:
+    """A folder's records; a study folder's of one version per method, the current one (as its
+    report counts them), so a side never mixes an edited method's old and new runs."""
+    runs = store.read_records(folder)
+    if not (folder / "manifest.json").exists():
+        return runs
+    return runs[choose_versions(runs, store.read_manifest(folder)).mask].reset_index(drop=True)
 
 
 def pairing(seeds_a, seeds_b) -> tuple[bool, str]:
