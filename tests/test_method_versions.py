@@ -154,3 +154,17 @@ def test_after_an_edit_the_cli_trains_the_same_seeds_again_and_its_verdict_names
     assert f"{spec} {new}" in verdicts and f"3 of {spec} at version {old}" in verdicts
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"{spec} {new}" in report and "# Method version" not in report
+
+
+def test_compare_of_two_folders_counts_each_methods_current_version(tmp_path):
+    """harness.compare A B reads each study folder as its report does: one version per method."""
+    from harness.report.compare import load_sides
+
+    spec = write_method(tmp_path / "mine.py", 0.90)
+    train_study(tmp_path, spec, 3)
+    spec = write_method(tmp_path / "mine.py", 0.80)
+    new = method_version(methods.find_method(spec))
+    train_study(tmp_path, spec, 3, allow=True)
+    a, _ = load_sides([tmp_path / "out", tmp_path / "out"], None)
+    mine = a.runs[a.runs["cell"].str.endswith("variant=mine")]
+    assert set(mine["method_version"]) == {new} and sorted(mine["seed"]) == [0, 1, 2]

@@ -132,7 +132,7 @@ def test_an_attempt_past_the_run_timeout_is_stopped_its_worker_replaced_and_coun
 
     data = SimulatedData(N)
     backend = LocalBackend(
-        "", None, "cpu", False, method=find_method("simulated"), method_data=data, run_timeout=1.0
+        "", None, "cpu", False, method=find_method("simulated"), method_data=data, run_timeout=0.5
     )
     t0 = time.perf_counter()
     summary = campaign.run(
@@ -146,3 +146,19 @@ def test_an_attempt_past_the_run_timeout_is_stopped_its_worker_replaced_and_coun
         e.startswith("RunTimeout: the attempt ran past --run-timeout 0.5 s") for e in failures["error"]
     )
     assert set(store.load(tmp_path)[0]["cell"]) == {"run=quick"}
+
+
+def test_the_default_run_timeout_comes_from_the_plan():
+    from harness.stats.planning import run_timeout
+
+    assert run_timeout(np.array([2.0, 45.0]), measured=True) == 450.0  # 10x the longest measured run
+    assert run_timeout(np.array([2.0]), measured=True) == 300.0  # at least 5 minutes
+    assert run_timeout(np.array([2.65, 80.0]), measured=False) == 8000.0  # 100x a reference figure
+    assert run_timeout(np.array([2.65]), measured=False) == 3600.0  # at least an hour
+
+
+def test_a_bad_run_timeout_is_one_line_exit_2():
+    from helpers import study_cli
+
+    r = study_cli("tta_variance", "--run-timeout", "-5", "--dry-run")
+    assert r.returncode == 2 and "--run-timeout" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ from harness.report.page import markdown_table, n_text, pct
 from harness.report.sections import PAIRING_RULE, Comparison, comparison_table, pairing
 from harness.spec.errors import UserError
 from harness.stats.text import plain
+from harness.store.versions import choose_versions
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,16 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
         )
     if len(folders) != 2:
         raise UserError("give two study folders A B, or one folder with --versions V1 V2")
-    return tuple(side(store.read_records(f), f, str(f)) for f in folders)
+    return tuple(side(current_runs(f), f, str(f)) for f in folders)
+
+
+def current_runs(folder: Path) -> pd.DataFrame:
+    """A folder's records; a study folder's of one version per method, the current one (as its
+    report counts them), so a side never mixes an edited method's old and new runs."""
+    runs = store.read_records(folder)
+    if not (folder / "manifest.json").exists():
+        return runs
+    return runs[choose_versions(runs, store.read_manifest(folder)).mask].reset_index(drop=True)
 
 
 def shared_runs(a: Side, b: Side) -> dict[str, tuple[int, int, int]]:

@@ -22,7 +22,7 @@ from harness.run.address import (
     auth_hint,
     check_address,
 )
-from harness.run.method_worker import MethodWorker
+from harness.run.method_worker import MethodWorker, placement
 from harness.run.worker import Outcome, RunWorker, exception_text
 from harness.spec.grid import RunSpec
 
@@ -141,6 +141,9 @@ class LocalBackend:
                 self.worker = self._new_worker()
 
     def _new_worker(self) -> RunWorker | MethodWorker:
+        """A worker, with what its first answer imports (Ray, to name its placement) imported now: the
+        run timeout's alarm must never interrupt an import, which would leave a half module behind."""
+        placement({})
         return (
             RunWorker(*self.args)
             if self.method is None

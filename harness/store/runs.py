@@ -386,9 +386,14 @@ def table_ids(table: pa.Table) -> list[tuple[str, str]]:
     return [(k, v or "") for k, v in zip(keys, table.column("method_version").to_pylist())]
 
 
-@guarded
 def run_ids(path: Path) -> list[tuple[str, str]]:
     """(key, method version) of every run a file holds."""
+    ids: list[tuple[str, str]] = _guarded_ids(path)
+    return ids
+
+
+@guarded
+def _guarded_ids(path: Path) -> list[tuple[str, str]]:
     names = _open(path).schema_arrow.names
     return table_ids(_read(path, [c for c in ("key", "method_version") if c in names]))
 
@@ -599,7 +604,7 @@ def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str 
     return (in_percent(loaded[0]), *loaded[1:])
 
 
-def load_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
+def load_records(out: str | os.PathLike[str], test_set: int | str | None = None) -> pd.DataFrame:
     """Only the records (no predictions), accuracies in percent: see ``load``."""
     return in_percent(read_records(out, test_set))
 
@@ -610,16 +615,19 @@ def in_percent(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: 100 * frame[c].astype(float) for c in columns}) if columns else frame
 
 
-def read_runs(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
+def read_runs(
+    out: str | os.PathLike[str], with_logits: bool = False, test_set: int | str | None = None
+) -> Any:
     """``load`` with accuracies as the store keeps them, fractions in [0, 1]: what the harness's own
     statistics read."""
     return _retrying(source(out), with_logits, True, test_set)
 
 
-def read_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
+def read_records(out: str | os.PathLike[str], test_set: int | str | None = None) -> pd.DataFrame:
     """``load_records`` with accuracies as fractions (what cost estimates and adaptive decisions
     need, cheaply)."""
-    return _retrying(source(out), False, False, test_set)
+    frame: pd.DataFrame = _retrying(source(out), False, False, test_set)
+    return frame
 
 
 def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=None):
