@@ -30,6 +30,8 @@ class SimulatedConfig:
     seed_sd: float = 0.0015  # sd of a seed's effect on accuracy
     tta_gain: float = 0.003  # accuracy gained per TTA level
     fail_every: int = 0  # seeds divisible by this raise (0: none fail), for failure paths
+    seconds_sd: float = 0.0  # sd of a run's seconds around run_seconds (drawn from the seed)
+    device_model: str = "simulated"  # the GPU model its runs say they ran on (time claims, mixed clusters)
 
     @property
     def n_train(self) -> int:
@@ -61,6 +63,14 @@ def predictions(config: SimulatedConfig, seed: int) -> np.ndarray:
     return np.stack([np.where(u < skill + config.tta_gain * level, y, wrong) for level in range(3)])
 
 
+def run_seconds(config: SimulatedConfig, seed: int) -> float:
+    """Seconds this run takes: run_seconds plus a seed-drawn normal of sd seconds_sd (never below 0)."""
+    if not config.seconds_sd:
+        return config.run_seconds
+    rng = np.random.default_rng([int(seed), 7919])
+    return max(0.0, config.run_seconds + float(rng.normal(0, config.seconds_sd)))
+
+
 def train(
     config: SimulatedConfig, seed: int, data=None, device: str = "cpu", save_logits: bool = False
 ) -> RunResult:
@@ -68,7 +78,7 @@ def train(
     if config.fail_every and seed % config.fail_every == 0:
         raise RuntimeError(f"simulated failure of seed {seed}")
     preds = predictions(config, seed)
-    left = config.run_seconds - (time.perf_counter() - t0)
+    left = run_seconds(config, seed) - (time.perf_counter() - t0)
     if left > 0:
         time.sleep(left)
     y = labels(config.n_test)
@@ -84,7 +94,7 @@ def train(
         steps=0,
         predictions=preds,
         logits=None,
-        env={"device_name": "simulated"},
+        env={"device_name": "simulated", "device_model": config.device_model},
     )
 
 
@@ -100,6 +110,8 @@ METHOD = Method(
         "seed_sd": "sd of a seed's effect on accuracy",
         "tta_gain": "accuracy gained per TTA level",
         "fail_every": "seeds divisible by this fail (0: none)",
+        "seconds_sd": "sd of a run's seconds around run_seconds",
+        "device_model": "GPU model the runs are recorded as having run on",
     },
     sources=(__file__,),
 )

@@ -49,6 +49,7 @@ LEGACY_PRED_COLUMNS = ("pred_tta0", "pred_tta1", "pred_tta2")  # one binary per 
 LOGITS_COLUMN = "logits_f16"
 PRED_CRC, RECORD_CRC = "pred_crc32", "record_crc32"
 PAYLOAD_COLUMNS = (PRED_COLUMN, *LEGACY_PRED_COLUMNS, LOGITS_COLUMN, PRED_CRC, RECORD_CRC)
+EXTERNAL = "external"  # imported runs: records only, no predictions (test set "external")
 EMPTY_COLUMNS = (
     "key",
     "study",
@@ -264,9 +265,14 @@ def guarded(read):
 
 
 def run_files(root: Path) -> list[Path]:
-    """Compacted packs first, then single runs: where a key is in both, the pack's copy is read."""
+    """Compacted packs first, then single runs: where a key is in both, the pack's copy is read;
+    then imported runs (``external/``: records without predictions, harness.store.external)."""
     root = Path(root)
-    return sorted((root / "packs").glob("*.parquet")) + sorted((root / "runs").glob("*.parquet"))
+    return (
+        sorted((root / "packs").glob("*.parquet"))
+        + sorted((root / "runs").glob("*.parquet"))
+        + sorted((root / EXTERNAL).glob("*.parquet"))
+    )
 
 
 def _open(path: Path) -> pq.ParquetFile:
@@ -317,6 +323,8 @@ def check_layout(names: list[str]) -> None:
     """A current file has its payload and both checksums; an old one its three prediction columns.
     Anything in between is a damaged schema (a flipped bit in a column name)."""
     current = {PRED_COLUMN, PRED_CRC, RECORD_CRC}
+    if EXTERNAL in names and RECORD_CRC in names and not {PRED_COLUMN, PRED_CRC} & set(names):
+        return  # imported runs: records and their checksums, no predictions
     if current & set(names):
         if not current <= set(names):
             raise ValueError(f"missing {', '.join(sorted(current - set(names)))}")
@@ -459,12 +467,15 @@ def empty_frame() -> pd.DataFrame:
 
 def test_set_name(n: int) -> str:
     """How records name the test set a run was evaluated on: the fixed subset of ``n`` test images
-    that ``n_test`` selects (the same subset for every run with that ``n_test``)."""
-    return f"n_test={int(n)}"
+    that ``n_test`` selects (the same subset for every run with that ``n_test``); ``external`` for
+    imported runs, which carry no predictions."""
+    return EXTERNAL if int(n) == 0 else f"n_test={int(n)}"
 
 
 def _test_set_size(test_set: int | str) -> int:
     text = str(test_set)
+    if text == EXTERNAL:
+        return 0
     try:
         return int(text.split("=", 1)[1] if text.startswith("n_test=") else text)
     except ValueError:
@@ -568,6 +579,8 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         rows = dest[starts[i] : starts[i + 1]]
         mask = rows >= 0
         n = sizes[i]
+        if n == 0:  # imported runs: no predictions to read
+            return
         preds[n][local[rows[mask]]] = _predictions(files[i])[mask]
         if with_logits:
             logits[n][local[rows[mask]]] = _logits(files[i], n)[mask]
@@ -600,6 +613,8 @@ def _frame(tables: list[pa.Table]) -> pd.DataFrame:
 def _file_test_size(path: Path) -> int:
     """Test examples per run in one file (every run of a file shares its test set)."""
     schema = _open(path).schema_arrow
+    if EXTERNAL in schema.names and PRED_COLUMN not in schema.names:
+        return 0  # imported runs carry no predictions
     if PRED_COLUMN in schema.names:
         return schema.field(PRED_COLUMN).type.byte_width // 3
     column = _read(path, [LEGACY_PRED_COLUMNS[0]]).column(0)
