@@ -94,8 +94,9 @@ class SequentialClaim:
 def claim_sequences(
     x: npt.ArrayLike, alpha: float = 0.05, bounds: tuple[float, float] = ACCURACY_RANGE
 ) -> tuple[Floats, Floats]:
-    """Running one-sided 1−α lower and upper sequences for the mean of runs in ``bounds``."""
-    v = _floats(x)
+    """Running one-sided 1−α lower and upper sequences for the mean of runs in ``bounds`` (runs along
+    the last axis; leading axes are independent campaigns)."""
+    v = np.asarray(x, dtype=np.float64)
     lo, hi = bounds
     lower, _ = betting_cs(v, lo, hi, alpha, side="lower")
     _, upper = betting_cs(v, lo, hi, alpha, side="upper")

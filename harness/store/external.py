@@ -251,4 +251,19 @@ def import_runs(root: Path, frame: pd.DataFrame, spec: ImportSpec, source: str) 
         return Imported(0, len(records), scale, version, None)
     path = Path(root) / FOLDER / f"import-{uuid.uuid4().hex[:16]}.parquet"
     store.write_table(path, records_table(new))
+    note_external(Path(root), spec.method, version, spec.data_name)
     return Imported(len(new), len(records) - len(new), scale, version, path)
+
+
+def note_external(root: Path, method: str, version: str, data_name: str) -> None:
+    """List the import in store.json (which makes the folder a store for every command), apart from
+    the harness's own method versions and data fingerprints: a campaign on this store is not refused
+    for runs someone else made."""
+    ident = store.read_identity(root)
+    entry = {"method": method, "method_version": version, "data": data_name}
+    listed = list(ident.get("external", []))
+    if entry in listed and (root / "store.json").exists():
+        return
+    ident = {**ident, "external": [*listed, entry] if entry not in listed else listed}
+    text = json.dumps(ident, indent=2)
+    store.atomic_write(root / "store.json", lambda tmp: tmp.write_text(text))

@@ -684,6 +684,7 @@ def note_identity(root: Path, method_version: str | dict[str, str], data_fingerp
             "method_versions": sorted(mv),
             "data_fingerprints": sorted(fp),
             "methods": {f: sorted(v) for f, v in sorted(methods.items())},
+            **({"external": ident["external"]} if ident.get("external") else {}),  # imports kept
         },
         indent=2,
     )
