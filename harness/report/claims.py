@@ -23,6 +23,7 @@ from harness.stats.estimators import Estimate, paired, welch
 # load_records() gives accuracies as fractions today; when it returns percent, set this to 1.0: it is
 # the one place claims and time reports read accuracies.
 ACCURACY_SCALE = 100.0
+NAN = float("nan")
 FIXED, ADAPTIVE, BOTH = "fixed", "adaptive", "both"  # which readings of a claim are valid
 
 
@@ -404,3 +405,106 @@ def reference_lines(
             text += f"; time {c.ratio.value:.3f}× {_fmt(c.ratio, 3)} of the reference's"
         lines.append(text)
     return lines
+
+
+# --------------------------------------------------------------------------- time to target
+
+PAPER_TARGET = 94.0  # the paper's headline accuracy (TTA 2), the default target
+
+
+def curve_of(runs: pd.DataFrame, level: int = 2) -> cs.Curve:
+    """One method's (or flip mode's) runs over its grid of epochs, in points and seconds."""
+    acc, secs = accuracy_points(runs, level), run_seconds(runs)
+    epochs = runs["epochs"].astype(float).to_numpy()
+    seeds = runs["seed"].astype(int).to_numpy()
+    grid = sorted(set(epochs.tolist()))
+    return cs.Curve(
+        accuracy={e: acc[epochs == e] for e in grid},
+        seeds={e: seeds[epochs == e] for e in grid},
+        seconds={e: secs[epochs == e] for e in grid},
+    )
+
+
+def reachable_target(curves: dict[str, cs.Curve], wanted: float) -> tuple[float, str]:
+    """``wanted`` when every curve's best mean reaches it; else the highest 0.1-point value every
+    curve reaches by its second-longest length (so the bootstrap has grid left above it), and why."""
+    best = {
+        name: sorted(float(np.mean(c.accuracy[e])) for e in c.epochs)[-2 if len(c.epochs) > 1 else -1]
+        for name, c in curves.items()
+    }
+    reach = min(best.values())
+    top = min(max(float(np.mean(c.accuracy[e])) for e in c.epochs) for c in curves.values())
+    if top >= wanted:
+        return wanted, f"target {wanted:g}% (the paper's TTA-2 accuracy)"
+    used = np.floor(reach * 10) / 10
+    return float(used), (
+        f"target {used:g}%: these runs cannot reach {wanted:g}% (the best mean any grid length reaches "
+        f"for every mode is {top:.2f}%: a smoke preset, the JPEG copy or too short a grid), so the "
+        "target is the highest 0.1-point value every mode reaches by its second-longest length"
+    )
+
+
+def _bound(e: Estimate, digits: int = 2, unit: str = "") -> str:
+    if not (np.isfinite(e.low) or np.isfinite(e.high)) and np.isnan(e.low):
+        return f"{e.value:.{digits}f}{unit} [n too small]"
+    low = f"{e.low:.{digits}f}" if np.isfinite(e.low) else "−∞"
+    high = f"{e.high:.{digits}f}" if np.isfinite(e.high) else "∞"
+    return f"{e.value:.{digits}f}{unit} [{low}, {high}]"
+
+
+def time_to_target_section(
+    runs: pd.DataFrame,
+    by: str,
+    order: list[str],
+    level: int = 2,
+    wanted: float = PAPER_TARGET,
+    resamples: int = 1000,
+    min_runs: int = 20,
+) -> str:
+    """Per device model: epochs and seconds each ``by`` value (flip mode, method) needs to reach the
+    target, and the first against the second as a ratio of seconds with its bootstrap interval."""
+    runs = runs[~warmups(runs)]
+    if not len(runs) or "epochs" not in runs:
+        return ""
+    models = device_models(runs)
+    text = [
+        f"## Time to target (TTA {level})\n\nThe training length at which a mode's mean accuracy reaches the "
+        "target (its curve made monotone and interpolated in log-epochs, as for equivalent epochs) times "
+        "its measured seconds per epoch (train + eval seconds / epochs, over all its runs); 95% bootstrap "
+        "intervals over seeds, resampled jointly across modes and lengths; ±∞: the bootstrap left the grid. "
+        f"Per device model; warm-up runs left out. Below {min_runs} runs per cell the interval is "
+        "'n too small'."
+    ]
+    for model in dict.fromkeys(models):
+        here = runs[(models == model).to_numpy()]
+        names = [m for m in order if (here[by].astype(str) == m).any()]
+        curves = {m: curve_of(here[(here[by].astype(str) == m).to_numpy()], level) for m in names}
+        curves = {m: c for m, c in curves.items() if len(c.epochs) >= 2}
+        if not curves:
+            continue
+        target, why = reachable_target(curves, wanted)
+        small = min(len(np.asarray(c.accuracy[e])) for c in curves.values() for e in c.epochs) < min_runs
+        rows = []
+        for name, c in curves.items():
+            t = cs.time_to_target(c, target, resamples=resamples)
+            ep, sec = (t.epochs, t.seconds) if not small else (Estimate(t.epochs.value, NAN, NAN), Estimate(t.seconds.value, NAN, NAN))
+            rows.append(
+                {
+                    by: name,
+                    "epochs to target [95% CI]": _bound(ep),
+                    "seconds per epoch": f"{t.seconds_per_epoch:.4g}",
+                    "seconds to target [95% CI]": _bound(sec, 3),
+                }
+            )
+        text.append(f"**{model}**, {why}.\n\n{markdown_table(rows)}")
+        if len(curves) >= 2:
+            (a, ca), (b, cb) = list(curves.items())[:2]
+            r = cs.time_to_target_ratio(ca, cb, target, resamples=resamples)
+            if small:
+                r = Estimate(r.value, NAN, NAN)
+            text.append(
+                f"{a} reaches {target:g}% in {_bound(r, 2, '×')} the time of {b} on {model}."
+                if np.isfinite(r.value)
+                else f"{a} against {b}: no ratio, a curve does not reach {target:g}% on the grid."
+            )
+    return "\n\n".join(text)
