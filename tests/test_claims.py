@@ -409,3 +409,38 @@ def test_a_fixed_seed_claim_reports_the_one_sided_t_test():
     p = st.ttest_1samp(rc.accuracy_points(runs), 94.0, alternative="greater").pvalue
     assert v.fixed.p == pytest.approx(p) and v.sequence is None and "anytime" not in v.text()
     assert "2.47 s" in v.text() and "beats 2.5 s" in v.text()
+
+
+def test_bulk_bounds_and_decision_are_betting_cs_own():
+    """Above BULK_FROM runs the printed bounds come from the same bettors evaluated in bulk: equal to
+    betting_cs's last bounds; and the decision is the first run at which betting_cs's bound passes."""
+    from harness.stats.betting import betting_cs
+
+    rng = np.random.default_rng(6)
+    x = np.where(rng.random(cs.BULK_FROM + 500) < 0.5, 90.0, 98.2)
+    lower, _ = betting_cs(x, 0, 100, 0.05, side="lower")
+    _, upper = betting_cs(x, 0, 100, 0.05, side="upper")
+    assert cs.final_bounds(x, 0.05) == pytest.approx((lower[-1], upper[-1]))
+    y = 94.5 + rng.normal(0, 1.0, 200)
+    low, _ = betting_cs(y, 0, 100, 0.05, side="lower")
+    first = int(np.argmax(low > 80.0)) + 1
+    assert cs.sequential_claim(y, 80.0, min_runs=1).n in (first - 1, first)  # up to the grid's rounding
+
+
+def test_record_checksums_built_by_column_are_record_crc():
+    import pyarrow as pa
+
+    rows = [
+        {
+            "key": "a",
+            "seed": None,
+            "acc": 0.94,
+            "gpu": 'NVIDIA Ä100 "x"',
+            "ok": True,
+            "n": 3,
+            "f": float("nan"),
+        },
+        {"key": "b", "seed": 2, "acc": 0.1 + 0.2, "gpu": "cpu: x", "ok": None, "n": 4, "f": float("inf")},
+    ]
+    table = pa.table({k: [r[k] for r in rows] for k in rows[0]})
+    assert store.record_crcs(table) == [store.record_crc(r) for r in table.to_pylist()]

@@ -299,10 +299,14 @@ def _time_line(secs: np.ndarray, model: str, spec: ClaimSpec, reading: str) -> s
         return line
     from scipy import stats as st
 
-    p = float(st.ttest_1samp(secs, spec.seconds, alternative="less").pvalue)
+    p = max(float(st.ttest_1samp(secs, spec.seconds, alternative="less").pvalue), 1e-300)
     upper = t.mean.value + float(st.t.ppf(1 - spec.alpha, t.n - 1)) * t.sd / np.sqrt(t.n)
     beats = "beats" if upper < spec.seconds else "does not beat"
-    tail = f'; one-sided p = {p:.3g} against "mean ≥ {spec.seconds:g} s"' if reading != ADAPTIVE else ""
+    tail = (
+        f'; one-sided p {"< 1e-300" if p <= 1e-300 else f"= {p:.3g}"} against "mean ≥ {spec.seconds:g} s"'
+        if reading != ADAPTIVE
+        else ""
+    )
     return f"{line}; upper bound {upper:.3g} s: {beats} {spec.seconds:g} s{tail}"
 
 
@@ -334,7 +338,11 @@ def claim_verdict(
     head = f"mean {used.mean():.2f}{pct} (95% CI {_fmt(ci)}) over n = {len(used)} runs"
     if fixed is not None:
         valid = " (valid if the number of runs was fixed in advance)" if reading == BOTH else ""
-        p = f"{fixed.p:.3g}" if np.isfinite(fixed.p) else "n/a (fewer than 2 distinct runs)"
+        p = (
+            ("< 1e-300" if fixed.p == 0 else f"{fixed.p:.3g}")
+            if np.isfinite(fixed.p)
+            else "n/a (fewer than 2 distinct runs)"
+        )
         lines.append(
             f'fixed-n{valid}: {head}; one-sided p = {p} against "mean ≤ {spec.accuracy:.2f}{pct}"; '
             f"{100 * (1 - spec.alpha):g}% lower bound {fixed.lower:.2f}{pct}: "
@@ -487,7 +495,11 @@ def time_to_target_section(
         rows = []
         for name, c in curves.items():
             t = cs.time_to_target(c, target, resamples=resamples)
-            ep, sec = (t.epochs, t.seconds) if not small else (Estimate(t.epochs.value, NAN, NAN), Estimate(t.seconds.value, NAN, NAN))
+            ep, sec = (
+                (t.epochs, t.seconds)
+                if not small
+                else (Estimate(t.epochs.value, NAN, NAN), Estimate(t.seconds.value, NAN, NAN))
+            )
             rows.append(
                 {
                     by: name,

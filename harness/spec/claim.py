@@ -66,9 +66,9 @@ def check_claim(
     """A ClaimSpec, or a UserError naming ``where`` and the key (``sep`` joins them: "." in a file,
     " --" on the command line)."""
     acc = _number(accuracy)
-    if acc is None or not 0 < acc < 100:
+    if acc is None or not 1 < acc < 100:  # 0.94 is a fraction written where percent goes
         raise UserError(
-            f"{where}{sep}accuracy: expected a target in percent between 0 and 100 (e.g. 94.0), "
+            f"{where}{sep}accuracy: expected a target in percent between 1 and 100 (94.0, not 0.94), "
             f"got {_shown(accuracy)}"
         )
     secs = None if seconds is None else _number(seconds)

@@ -203,13 +203,12 @@ def external_records(
         or "ext-" + hashlib.sha256(json.dumps([spec.method, spec.tta_level, rows]).encode()).hexdigest()[:12]
     )
     occurrences: Counter[tuple[object, ...]] = Counter()
+    prefix = json.dumps([spec.method, version, spec.data_name, spec.tta_level])
     records = []
     name = Path(source).name
     for i, (a, s, seed, gpu) in enumerate(rows):
         occurrences[rows[i]] += 1  # identical rows (unseeded runs that tie) stay distinct runs
-        ident = json.dumps(
-            [spec.method, version, spec.data_name, spec.tta_level, rows[i], occurrences[rows[i]]]
-        )
+        ident = f"{prefix}|{a!r}|{s!r}|{seed}|{gpu}|{occurrences[rows[i]]}"
         record: dict[str, object] = {
             "key": "ext-" + hashlib.sha256(ident.encode()).hexdigest()[:24],
             "study": "external",
@@ -236,8 +235,7 @@ def records_table(records: list[dict[str, object]]) -> pa.Table:
     """Records (no predictions) with each row's record checksum, as the loader verifies it."""
     names = list(dict.fromkeys(k for r in records for k in r))
     table = pa.table({k: [r.get(k) for r in records] for k in names})
-    crcs = [store.record_crc(r) for r in table.to_pylist()]
-    return table.append_column(store.RECORD_CRC, pa.array(crcs, pa.int64()))
+    return table.append_column(store.RECORD_CRC, pa.array(store.record_crcs(table), pa.int64()))
 
 
 def import_runs(root: Path, frame: pd.DataFrame, spec: ImportSpec, source: str) -> Imported:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import uuid
@@ -143,6 +144,42 @@ def record_crc(row: dict) -> int:
     """CRC-32 of a record's non-null values in one canonical spelling (as read back from Parquet)."""
     values = {k: v for k, v in row.items() if v is not None and k not in PAYLOAD_COLUMNS}
     return zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())
+
+
+def _encoded(values: list) -> list[str | None]:
+    """Each value as json.dumps(default=str) writes it (what record_crc hashes); None stays None."""
+    if all(type(v) is float and math.isfinite(v) for v in values):
+        return [float.__repr__(v) for v in values]
+    seen: dict = {}
+    out: list[str | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        key = (type(v), v) if not isinstance(v, float) or math.isfinite(v) else (float, repr(v))
+        try:
+            out.append(seen[key] if key in seen else seen.setdefault(key, json.dumps(v, default=str)))
+        except TypeError:  # unhashable (a list): encode it each time
+            out.append(json.dumps(v, default=str))
+    return out
+
+
+def record_crcs(table: pa.Table) -> list[int]:
+    """``record_crc`` of every row of a table of records (payload columns ignored), built column by
+    column: a row's sorted-key JSON as json.dumps(sort_keys=True) writes it, without a json.dumps
+    per row (100,000 rows in well under a second, where that took seconds)."""
+    columns = table.to_pydict()
+    parts = []
+    for name in sorted(columns):
+        if name in PAYLOAD_COLUMNS:
+            continue
+        head = json.dumps(name) + ": "
+        parts.append([None if e is None else head + e for e in _encoded(columns[name])])
+    if not parts:
+        return [zlib.crc32(b"{}")] * table.num_rows
+    return [
+        zlib.crc32(("{" + ", ".join(p for p in row if p is not None) + "}").encode()) for row in zip(*parts)
+    ]
 
 
 def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> pa.Table:
@@ -298,10 +335,11 @@ def verify(path: Path, table: pa.Table) -> None:
     """Check each row's record and predictions checksums (where the file has them)."""
     if RECORD_CRC in table.column_names:
         stored = table.column(RECORD_CRC).to_pylist()
-        rows = table.drop_columns([c for c in PAYLOAD_COLUMNS if c in table.column_names]).to_pylist()
-        for i, row in enumerate(rows):
-            if record_crc(row) != stored[i]:
-                raise corrupt(path, f"record checksum mismatch in row {i}, key {row.get('key')}")
+        records = table.drop_columns([c for c in PAYLOAD_COLUMNS if c in table.column_names])
+        for i, crc in enumerate(record_crcs(records)):
+            if crc != stored[i]:
+                key = records.column("key")[i].as_py() if "key" in records.column_names else None
+                raise corrupt(path, f"record checksum mismatch in row {i}, key {key}")
     if PRED_CRC in table.column_names and PRED_COLUMN in table.column_names:
         rows = fixed_rows(table.column(PRED_COLUMN))
         for i, crc in enumerate(table.column(PRED_CRC).to_pylist()):
