@@ -264,10 +264,10 @@ def accuracy_seconds_figure(
     return figure_block(
         path,
         f"Mean TTA-{level} accuracy against mean seconds per run (train + eval), each with its 95% "
-        "t-interval, one point per cell and one panel per device model"
+        "t-interval, one point per cell and one panel per device model. Warm-up runs left out"
         + (f"; dashed: the claimed {spec.accuracy:g}%" if spec else "")
         + (f"; dotted: the time to beat, {spec.seconds:g} s" if spec and spec.seconds else "")
-        + ". Warm-up runs left out.",
+        + ".",
     )
 
 

@@ -124,11 +124,12 @@ def log_capital(
     return np.asarray(np.cumsum(steps, -1), np.float64)
 
 
+GRID = 1000  # betting_cs's candidate means over [lo, hi]
 BULK_FROM = 5_000  # above this many runs, the printed bounds come from log_capital (binary search)
 
 
 def final_bounds(
-    x: Floats, alpha: float, bounds: tuple[float, float] = ACCURACY_RANGE, grid: int = 1000
+    x: Floats, alpha: float, bounds: tuple[float, float] = ACCURACY_RANGE, grid: int = GRID
 ) -> tuple[float, float]:
     """The one-sided sequences' bounds after the last run. Up to BULK_FROM runs, betting_cs itself;
     beyond, the same bettors evaluated in bulk (a candidate is out once its capital ever reached
@@ -178,9 +179,14 @@ def sequential_claim(
     eligible = t >= min_runs
     if max_runs is not None:
         eligible &= t <= max_runs
-    # a run that already rejected the candidate keeps it rejected (the sequences are intersected)
-    holds = eligible & (np.maximum.accumulate(log_capital(v, target, alpha, "lower", bounds)) >= level)
-    fails = eligible & (np.maximum.accumulate(log_capital(v, target, alpha, "upper", bounds)) >= level)
+    # decided where the printed bound passes the target: the grid's first candidate above it (below
+    # it) rejected, as betting_cs's bounds are rounded outwards on its grid; once rejected, a candidate
+    # stays out (the sequences are intersected over time)
+    grid = np.linspace(*bounds, GRID)
+    above = grid[min(int(np.searchsorted(grid, target, side="right")), GRID - 1)]
+    below = grid[max(int(np.searchsorted(grid, target, side="left")) - 1, 0)]
+    holds = eligible & (np.maximum.accumulate(log_capital(v, float(above), alpha, "lower", bounds)) >= level)
+    fails = eligible & (np.maximum.accumulate(log_capital(v, float(below), alpha, "upper", bounds)) >= level)
     stop = holds | fails
     if stop.any():
         i = int(np.argmax(stop))
