@@ -250,7 +250,7 @@ def test_a_bad_row_is_one_line_exit_2_and_nothing_is_imported(tmp_path, capsys, 
     extra = ("--seed", "seed") if "seed" in frame else ()
     code, err = _import(tmp_path, frame, *extra, capsys=capsys)
     assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
-    assert "nothing imported" in err
+    assert "nothing imported" in err and "(scale: percent, detected from the values)" in err
     assert not list((tmp_path / "store").glob("external/*.parquet"))
 
 

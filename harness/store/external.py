@@ -126,47 +126,52 @@ def detect_scale(acc: npt.NDArray[np.float64], given: str | None) -> tuple[str, 
     return scale, f"{scale}, detected from the values"
 
 
-def _accuracies(frame: pd.DataFrame, spec: ImportSpec, source: str) -> tuple[npt.NDArray[np.float64], str]:
+def _accuracies(
+    frame: pd.DataFrame, spec: ImportSpec, source: str
+) -> tuple[npt.NDArray[np.float64], str, str]:
     values = _column(frame, spec.accuracy, source, "--accuracy")
-    first = _numbers(values, source, spec.accuracy)
-    scale, how = detect_scale(first, spec.scale)
+    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    scale, how = detect_scale(numeric[np.isfinite(numeric)], spec.scale)
+    first = _numbers(values, source, spec.accuracy, how)
     top = 1.0 if scale == "fraction" else 100.0
     out = (first < 0) | (first > top)
     if out.any():
         i = int(np.argmax(out))
         raise _bad(source, i, spec.accuracy, f"{first[i]:g} is outside [0, {top:g}]", how)
-    return first / top, scale
+    return first / top, scale, how
 
 
-def _seconds(frame: pd.DataFrame, spec: ImportSpec, source: str) -> npt.NDArray[np.float64] | None:
+def _seconds(frame: pd.DataFrame, spec: ImportSpec, source: str, how: str) -> npt.NDArray[np.float64] | None:
     if spec.seconds is None:
         return None
-    secs = _numbers(_column(frame, spec.seconds, source, "--seconds"), source, spec.seconds)
+    secs = _numbers(_column(frame, spec.seconds, source, "--seconds"), source, spec.seconds, how)
     bad = secs <= 0
     if bad.any():
         i = int(np.argmax(bad))
-        raise _bad(source, i, spec.seconds, f"expected positive seconds, got {secs[i]:g}")
+        raise _bad(source, i, spec.seconds, f"expected positive seconds, got {secs[i]:g}", how)
     return secs
 
 
-def _seeds(frame: pd.DataFrame, spec: ImportSpec, source: str) -> npt.NDArray[np.int64] | None:
+def _seeds(frame: pd.DataFrame, spec: ImportSpec, source: str, how: str) -> npt.NDArray[np.int64] | None:
     if spec.seed is None:
         return None
-    raw = _numbers(_column(frame, spec.seed, source, "--seed"), source, spec.seed)
+    raw = _numbers(_column(frame, spec.seed, source, "--seed"), source, spec.seed, how)
     whole = (raw == np.round(raw)) & (raw >= 0)
     if not whole.all():
         i = int(np.argmax(~whole))
-        raise _bad(source, i, spec.seed, f"expected a whole number of at least 0, got {raw[i]:g}")
+        raise _bad(source, i, spec.seed, f"expected a whole number of at least 0, got {raw[i]:g}", how)
     seeds = raw.astype(np.int64)
     first_row: dict[int, int] = {}
     for i, s in enumerate(seeds.tolist()):
         if s in first_row:
-            raise _bad(source, i, spec.seed, f"seed {s} appears twice (rows {first_row[s] + 1} and {i + 1})")
+            raise _bad(
+                source, i, spec.seed, f"seed {s} appears twice (rows {first_row[s] + 1} and {i + 1})", how
+            )
         first_row[s] = i
     return seeds
 
 
-def _gpus(frame: pd.DataFrame, spec: ImportSpec, source: str) -> list[str]:
+def _gpus(frame: pd.DataFrame, spec: ImportSpec, source: str, how: str) -> list[str]:
     """A column of GPU models when ``--gpu`` names one, else ``--gpu`` is the model of every row."""
     if spec.gpu is None:
         return ["unknown"] * len(frame)
@@ -175,7 +180,7 @@ def _gpus(frame: pd.DataFrame, spec: ImportSpec, source: str) -> list[str]:
     values = frame[spec.gpu]
     missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
     if missing.any():
-        raise _bad(source, int(np.argmax(missing)), spec.gpu, "missing value")
+        raise _bad(source, int(np.argmax(missing)), spec.gpu, "missing value", how)
     return [str(v).strip() for v in values]
 
 
@@ -185,10 +190,10 @@ def external_records(
     """Every row as a store record (ImportError_ on the first bad row), and the scale read."""
     if not len(frame):
         raise ImportError_(f"{source}: no rows to import")
-    acc, scale = _accuracies(frame, spec, source)
-    secs = _seconds(frame, spec, source)
-    seeds = _seeds(frame, spec, source)
-    gpus = _gpus(frame, spec, source)
+    acc, scale, how = _accuracies(frame, spec, source)
+    secs = _seconds(frame, spec, source, how)
+    seeds = _seeds(frame, spec, source, how)
+    gpus = _gpus(frame, spec, source, how)
     rows = [
         (
             round(float(acc[i]), 12),
