@@ -460,3 +460,43 @@ def test_the_flip_study_reports_time_to_target_and_says_which_target_it_used():
     ratio = re.search(r"alternating reaches ([0-9.]+)% in ([0-9.]+)× \[([0-9.]+), ([0-9.]+)\]", text)
     assert ratio and float(ratio.group(3)) <= float(ratio.group(2)) <= float(ratio.group(4))
     assert "| alternating |" in text and "0.3 |" in text  # seconds per epoch as measured
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["harness.cli.claim", "/nowhere", "--accuracy", "0.94"],
+        [
+            "harness.cli.store",
+            "import",
+            "/nowhere.csv",
+            "--store",
+            "/tmp/x",
+            "--method",
+            "m",
+            "--accuracy",
+            "a",
+        ],
+    ],
+)
+def test_help_and_argument_errors_import_neither_torch_nor_ray(argv):
+    code = (
+        "import importlib, sys\n"
+        f"main = importlib.import_module({argv[0]!r}).main\n"
+        f"try:\n    code = main({argv[1:]!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(code, 'torch' in sys.modules, 'ray' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    code_, torch, ray = done.stdout.split()[-3:]
+    assert code_ in ("0", "2") and torch == "False" and ray == "False", done.stdout + done.stderr
