@@ -7,6 +7,8 @@ importing a speedrun-shaped CSV of 100,000 runs and stating their claim under 10
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -18,12 +20,17 @@ import pandas as pd
 
 
 def timed(*args: str) -> tuple[float, str]:
-    """Seconds a ``python -m`` command takes in a fresh process, and its output."""
+    """Wall seconds a ``python -m`` command takes in a fresh process, and its output; its CPU
+    seconds (user + system) are printed beside, since a shared machine stretches the wall clock."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode:
         raise RuntimeError(f"{' '.join(args[:2])}: {done.stderr.strip().splitlines()[-1]}")
+    print(f"  python -m {' '.join(args[:2])} ...: {seconds:.1f}s wall, {cpu:.1f}s CPU", flush=True)
     return seconds, done.stdout + done.stderr
 
 
@@ -82,4 +89,5 @@ def bench_claims(import_runs: int, store_runs: int, examples: int, folder: str |
         out.update(store_claim_seconds=t_store)
         print(text.strip())
         print(f"claim on a {store_runs:,}-run store: {t_store:.1f}s (goal: under 5 s)")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return out
