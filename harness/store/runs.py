@@ -590,7 +590,8 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
     )
     size_of_row = np.empty(len(order), np.int64)
     size_of_row[dest[keep]] = row_sizes[keep]
-    frame["test_set"] = [test_set_name(n) for n in size_of_row] if len(order) else pd.Series(dtype="object")
+    names = {n: test_set_name(n) for n in set(size_of_row.tolist())}  # a name per test set, not per run
+    frame["test_set"] = [names[n] for n in size_of_row.tolist()] if len(order) else pd.Series(dtype="object")
     if not with_predictions:
         return _overlay(frame, src)
     if not len(order):
