@@ -79,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.stats.claims import ClaimRule
 
         reading, rule = claims.ADAPTIVE, ClaimRule.from_record(kept)
-    else:
-        reading, rule = (claims.BOTH, None)
+    elif manifest:  # a study folder whose seeds were fixed in advance (--seeds N)
+        reading, rule = claims.FIXED, None
+    else:  # a store: how its runs were collected is unknown here
+        reading, rule = claims.BOTH, None
     verdict = claims.claim_verdict(claimed, spec, reading, rule, reference, args.include_warmup)
     print(verdict.text())
     return 0
