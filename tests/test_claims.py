@@ -373,6 +373,8 @@ def test_a_claim_study_under_until_decided_decides_and_its_report_draws_accuracy
     acc = 100 * runs.sort_values("seed")["acc_tta2"].to_numpy()
     used = int(re.search(rf"{outcome} at n = (\d+)", report).group(1))
     assert cs.sequential_claim(acc, target, min_runs=5, max_runs=120).n == used  # the store's numbers
+    r = module_cli("harness.claim", str(out), "--accuracy", str(target))  # the folder's own reading
+    assert r.returncode == 0 and f"{outcome} at n = {used}" in r.stdout and "fixed-n" not in r.stdout
 
 
 def test_claim_table_mistakes_name_the_file_and_key(tmp_path):
