@@ -554,7 +554,9 @@ def claim_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
     for n in ns:
         x = 100 * _runs(rng, campaigns, 1, n)[:, 0]
         hit = [cl.fixed_claim(r, 94.0).lower <= 94.0 for r in x]
-        rows.append(Row("claim: one-sided lower bound (fixed n, t)", str(n), 0.95, float(np.mean(hit)), campaigns))
+        rows.append(
+            Row("claim: one-sided lower bound (fixed n, t)", str(n), 0.95, float(np.mean(hit)), campaigns)
+        )
     return rows
 
 
@@ -609,5 +611,7 @@ def time_to_target_rows(rng, campaigns: int, ns=(20,), resamples: int = 500) -> 
             )
             t = cl.time_to_target(curve, target, resamples=resamples, seed=int(rng.integers(1 << 30)))
             hit.append(t.seconds.covers(truth))
-        rows.append(Row("time to target (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns))
+        rows.append(
+            Row("time to target (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns)
+        )
     return rows
