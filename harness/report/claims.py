@@ -19,19 +19,10 @@ from harness.report.page import markdown_table
 from harness.spec.claim import ClaimSpec
 from harness.stats import claims as cs
 from harness.stats.estimators import Estimate, paired, welch
+from harness.store.scale import ACCURACY_SCALE, accuracy_points  # noqa: F401  (ACCURACY_SCALE: re-exported)
 
-# load_records() gives accuracies as fractions today; when it returns percent, set this to 1.0: it is
-# the one place claims and time reports read accuracies.
-ACCURACY_SCALE = 100.0
 NAN = float("nan")
 FIXED, ADAPTIVE, BOTH = "fixed", "adaptive", "both"  # which readings of a claim are valid
-
-
-def accuracy_points(runs: pd.DataFrame, level: int = 2) -> np.ndarray:
-    column = f"acc_tta{level}"
-    if column not in runs or not len(runs):
-        return np.full(len(runs), np.nan)
-    return ACCURACY_SCALE * pd.to_numeric(runs[column], errors="coerce").to_numpy(float)
 
 
 def run_seconds(runs: pd.DataFrame) -> np.ndarray:

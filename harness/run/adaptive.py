@@ -21,6 +21,7 @@ from harness.spec.grid import Cell
 from harness.spec.studyfile import StudyFile
 from harness.stats import sequential
 from harness.stats.claims import ClaimRule, SequentialClaim
+from harness.store.scale import accuracy_points
 
 LEVEL = 2  # comparisons and decisions use TTA-2 accuracy, the method's headline number
 
@@ -137,9 +138,8 @@ def claim_accuracies(sf: StudyFile, runs: pd.DataFrame | None) -> np.ndarray:
     the sequence reads them in; a seed still missing ends the prefix)."""
     if runs is None or not len(runs) or sf.claim is None:
         return np.zeros(0)
-    level = sf.claim.tta_level
-    part = runs.loc[runs["cell"] == sf.baseline.label, ["seed", f"acc_tta{level}"]]
-    by_seed = {int(s): 100 * float(a) for s, a in zip(part["seed"], part[f"acc_tta{level}"])}
+    part = runs[(runs["cell"] == sf.baseline.label).to_numpy()]
+    by_seed = dict(zip(part["seed"].astype(int), accuracy_points(part, sf.claim.tta_level)))
     out = []
     while len(out) in by_seed:
         out.append(by_seed[len(out)])
