@@ -30,6 +30,8 @@ class SimulatedConfig:
     seed_sd: float = 0.0015  # sd of a seed's effect on accuracy
     tta_gain: float = 0.003  # accuracy gained per TTA level
     fail_every: int = 0  # seeds divisible by this raise (0: none fail), for failure paths
+    seconds_sd: float = 0.0  # sd of a run's seconds around run_seconds (drawn from the seed)
+    device_model: str = "simulated"  # the GPU model its runs say they ran on (time claims, mixed clusters)
 
     @property
     def n_train(self) -> int:
@@ -72,6 +74,14 @@ def test_labels(data, n_test: int) -> np.ndarray:
     return held if len(held) == n_test else labels(n_test)
 
 
+def run_seconds(config: SimulatedConfig, seed: int) -> float:
+    """Seconds this run takes: run_seconds plus a seed-drawn normal of sd seconds_sd (never below 0)."""
+    if not config.seconds_sd:
+        return config.run_seconds
+    rng = np.random.default_rng([int(seed), 7919])
+    return max(0.0, config.run_seconds + float(rng.normal(0, config.seconds_sd)))
+
+
 def train(
     config: SimulatedConfig, seed: int, data=None, device: str = "cpu", save_logits: bool = False
 ) -> RunResult:
@@ -80,7 +90,7 @@ def train(
         raise RuntimeError(f"simulated failure of seed {seed}")
     y = test_labels(data, config.n_test)
     preds = predictions(config, seed, y)
-    left = config.run_seconds - (time.perf_counter() - t0)
+    left = run_seconds(config, seed) - (time.perf_counter() - t0)
     if left > 0:
         time.sleep(left)
     wall = time.perf_counter() - t0
@@ -95,7 +105,7 @@ def train(
         steps=0,
         predictions=preds,
         logits=None,
-        env={"device_name": "simulated"},
+        env={"device_name": "simulated", "device_model": config.device_model},
     )
 
 
@@ -111,6 +121,8 @@ METHOD = Method(
         "seed_sd": "sd of a seed's effect on accuracy",
         "tta_gain": "accuracy gained per TTA level",
         "fail_every": "seeds divisible by this fail (0: none)",
+        "seconds_sd": "sd of a run's seconds around run_seconds",
+        "device_model": "GPU model the runs are recorded as having run on",
     },
     sources=(__file__,),
 )

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .data import Cifar10
+from .device import device_model
 from .loader import TrainLoader, to_device_images
 from .net import NetPool, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
@@ -278,8 +279,10 @@ def evaluated_run(
 
 
 def run_environment(device: torch.device, started: datetime) -> dict:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return dict(
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        device_name=name,
+        device_model=device_model(name),
         torch_version=torch.__version__,
         cuda_version=torch.version.cuda or "",
         cudnn_deterministic=bool(torch.backends.cudnn.deterministic),

@@ -7,6 +7,7 @@ import itertools
 from harness import stats
 from harness.report import figures
 from harness.report.campaign import LoadedCampaign
+from harness.report.claims import time_to_target_section
 from harness.report.page import Block, figure_block, markdown_table
 from harness.report.sections import compare, comparison_table, curve_frame, differences_frame, epochs_text
 from harness.spec.grid import Base, Cell, Study
@@ -163,6 +164,9 @@ def report(c: LoadedCampaign) -> list[Block]:
         "(resampled jointly across cells); '> E' / '< E' where the bootstrap leaves the grid. "
         "Speedup = matching epochs / alternating epochs.\n\n" + markdown_table(speed)
     )
+    seconds = time_to_target_section(c.runs, "flip", ["alternating", "random", "none"])
+    if seconds:
+        blocks.append(seconds)
     return blocks
 
 

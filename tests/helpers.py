@@ -18,9 +18,16 @@ def study_cli(
     *args: str, timeout: int = 300, env: dict | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
     """Run ``python -m harness.study`` as a user would, from the project root."""
+    return module_cli("harness.study", *args, timeout=timeout, env=env, **kwargs)
+
+
+def module_cli(
+    module: str, *args: str, timeout: int = 300, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE`` (harness.study, harness.store, harness.claim...) as a user would."""
     env = {**(env or os.environ), "PYTHONPATH": str(ROOT), **one_thread_under_xdist()}
     return subprocess.run(
-        [sys.executable, "-m", "harness.study", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         text=True,

@@ -270,9 +270,10 @@ def test_report_html_is_self_contained_with_figures_captions_sortable_tables_and
     text = page.read_text()
     assert "http://" not in text and "https://" not in text and 'src="figures/' not in text, "nothing fetched"
     figures = re.findall(r'<figure><img src="data:image/png;base64,([^"]+)"', text)
-    assert len(figures) == 2 and all(len(f) > 5000 for f in figures)
-    # adaptive: the sequences (the verdict) come first, then the descriptive forest plot
-    assert text.count("<figcaption>Figure ") == 2 and re.search(
+    assert len(figures) == 3 and all(len(f) > 5000 for f in figures)
+    # adaptive: the sequences (the verdict) come first, then the descriptive forest plot, then
+    # accuracy against seconds
+    assert text.count("<figcaption>Figure ") == 3 and re.search(
         r"<figcaption>Figure 2: Each cell against the baseline", text
     )
     assert text.count('<table class="sortable">') >= 3 and 'addEventListener("click"' in text

@@ -188,12 +188,12 @@ BAD = {
     ),
     "neither": (
         'method = "airbench94"\n',
-        "variants: missing; expected a [variants] table or a [grid] table",
+        "variants: missing; expected a [variants] table, a [grid] table or a [claim] table",
     ),
     "unknown top key": (
         'method = "airbench94"\nvariant = 1\n',
         "variant: unknown key (did you mean variants? expected method, description, primary, "
-        "base, variants, grid, adaptive)",
+        "base, variants, grid, adaptive, claim)",
     ),
     "bad flip": (
         'method = "airbench94"\n[variants.B]\nflip = "sideways"\n',

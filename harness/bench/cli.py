@@ -7,6 +7,7 @@ python -m harness.bench store [--runs 60000] [--examples 10000]
 python -m harness.bench campaign [--actors 8 64 256] [--runs 1000 10000 100000] [--run-seconds 0.5] [--two-nodes]
 python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
 python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
+python -m harness.bench claims [--import-runs 100000] [--store-runs 60000]   (import + claim seconds)
 """
 
 from __future__ import annotations
@@ -340,6 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-report", action="store_true", help="skip loading the store and rendering the report")
     r.add_argument("--profile", help="write the driver's cProfile of each campaign to PATH.aA.rN.prof")
     r.add_argument("--tmp", help="folder for the temporary stores (default: the system's)")
+    k = sub.add_parser(
+        "claims",
+        help="import a speedrun-shaped CSV and state its claim; a claim on a large store (seconds, fresh processes)",
+    )
+    k.add_argument(
+        "--import-runs", type=positive_int, default=100000, help="rows of the CSV (default 100000)"
+    )
+    k.add_argument("--store-runs", type=positive_int, default=60000, help="runs in the store (default 60000)")
+    k.add_argument(
+        "--examples", type=positive_int, default=100, help="test examples per stored run (default 100)"
+    )
+    k.add_argument("--tmp", help="folder for the temporary files (default: the system's)")
     c = sub.add_parser(
         "cli",
         help="seconds the CLI takes to answer --help and a bad study file, beside "
@@ -351,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli(args.repeats)
     if args.what == "coverage":
         return bench_coverage(args.quick, args.seed)
+    if args.what == "claims":
+        from harness.bench.claims import bench_claims
+
+        bench_claims(args.import_runs, args.store_runs, args.examples, args.tmp)
+        return 0
     if args.what == "adaptive":
         return bench_adaptive(args)
     if args.what == "campaign":

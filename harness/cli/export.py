@@ -145,4 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{path}: {len(table):,} rows ({len(runs):,} runs{', one row per test example' if args.predictions else ''})",
         file=sys.stderr,
     )
+    external = int(runs["external"].astype("boolean").fillna(False).sum()) if "external" in runs else 0
+    if args.predictions and external:
+        print(
+            f"predictions: not available for external runs ({external} imported runs have none)",
+            file=sys.stderr,
+        )
     return 0

@@ -3,6 +3,7 @@
 python -m harness.store compact [STORE]                 fold single-run files into packs
 python -m harness.store migrate OUT [--store STORE] [--data SOURCE] [--method-version V]
 python -m harness.store check [FOLDER]                  read and verify every run
+python -m harness.store import FILE --store S --method NAME --accuracy COL [...]   runs made elsewhere
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def build_parser() -> Parser:
     )
     k = sub.add_parser("check", help="read every run of a store or study folder, verifying checksums")
     k.add_argument("folder", nargs="?", type=Path, default=store.DEFAULT_STORE)
+    add_import_parser(sub)
     return p
 
 
@@ -59,6 +61,61 @@ def check_labels(folder: Path, preds) -> str:
             f"{preds.shape[2]} test examples"
         )
     return f"; {len(labels)} test labels read"
+
+
+def add_import_parser(sub) -> None:
+    i = sub.add_parser(
+        "import",
+        help="read runs made outside the harness (CSV, JSONL or Parquet) into a store, marked external",
+        description="Import runs made elsewhere: one row per run. Every row is checked first; a bad "
+        "row stops the import (exit 2) and nothing is written. Importing the same file twice adds nothing.",
+    )
+    i.add_argument("file", type=Path, help="a .csv, .jsonl or .parquet table, one row per run")
+    i.add_argument(
+        "--store", type=Path, default=store.DEFAULT_STORE, help=f"the store (default {store.DEFAULT_STORE})"
+    )
+    i.add_argument("--method", required=True, help="the method's name (what claims and reports call it)")
+    i.add_argument("--accuracy", required=True, metavar="COL", help="column of test accuracies")
+    i.add_argument(
+        "--seconds", metavar="COL", help="column of seconds per run (train + eval, the paper's timer)"
+    )
+    i.add_argument(
+        "--seed", metavar="COL", help="column of seeds (default: unseeded runs, compared by Welch)"
+    )
+    i.add_argument("--gpu", metavar="COL|TEXT", help="column of GPU models, or the GPU model of every row")
+    i.add_argument(
+        "--tta-level", type=int, choices=(0, 1, 2), default=2, help="TTA level of the accuracies (default 2)"
+    )
+    i.add_argument(
+        "--scale",
+        choices=("fraction", "percent"),
+        help="accuracies as fractions or percent (default: detected)",
+    )
+    i.add_argument("--version", help="method version (default: a hash of the imported rows)")
+    i.add_argument("--data-name", default="unnamed data", help="what the runs were evaluated on, in words")
+
+
+def import_file(args) -> None:
+    from harness.store.external import ImportSpec, import_runs, read_file
+
+    spec = ImportSpec(
+        method=args.method,
+        accuracy=args.accuracy,
+        seconds=args.seconds,
+        seed=args.seed,
+        gpu=args.gpu,
+        tta_level=args.tta_level,
+        scale=args.scale,
+        version=args.version,
+        data_name=args.data_name,
+    )
+    frame = read_file(args.file)
+    if args.store.exists() and not args.store.is_dir():
+        raise store.StoreError(f"{args.store}: not a folder")
+    args.store.mkdir(parents=True, exist_ok=True)
+    with hold(args.store, "store"):
+        done = import_runs(args.store, frame, spec, str(args.file))
+    print(done.line(str(args.file)), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.method_version or legacy_method_version(manifest),
                 )
             print(f"migrated {args.out}: {n} runs written to {args.store}", file=sys.stderr)
+        elif args.what == "import":
+            import_file(args)
         else:
             if not args.folder.is_dir():
                 raise store.StoreError(f"{args.folder}: no such store or study folder")

@@ -291,7 +291,29 @@ def resolve(args, studies: dict[str, Study]) -> Target:
     return target
 
 
+def claim_rule(args, sf: studyfile.StudyFile):
+    """A claim alone under --until decided: its one-sided sequences at the claim's α."""
+    from harness.stats.claims import ClaimRule
+
+    if args.seeds is not None:
+        raise UserError("--until decided chooses the seeds itself: drop --seeds (cap them with --max-seeds)")
+    if args.precision is not None:
+        raise UserError("--precision is for comparisons; a [claim] alone is decided against its accuracy")
+    file = sf.adaptive
+    max_seeds = args.max_seeds or (file.max_seeds if file else None)
+    if max_seeds is None:
+        raise UserError(
+            "--until decided needs --max-seeds M, or an [adaptive] table with max_seeds in the study file"
+        )
+    if max_seeds > MAX_SEEDS:
+        raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
+    min_seeds = args.min_seeds or (file.min_seeds if file else 10)
+    return ClaimRule(sf.claim.alpha, min(min_seeds, max_seeds), max_seeds)
+
+
 def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
+    if sf is not None and sf.claim is not None and not sf.comparisons:
+        return claim_rule(args, sf)
     if sf is None or not sf.comparisons:
         raise UserError(
             "--until decided needs a study file whose cells include its baseline (the base config)"
@@ -328,6 +350,9 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
 
     runs = adaptive.current_runs(target.file, out)
     runs = store.empty_frame() if runs is None else runs
+    if target.file.claim is not None and not target.file.comparisons:
+        have = len(adaptive.claim_accuracies(target.file, runs))
+        return {target.file.baseline.label: target.rule.next_runs(have, workers)}
     states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
     counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
     return adaptive.seeds_per_cell(target.file, counts)
@@ -433,7 +458,7 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
 
     print(planning.cost_line(plan.todo, runs, slots, why, device, same.source, reference(plan.todo)))
     from_ = "of the same method, preset and device"
-    if target.rule:
+    if target.rule and isinstance(target.rule, sequential.Rule):
         seconds, _ = planning.seconds_per_run(plan.specs, runs, reference(plan.specs))
         per_run = float(seconds.mean()) if len(seconds) else None
         print(
@@ -441,6 +466,8 @@ def dry_run(target: Target, args, out: Path, root: Path) -> int:
                 target.rule, runs, slots, runs_from=from_, seconds_per_run=per_run, unit=device.unit
             )
         )
+    elif target.rule:
+        print(f"then rounds of at least {slots} runs until decided, at most {target.rule.max_seeds}")
     else:
         print(planning.planned_precision(args.seeds, runs, runs_from=from_).line())
     for line in refusal_notes(root, args.allow_mixed_versions, versions):
@@ -711,8 +738,19 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
         rounds["worst"] = adaptive.worst_case_runs(states, target.rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 
+    def on_claim(state) -> None:
+        rounds["worst"] = target.rule.max_seeds - state.n
+        print(adaptive.claim_progress_line(state), file=sys.stderr)
+
     try:
-        summary = adaptive.run_adaptive(target.file, target.rule, out, backend.slots(), train_round, on_round)
+        if isinstance(target.rule, sequential.Rule):
+            summary = adaptive.run_adaptive(
+                target.file, target.rule, out, backend.slots(), train_round, on_round
+            )
+        else:
+            summary = adaptive.run_claim_adaptive(
+                target.file, target.rule, out, backend.slots(), train_round, on_claim
+            )
     finally:
         backend.stop()
     if not summary.interrupted:

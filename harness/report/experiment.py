@@ -11,6 +11,7 @@ from functools import partial
 
 import tomllib
 
+from harness.report import claims
 from harness.report.campaign import LoadedCampaign
 from harness.report.page import Block, figure_block
 from harness.report.sections import PAIRING_RULE, compare, comparison_table
@@ -18,6 +19,7 @@ from harness.run.adaptive import LEVEL, comparison_name, differences
 from harness.spec import studyfile
 from harness.spec.grid import Study
 from harness.stats import sequential
+from harness.stats.claims import ClaimRule
 from harness.stats.text import code, plain
 
 FILE_PRESET = "file"  # a study file sets its own sizes: --preset applies to built-in studies
@@ -70,6 +72,11 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
             name = comparison_name(cell, baseline)
             comparisons.append(compare(c, a, b, LEVEL, LEVEL, {"comparison": name, "TTA": LEVEL}, name))
     adaptive = c.manifest.get("adaptive")
+    claimed = adaptive and adaptive.get("kind") == "claim"
+    if sf.claim is not None:
+        blocks += claim_blocks(sf, c)
+    if claimed:
+        adaptive = None  # the claim's sequences are its verdict (above); no comparison was adaptive
     if adaptive:  # the verdict is the sequences, under the rule fixed at the first round
         rule = sequential.Rule.from_record(adaptive)
         history = sequential.replay(differences(sf, c.runs), rule, int(adaptive.get("workers", 1)))
@@ -98,6 +105,69 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
             figure = forest_figure(c, comparisons, primary)
         blocks.append(table[0] + ("\n\n" + figure if figure else ""))
         blocks += table[1:]
+    if sf.claim is None:
+        blocks += time_blocks(sf, c)
+    return blocks
+
+
+def claim_reading(c: LoadedCampaign) -> tuple[str, ClaimRule | None]:
+    """Runs added until decided (a claim's or a comparison's rule in the manifest): the sequence
+    only, never a fixed-n p-value; seeds fixed in advance: the one-sided t-test."""
+    adaptive = c.manifest.get("adaptive")
+    if not adaptive:
+        return claims.FIXED, None
+    return claims.ADAPTIVE, ClaimRule.from_record(adaptive) if adaptive.get("kind") == "claim" else None
+
+
+def reference_runs(sf: studyfile.StudyFile, c: LoadedCampaign):
+    """The reference's runs: a variant of this file by name, else a method's runs in the store."""
+    ref = sf.claim.reference
+    cells = c.runs["cell"].astype(str)
+    if (cells == f"variant={ref}").any():
+        return c.runs[(cells == f"variant={ref}").to_numpy()]
+    from harness import store
+
+    runs = store.load_records(store.store_path(c.out, c.manifest))
+    return runs[(runs["method"].astype(str) == ref).to_numpy()] if "method" in runs else runs.iloc[:0]
+
+
+def claim_blocks(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
+    """The claim's verdict in the field's words, then time per run and accuracy against seconds."""
+    reading, rule = claim_reading(c)
+    claimed = c.runs[c.mask(cell=sf.baseline.label)]
+    if rule is not None:  # the sequence reads seeds 0, 1, ... as they were added
+        claimed = claimed[claimed["seed"].astype(int) < rule.max_seeds]
+    reference = reference_runs(sf, c) if sf.claim.reference else None
+    verdict = claims.claim_verdict(claimed, sf.claim, reading, rule, reference)
+    how = (
+        rule.describe() + "; fixed at the first round and kept in the manifest. A fixed-n p-value is not "
+        "valid after adaptive stopping and is not printed."
+        if rule is not None
+        else 'The seeds were fixed in advance: a one-sided t-test of "mean ≤ target" and its lower bound.'
+        if reading == claims.FIXED
+        else "Runs were added adaptively: only the anytime-valid sequence is valid."
+    )
+    text = f"## Claim: {verdict.outcome}\n\n{how}\n\n```\n{verdict.text()}\n```"
+    return [text] + time_blocks(sf, c)
+
+
+def time_blocks(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
+    baseline = sf.baseline.label if sf.baseline is not None else None
+    level = sf.claim.tta_level if sf.claim else LEVEL
+    frame = claims.accuracy_seconds_frame(c.runs, level)
+    blocks: list[Block] = [claims.time_section(c.runs, baseline)]
+    if len(frame):
+        blocks.append(
+            f"## Accuracy against seconds\n\n{claims.accuracy_seconds_table(frame, level)}\n\n"
+            + claims.accuracy_seconds_figure(
+                frame,
+                c.figures,
+                c.figure_name("accuracy_vs_seconds"),
+                c.stamp(f"n = {int(frame['n'].sum())} runs"),
+                sf.claim,
+                level,
+            )
+        )
     return blocks
 
 
@@ -107,12 +177,15 @@ def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
 
     primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
     adaptive = c.manifest.get("adaptive")
+    out = claim_verdicts(sf, c)
+    if adaptive and adaptive.get("kind") == "claim":
+        return out
     if adaptive:
         rule = sequential.Rule.from_record(adaptive)
         history = sequential.replay(differences(sf, c.runs), rule, int(adaptive.get("workers", 1)))
         if not history:
-            return []
-        return [
+            return out
+        return out + [
             Verdict(
                 s.name,
                 "primary, adaptive" if s.name == primary else "adaptive",
@@ -124,13 +197,53 @@ def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
             )
             for s in history[-1].values()
         ]
-    out = []
     for cell, baseline in sf.comparisons:
         name = comparison_name(cell, baseline)
         a, b = c.mask(cell=cell.label), c.mask(cell=baseline.label)
         if name == primary and a.any() and b.any():
             out.append(from_comparison(compare(c, a, b, LEVEL, LEVEL, {}, name), "primary"))
     return out
+
+
+def claim_verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
+    """The claim as a row of the terminal's verdicts table: mean accuracy minus the target, with the
+    valid reading's bounds (one-sided: the other bound is open)."""
+    from harness.report.verdicts import Verdict
+
+    if sf.claim is None:
+        return []
+    reading, rule = claim_reading(c)
+    claimed = c.runs[c.mask(cell=sf.baseline.label)]
+    v = claims.claim_verdict(claimed, sf.claim, reading, rule)
+    t = sf.claim.accuracy
+    if v.sequence is not None:
+        s = v.sequence
+        acc = claims.accuracy_points(claimed, sf.claim.tta_level)
+        return [
+            Verdict(
+                f"claim: mean > {t:g}%",
+                "claim, adaptive",
+                float(acc[: s.n].mean()) - t,
+                s.lower - t,
+                s.upper - t,
+                s.outcome,
+                s.n,
+            )
+        ]
+    if v.fixed is None:
+        return []
+    f = v.fixed
+    return [
+        Verdict(
+            f"claim: mean > {t:g}%",
+            "claim, one-sided t",
+            f.mean - t,
+            f.lower - t,
+            float("inf"),
+            v.outcome,
+            f.n,
+        )
+    ]
 
 
 def forest_figure(c: LoadedCampaign, comparisons: list, primary: str | None) -> str:

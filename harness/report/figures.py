@@ -508,3 +508,52 @@ def reliability(
         )
         counts.set(yscale="log", xlabel="mean ensemble frequency q", ylabel="pairs per bin" if j == 0 else "")
     return save(fig, folder, name, stamp, title, legend_title=hue)
+
+
+def accuracy_vs_seconds(
+    table: pd.DataFrame,
+    folder: Path,
+    name: str,
+    title: str,
+    stamp: str,
+    target: float | None = None,
+    seconds: float | None = None,
+) -> str:
+    """The picture the field draws: one point per method or cell (``label``) on one GPU model
+    (``model``, one panel each), accuracy mean with its 95% CI (``acc``, ``acc_low``,
+    ``acc_high``, points) against seconds per run with its 95% CI (``sec``, ``sec_low``,
+    ``sec_high``); the target accuracy dashed, the time to beat dotted."""
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = _panels(models, height=2.6)
+    for ax, model in zip(axes, models):
+        part = table[table["model"] == model]
+        for _, r in part.iterrows():
+            colour, mk = style(r["label"])
+            xerr = (
+                [[r["sec"] - r["sec_low"]], [r["sec_high"] - r["sec"]]] if np.isfinite(r["sec_low"]) else None
+            )
+            yerr = (
+                [[r["acc"] - r["acc_low"]], [r["acc_high"] - r["acc"]]] if np.isfinite(r["acc_low"]) else None
+            )
+            ax.errorbar(
+                [r["sec"]],
+                [r["acc"]],
+                xerr=xerr,
+                yerr=yerr,
+                fmt=mk,
+                color=colour,
+                capsize=2,
+                markersize=5,
+                linewidth=1.2,
+                label=str(r["label"]),
+            )
+        if target is not None:
+            ax.axhline(target, color="black", linestyle="--", linewidth=0.8, label=f"target {target:g}%")
+        if seconds is not None:
+            ax.axvline(
+                seconds, color=REFERENCE, linestyle=":", linewidth=1.0, label=f"time to beat {seconds:g} s"
+            )
+        ax.set(
+            title=str(model), xlabel="seconds per run (train + eval, 95% CI)", ylabel="accuracy % (95% CI)"
+        )
+    return save(fig, folder, name, stamp, title)

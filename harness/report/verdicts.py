@@ -25,11 +25,11 @@ class Verdict:
 
     @property
     def interval(self) -> str:
-        return (
-            f"[{self.low:+.3f}, {self.high:+.3f}]"
-            if np.isfinite(self.low) and np.isfinite(self.high)
-            else "n/a"
-        )
+        if np.isnan(self.low) or np.isnan(self.high) or (np.isinf(self.low) and np.isinf(self.high)):
+            return "n/a"
+        low = f"[{self.low:+.3f}" if np.isfinite(self.low) else "(−∞"
+        high = f"{self.high:+.3f}]" if np.isfinite(self.high) else "+∞)"
+        return f"{low}, {high}"  # one-sided (a claim's bound) where one side is open
 
 
 def fixed_decision(low: float, high: float) -> str:

@@ -20,6 +20,8 @@ from harness.spec.errors import UserError
 from harness.spec.grid import Cell
 from harness.spec.studyfile import StudyFile
 from harness.stats import sequential
+from harness.stats.claims import ClaimRule, SequentialClaim
+from harness.store.scale import accuracy_points
 from harness.store.versions import choose_versions
 
 LEVEL = 2  # comparisons and decisions use TTA-2 accuracy, the method's headline number
@@ -59,15 +61,22 @@ def current_runs(sf: StudyFile, out) -> pd.DataFrame | None:
     return runs[choose_versions(runs, store.read_manifest(out), here).mask].reset_index(drop=True)
 
 
-def recorded_rule(out) -> sequential.Rule | None:
+def rule_from_record(entry: Mapping) -> sequential.Rule | ClaimRule:
+    """A manifest's adaptive rule: a claim's (``kind = "claim"``) or the comparisons'."""
+    return (
+        ClaimRule.from_record(entry) if entry.get("kind") == "claim" else sequential.Rule.from_record(entry)
+    )
+
+
+def recorded_rule(out) -> sequential.Rule | ClaimRule | None:
     """The rule the study folder's manifest fixed at its first adaptive round, if any."""
     if not (out / "manifest.json").exists():
         return None
     entry = store.read_manifest(out).get("adaptive")
-    return sequential.Rule.from_record(entry) if entry else None
+    return rule_from_record(entry) if entry else None
 
 
-def check_rule(out, rule: sequential.Rule) -> None:
+def check_rule(out, rule: sequential.Rule | ClaimRule) -> None:
     """The stopping rule (α, P, min, max, ρ, k) is fixed at the first round: a resume that asks for
     another one is refused (UserError, exit 2), since the sequences' guarantee needs the rule chosen
     before the data; the workers may change."""
@@ -134,6 +143,55 @@ def run_adaptive(
         previous = grid
         if part.interrupted or part.failed:  # a failed run leaves a gap no later round fills
             return total
+
+
+def claim_accuracies(sf: StudyFile, runs: pd.DataFrame | None) -> np.ndarray:
+    """The claimed cell's accuracies in points, seeds 0, 1, ... while they are contiguous (the order
+    the sequence reads them in; a seed still missing ends the prefix)."""
+    if runs is None or not len(runs) or sf.claim is None:
+        return np.zeros(0)
+    part = runs[(runs["cell"] == sf.baseline.label).to_numpy()]
+    by_seed = dict(zip(part["seed"].astype(int), accuracy_points(part, sf.claim.tta_level)))
+    out = []
+    while len(out) in by_seed:
+        out.append(by_seed[len(out)])
+    return np.asarray(out, float)
+
+
+def run_claim_adaptive(
+    sf: StudyFile,
+    rule: ClaimRule,
+    out,
+    workers: int,
+    train_round: Callable[[dict[str, int]], Summary],
+    on_round: Callable[[SequentialClaim], None] | None = None,
+) -> Summary:
+    """Rounds of seeds for the claimed cell until its one-sided sequences decide the claim (holds or
+    fails) or max_seeds runs leave it undecided; a pure function of the store, like ``run_adaptive``."""
+    check_rule(out, rule)
+    total = Summary(planned=0, skipped=0, slots=workers)
+    previous = -1
+    while True:
+        runs = store.load_records(out) if (out / "keys.json").exists() else None
+        x = claim_accuracies(sf, runs)
+        state = rule.decide(x, sf.claim.accuracy)
+        if on_round:
+            on_round(state)
+        if state.outcome != "running":
+            return total
+        want = rule.next_runs(len(x), workers)
+        if want == previous:  # the last round asked for these seeds and they did not all arrive
+            return total
+        part = train_round({sf.baseline.label: want})
+        add(total, part)
+        previous = want
+        if part.interrupted or part.failed:
+            return total
+
+
+def claim_progress_line(state: SequentialClaim) -> str:
+    bounds = f" [{state.lower:.2f}, {state.upper:.2f}]" if state.n else ""
+    return f"adaptive claim (mean > {state.target:g}%): {state.outcome} at {state.n} runs{bounds}"
 
 
 def worst_case_runs(states: Mapping[str, sequential.ComparisonState], rule: sequential.Rule) -> int:

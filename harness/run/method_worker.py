@@ -32,6 +32,13 @@ def check_count(results: Any, runs: int) -> None:
         raise ValueError(f"train_many returned {got} results for {runs} seeds")
 
 
+def numbered(info: dict, first: int, count: int, warmup: bool) -> list[dict]:
+    """Each run's worker fields: its place in the worker's life (``worker_run``: 0 for the worker's
+    first) and whether it came from the worker's first call (``warmup``: compilation, caches and
+    cuDNN's autotuning land there, so its seconds are not a run's)."""
+    return [{**info, "worker_run": first + i, "warmup": warmup} for i in range(count)]
+
+
 @dataclass
 class Outcome:
     spec: RunSpec
@@ -66,6 +73,7 @@ class MethodWorker:
         self.method, self.data, self.device = method, data, device
         self.identity = dict(method_version=method_version(method), data_fingerprint=data_fingerprint)
         self._where: dict | None = None
+        self.runs_done = 0  # runs this worker was asked for so far (warm-up flags)
 
     def info(self) -> dict:
         if self._where is None:  # fixed for the worker's life: ask Ray once
@@ -73,6 +81,14 @@ class MethodWorker:
         return self._where
 
     def run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
+        """Train the specs; each outcome's worker fields say where, and whether it was the warm-up."""
+        infos = numbered(self.info(), self.runs_done, len(specs), self.runs_done == 0)
+        self.runs_done += len(specs)
+        return [
+            Outcome(o.spec, o.result, o.error, info) for o, info in zip(self._run(specs, save_logits), infos)
+        ]
+
+    def _run(self, specs: list[RunSpec], save_logits: bool = False) -> list[Outcome]:
         where, out = self.info(), []
         if self.method.train_many is not None and len(specs) > 1:
             try:

@@ -16,7 +16,7 @@ import torch
 from airbench_core import DeviceData, load_cifar10
 from airbench_core.method import Method
 from airbench_core.net import NetPool
-from harness.run.method_worker import Outcome, check_count, exception_text, placement
+from harness.run.method_worker import Outcome, check_count, exception_text, numbered, placement
 from harness.spec.grid import RunSpec
 from harness.spec.identity import method_version
 from harness.spec.methods import find_method
@@ -50,6 +50,7 @@ class RunWorker:
         self.pools: dict[
             str, NetPool
         ] = {}  # per method: networks (and compiled forms) live as long as the worker
+        self.runs_done = 0  # runs this worker was asked for so far (warm-up flags)
 
     def identity(self, method: Method | None = None) -> dict:
         """What the records keep of this worker's code and data (the driver checks the store against its own)."""
@@ -83,6 +84,15 @@ class RunWorker:
         ]
 
     def train(
+        self, spec: str, base_dir: str | None, config: Any, seeds: list[int], save_logits: bool
+    ) -> list[tuple]:
+        """(result, error, worker fields) per seed; the worker's first call is flagged as its warm-up."""
+        answers = self._train(spec, base_dir, config, seeds, save_logits)
+        infos = numbered({}, self.runs_done, len(seeds), self.runs_done == 0)
+        self.runs_done += len(seeds)
+        return [(r, e, {**info, **extra}) for (r, e, info), extra in zip(answers, infos)]
+
+    def _train(
         self, spec: str, base_dir: str | None, config: Any, seeds: list[int], save_logits: bool
     ) -> list[tuple]:
         method = None

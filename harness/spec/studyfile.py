@@ -41,6 +41,7 @@ from typing import Any
 import tomllib
 
 from airbench_core.config import FLIP_MODES, TrainConfig, out_of_range
+from harness.spec.claim import ClaimSpec, parse_claim
 from harness.spec.defaults import MAX_CELLS
 from harness.spec.errors import UserError
 from harness.spec.grid import Cell
@@ -48,7 +49,7 @@ from harness.spec.methods import MethodError, builtin_names, find_method
 from harness.stats.sequential import Rule
 
 BASELINE = "baseline"
-TOP_KEYS = ("method", "description", "primary", "base", "variants", "grid", "adaptive")
+TOP_KEYS = ("method", "description", "primary", "base", "variants", "grid", "adaptive", "claim")
 ADAPTIVE_KEYS = ("precision", "max_seeds", "min_seeds")
 CHOICES: dict[str, tuple[str, ...]] = {"flip": FLIP_MODES}  # string fields with a fixed set of values
 
@@ -278,6 +279,7 @@ class StudyFile:
     baseline: Cell | None  # variants: the base config; grid: the cell equal to it, if any
     primary: Cell | None  # the cell whose comparison with the baseline the study is about
     adaptive: Adaptive | None
+    claim: ClaimSpec | None = None  # [claim]: a record claim about the base config's runs
 
     @property
     def comparisons(self) -> list[tuple[Cell, Cell]]:
@@ -345,9 +347,15 @@ def parse(
         cells = _grid_cells(data["grid"], method, base_overrides, source, config_type)
         baseline = next((c for c in cells if c.config == base), None)
         primary = _grid_primary(data, cells, baseline, source, config_type)
+    elif "claim" in data:  # a claim about one configuration: the base config is the only cell
+        baseline = Cell({"variant": BASELINE}, base, method)
+        cells, primary = [baseline], None
     else:
-        raise StudyFileError(f"{source}: variants: missing; expected a [variants] table or a [grid] table")
-    adaptive = _adaptive(data, baseline, source)
+        raise StudyFileError(
+            f"{source}: variants: missing; expected a [variants] table, a [grid] table or a [claim] table"
+        )
+    claim = _claim(data, baseline, source)
+    adaptive = _adaptive(data, baseline, source, claim_only=claim is not None and len(cells) == 1)
     name = Path(source).stem
     return StudyFile(
         source,
@@ -359,7 +367,23 @@ def parse(
         baseline,
         primary,
         adaptive,
+        claim,
     )
+
+
+def _claim(data: Mapping[str, Any], baseline: Cell | None, source: str) -> ClaimSpec | None:
+    if "claim" not in data:
+        return None
+    try:
+        claim = parse_claim(data["claim"], source)
+    except UserError as exc:
+        raise StudyFileError(str(exc)) from None
+    if baseline is None:
+        raise StudyFileError(
+            f"{source}: claim: no grid cell equals the base config, whose runs the claim is about; "
+            "add the base values to the grid"
+        )
+    return claim
 
 
 def _method(data: Mapping[str, Any], source: str, key: str = "method") -> str:
@@ -501,7 +525,9 @@ def _grid_primary(
     return matches[0]
 
 
-def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Adaptive | None:
+def _adaptive(
+    data: Mapping[str, Any], baseline: Cell | None, source: str, claim_only: bool = False
+) -> Adaptive | None:
     if "adaptive" not in data:
         return None
     table = data["adaptive"]
@@ -511,10 +537,10 @@ def _adaptive(data: Mapping[str, Any], baseline: Cell | None, source: str) -> Ad
     for key in table:
         if key not in ADAPTIVE_KEYS:
             raise StudyFileError(f"{where}.{key}: unknown key (expected {', '.join(ADAPTIVE_KEYS)})")
-    for key in ADAPTIVE_KEYS[:2]:
+    for key in ADAPTIVE_KEYS[int(claim_only) : 2]:  # a claim alone has no "equal within ±P"
         if key not in table:
             raise StudyFileError(f"{where}.{key}: missing")
-    precision = table["precision"]
+    precision = table.get("precision", 1.0)
     if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < math.inf:
         raise StudyFileError(
             f"{where}.precision: expected a positive number of points, got {_shown(precision)}"

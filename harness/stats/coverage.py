@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.stats import claims as cl
 from harness.stats import estimators as est
 from harness.stats import sequential as seq
 from harness.stats.robust import diverged_mask
@@ -485,6 +486,10 @@ def coverage_table(quick: bool = False, seed: int = 0) -> list[Row]:
         + sequence_rows(rng, c)
         + decision_rows(rng, c)
         + contaminated_rows(rng, c, quick)
+        + claim_rows(rng, c)
+        + claim_sequence_rows(rng, 200 if quick else 2000)
+        + time_rows(rng, c)
+        + time_to_target_rows(rng, heavy, ns=(20,), resamples=200 if quick else 500)
     )
 
 
@@ -536,5 +541,77 @@ def equivalent_epochs_rows(rng, campaigns: int, ns=(5, 10, 20), resamples: int =
                 campaigns,
                 refused=n < est.MIN_RUNS_EQUIVALENT_EPOCHS,
             )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- claims and time
+
+
+def claim_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
+    """The one-sided fixed-n lower bound of a claim (points): covers the true mean ≥ 95% of the time."""
+    rows = []
+    for n in ns:
+        x = 100 * _runs(rng, campaigns, 1, n)[:, 0]
+        hit = [cl.fixed_claim(r, 94.0).lower <= 94.0 for r in x]
+        rows.append(
+            Row("claim: one-sided lower bound (fixed n, t)", str(n), 0.95, float(np.mean(hit)), campaigns)
+        )
+    return rows
+
+
+def claim_sequence_rows(rng, campaigns: int, rounds: int = 20, per_round: int = 10) -> list[Row]:
+    """A claim exactly at its target (mean 94.00 points, 1% of runs diverged to 10%), its one-sided
+    sequence looked at after every round of 10 runs up to 200: "holds" must come in ≤ α of campaigns."""
+    n = rounds * per_round
+    diverged = rng.random((campaigns, n)) < 0.01
+    healthy = (94.0 - 0.01 * 10.0) / 0.99  # so that the mixture's mean is exactly 94.00
+    x = np.where(diverged, 10.0, healthy + rng.normal(0, 0.15, (campaigns, n)))
+    lower, _ = cl.claim_sequences(np.clip(x, 0, 100), 0.05)
+    looks = lower[:, per_round - 1 :: per_round]
+    return [
+        Row(
+            "claim: one-sided sequence, a look every 10 runs (type-I)",
+            f"10..{n}",
+            0.05,
+            float((looks > 94.0).any(1).mean()),
+            campaigns,
+            AT_MOST,
+        )
+    ]
+
+
+def time_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
+    """Seconds per run (right-skewed: lognormal, mean 2.5 s, CV 5%): the t-interval of the mean."""
+    sigma = np.sqrt(np.log(1 + 0.05**2))
+    mu = np.log(2.5) - sigma**2 / 2
+    rows = []
+    for n in ns:
+        x = rng.lognormal(mu, sigma, (campaigns, n))
+        hit = [cl.time_summary(r).mean.covers(2.5) for r in x]
+        rows.append(Row("time per run: mean (t)", str(n), 0.95, float(np.mean(hit)), campaigns))
+    return rows
+
+
+def time_to_target_rows(rng, campaigns: int, ns=(20,), resamples: int = 500) -> list[Row]:
+    """Seconds for a curve like the equivalent-epochs one to reach a fixed target, at 0.3 s per epoch
+    with per-run noise; truth: the interpolation on the true means times the true rate."""
+    grid = np.array(EPOCH_GRID)
+    target = float(_curve(9.2))
+    truth = float(est.epochs_to_reach(grid, _curve(grid), target)) * 0.3
+    rows = []
+    for n in ns:
+        hit = []
+        for _ in range(campaigns):
+            seed_effect = rng.normal(0, SEED_SD, n)
+            curve = cl.Curve(
+                accuracy={e: _curve(e) + seed_effect + rng.normal(0, RUN_SD, n) for e in grid},
+                seeds={e: np.arange(n) for e in grid},
+                seconds={e: 0.3 * e * (1 + rng.normal(0, 0.02, n)) for e in grid},
+            )
+            t = cl.time_to_target(curve, target, resamples=resamples, seed=int(rng.integers(1 << 30)))
+            hit.append(t.seconds.covers(truth))
+        rows.append(
+            Row("time to target (bootstrap over seeds)", str(n), 0.95, float(np.mean(hit)), campaigns)
         )
     return rows
