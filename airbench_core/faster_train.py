@@ -64,11 +64,15 @@ def stream_seeds(cfg: FasterConfig, seed: int) -> dict[str, int]:
     return seeds
 
 
-def build_nets(cfg: FasterConfig, seeds: dict[str, int], device: torch.device, half: bool) -> tuple[Net, Net]:
+def build_nets(
+    cfg: FasterConfig, seeds: dict[str, int], device: torch.device, half: bool, classes: int = 10
+) -> tuple[Net, Net]:
     """(main network, proxy) freshly initialized, whitening not yet fitted; the proxy's whitening
-    bias is frozen (zero) for the whole run."""
-    net, _ = make_net(net_view(cfg), [seeds["init"]], device, half, gelu_after_sum=True)
-    proxy, _ = make_net(net_view(cfg, proxy=True), [seeds["proxy"]], device, half, gelu_after_sum=True)
+    bias is frozen (zero) for the whole run. ``classes``: K, the width of both heads."""
+    net, _ = make_net(net_view(cfg), [seeds["init"]], device, half, gelu_after_sum=True, classes=classes)
+    proxy, _ = make_net(
+        net_view(cfg, proxy=True), [seeds["proxy"]], device, half, gelu_after_sum=True, classes=classes
+    )
     proxy.whiten.bias.requires_grad = False
     return net, proxy
 
@@ -133,7 +137,7 @@ def train(
     )
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(view, steps_per_epoch)
-    net, proxy_net = build_nets(config, seeds, device, half)
+    net, proxy_net = build_nets(config, seeds, device, half, data.classes)
     optimizer = make_optimizer(net, view)
     proxy = Proxy(proxy_net, config)
     lookahead = Lookahead(net) if config.lookahead else None  # before the whitening fit, as the script

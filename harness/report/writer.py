@@ -27,6 +27,10 @@ from harness.report.page import (
 from harness.spec.studies import find_study
 
 
+def fmt3(values: list) -> str:
+    return "(" + ", ".join(f"{float(v):.4f}" for v in values) + ")"
+
+
 def header(c: LoadedCampaign) -> str:
     m, runs = c.manifest, c.runs
     devices = (
@@ -35,11 +39,17 @@ def header(c: LoadedCampaign) -> str:
         else "none yet"
     )
     lines = [
-        f"# {m.get('study')}" + (" — SMOKE preset" if c.smoke else ""),
+        f"# {m.get('study')} — {c.data_name}" + (" — SMOKE preset" if c.smoke else ""),
         "",
         m.get("description", ""),
         "",
-        f"- **Data:** {m.get('data_description')} (`{m.get('data_source')}`)",
+        f"- **Data:** {c.data_name} (`{m.get('data_source')}`)"
+        + (
+            f"; inputs normalised with the training set's per-channel mean {fmt3(m['data_mean'])} "
+            f"and std {fmt3(m['data_std'])}"
+            if m.get("data_mean") and m.get("data_std")
+            else ""
+        ),
     ]
     if "JPEG copy" in str(m.get("data_description")):
         lines.append(
@@ -240,7 +250,7 @@ def provenance(c: LoadedCampaign) -> dict[str, str]:
     per_cell = m.get("seeds_per_cell")
     return {
         "Study": f"{m.get('study')} ({m.get('preset')} preset)",
-        "Data": f"{m.get('data_description')} (`{m.get('data_source')}`), fingerprints "
+        "Data": f"{c.data_name} (`{m.get('data_source')}`), fingerprints "
         f"{', '.join(distinct(runs, 'data_fingerprint'))}; {c.labels.size} test examples",
         "Method versions": ", ".join(distinct(runs, "method_version")),
         "Seeds": (
@@ -260,7 +270,7 @@ def write_html(c: LoadedCampaign, markdown: str) -> Path:
     """report.html beside report.md: figures inline, sortable tables, captions, provenance."""
     from harness.report.html import page
 
-    text = page(f"{c.manifest.get('study')} report", markdown, Path(c.out), provenance(c))
+    text = page(f"{c.manifest.get('study')} report ({c.data_name})", markdown, Path(c.out), provenance(c))
     path = Path(c.out) / "report.html"
     store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path
