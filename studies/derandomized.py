@@ -123,6 +123,7 @@ def report(c: LoadedCampaign) -> list[Block]:
             c.figure_name("derandomized_differences"),
             f"{c.data_name}: variant − baseline, 95% CI",
             c.stamp(f"n ≥ {n} pairs per point"),
+            numeric_x=False,
         )
         blocks.append(
             figure_block(

@@ -402,3 +402,87 @@ def test_list_fields_and_list_show_the_new_fields_and_studies():
         timeout=120,
     ).stdout
     assert "\ndatasets " in listed and "\nderandomized " in listed
+
+
+# -- the two studies --------------------------------------------------------------------------------
+
+
+def test_the_derandomized_grid_puts_every_variant_at_the_papers_length_beside_a_baseline_curve():
+    from harness.spec.studies import find_study
+
+    cells = find_study("derandomized").cells("full")
+    variants = {c.factors["variant"]: c.config for c in cells if c.factors["variant"] != "baseline"}
+    assert {cfg.epochs for cfg in variants.values()} == {9.9}
+    assert sorted(cfg.flip_switch_epoch for cfg in variants.values() if cfg.flip_switch_epoch) == [1, 2, 3, 5]
+    assert variants["alternating translation"].translate_mode == "alternating"
+    baseline = [c.config for c in cells if c.factors["variant"] == "baseline"]
+    assert 9.9 in {b.epochs for b in baseline} and len(baseline) >= 3
+    assert all(
+        b.translate_mode == "random" and b.flip_switch_epoch == 0 and b.flip == "alternating"
+        for b in baseline
+    )
+    smoke = find_study("derandomized").cells("smoke")
+    assert all(c.config.n_train == 2000 for c in smoke) and len(smoke) < len(cells)
+
+
+def test_the_datasets_grid_crosses_flip_modes_with_lengths():
+    from harness.spec.studies import find_study
+
+    cells = find_study("datasets").cells("full")
+    assert {(c.config.flip, c.config.epochs) for c in cells} == {
+        (f, e) for f in ("none", "random", "alternating") for e in (4.0, 6.0, 9.9, 16.0)
+    }
+
+
+@pytest.mark.slow
+def test_a_smoke_study_on_a_20_class_tree_runs_and_its_report_names_k(tmp_path):
+    root = class_tree(tmp_path / "tree", 20, 10, 5)
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.study",
+            "datasets",
+            "--preset",
+            "smoke",
+            "--seeds",
+            "2",
+            "--backend",
+            "local",
+            "--device",
+            "cpu",
+            "--data",
+            f"imagefolder:{root}",
+            "--out",
+            str(tmp_path / "out"),
+            "--store",
+            str(tmp_path / "store"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--set",
+            "n_train=200",
+            "--set",
+            "n_test=100",
+            "--set",
+            "widths=8,8,8",
+            "--set",
+            "batch_size=50",
+            "--set",
+            "whiten_samples=200",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=900,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert text.startswith("# datasets — image folder tree, K = 20 — SMOKE preset")
+    assert "does flipping help at all? (random − none)" in text
+    from harness import store
+
+    frame, preds = store.load(tmp_path / "out", dataset="imagefolder")
+    assert len(frame) == 12 and set(frame["num_classes"]) == {20} and preds.max() < 20
+    assert len(store.load(tmp_path / "out", dataset="cifar10")[0]) == 0
