@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -486,3 +487,24 @@ def test_a_smoke_study_on_a_20_class_tree_runs_and_its_report_names_k(tmp_path):
     frame, preds = store.load(tmp_path / "out", dataset="imagefolder")
     assert len(frame) == 12 and set(frame["num_classes"]) == {20} and preds.max() < 20
     assert len(store.load(tmp_path / "out", dataset="cifar10")[0]) == 0
+
+
+def test_a_combined_report_has_one_panel_per_dataset_and_pools_nothing(tmp_path):
+    from harness import store
+    from harness.cli.report import main as report_main
+    from harness.run.simulate import simulated_campaign
+    from harness.spec.studies import find_study
+
+    study = find_study("datasets")
+    folders = []
+    for name, k, seed in (("CIFAR-100", 100, 1), ("SVHN", 10, 2)):
+        out = simulated_campaign(tmp_path / name, study, runs_per_cell=3, n=300, seed=seed)
+        m = store.read_manifest(out)
+        store.write_manifest(out, {**m, "data_description": name, "num_classes": k})
+        folders.append(out)
+    assert report_main([str(f) for f in folders]) == 2  # several folders need --combined
+    assert report_main([*map(str, folders), "--combined", str(tmp_path / "both")]) == 0
+    text = (tmp_path / "both" / "report.md").read_text()
+    assert "# Panel: CIFAR-100, K = 100" in text and "# Panel: SVHN, K = 10" in text
+    links = re.findall(r"\]\(([^)]+\.png)\)", text)
+    assert len(links) == 2 and all((tmp_path / "both" / link).resolve().exists() for link in links)

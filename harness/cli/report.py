@@ -17,9 +17,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Rebuild OUT_DIR/report.md, report.html and figures from the store.",
     )
     p.add_argument("out_dir", type=Path, help="a campaign's output folder")
+    p.add_argument(
+        "more",
+        type=Path,
+        nargs="*",
+        help="more folders of the same study (on other datasets): with --combined, one page with a panel each",
+    )
+    p.add_argument(
+        "--combined", type=Path, help="with several folders: the folder for the combined report.md"
+    )
     p.add_argument("--open", action="store_true", help="then open OUT_DIR/report.html in the web browser")
     args = p.parse_args(argv)
+    if args.more and not args.combined:
+        return fail("several study folders need --combined DIR (where the page with one panel each goes)")
     try:
+        if args.more:
+            from harness.report.writer import write_combined
+
+            print(write_combined([args.out_dir, *args.more], args.combined))
+            return 0
         path = write_report(args.out_dir)
     except store.StoreError as exc:
         return fail(str(exc))

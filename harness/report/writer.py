@@ -7,6 +7,7 @@ own sections (``studies/<name>.py``), found by name through ``harness.spec.studi
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -240,6 +241,48 @@ def write_report(out: str | Path, study=None) -> Path:
     path = Path(out) / "report.md"
     store.atomic_write(path, lambda tmp: tmp.write_text(text))
     write_html(c, text)
+    return path
+
+
+def write_combined(outs: list[Path], into: Path) -> Path:
+    """One page with a panel per study folder (the same study on several datasets, each trained
+    into its own store): each panel is that folder's own analysis, under its dataset's name and K,
+    with its figures linked where they are. Nothing is pooled across folders."""
+    campaigns = [load_campaign(out) for out in outs]
+    names = {c.manifest.get("study") for c in campaigns}
+    if len(names) != 1:
+        raise store.StoreError(
+            f"folders of different studies ({', '.join(sorted(map(str, names)))}): one study per page"
+        )
+    (name,) = names
+    study = find_study(name)
+    if study is None:
+        raise store.StoreError(f"{outs[0]}: manifest names unknown study {name!r}")
+    into.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "panel": c.data_name,
+            "source": f"`{c.manifest.get('data_source')}`",
+            "runs": len(c.runs),
+            "data fingerprint": ", ".join(distinct(c.runs, "data_fingerprint")),
+            "study folder": f"`{c.out}`",
+        }
+        for c in campaigns
+    ]
+    sections = [
+        f"# {name} — {len(campaigns)} datasets, one panel each",
+        study.description,
+        "Each panel is one study folder's own analysis (its runs, its store): datasets are never pooled.\n\n"
+        + markdown_table(rows),
+    ]
+    for c in campaigns:
+        link = os.path.relpath(c.figures.resolve(), into.resolve())
+        own, _ = study_blocks(c, study) if len(c.runs) else (["No finished runs."], [])
+        body = "\n\n".join(own).replace("](figures/", f"]({link}/")
+        sections.append(f"# Panel: {c.data_name}\n\n{body.replace(chr(10) + '## ', chr(10) + '### ')}")
+    text = number_figures("\n\n".join(sections) + "\n")
+    path = into / "report.md"
+    store.atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 
