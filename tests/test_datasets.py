@@ -508,3 +508,34 @@ def test_a_combined_report_has_one_panel_per_dataset_and_pools_nothing(tmp_path)
     assert "# Panel: CIFAR-100, K = 100" in text and "# Panel: SVHN, K = 10" in text
     links = re.findall(r"\]\(([^)]+\.png)\)", text)
     assert len(links) == 2 and all((tmp_path / "both" / link).resolve().exists() for link in links)
+
+
+def test_download_names_fetch_through_torchvision_into_the_cache(tmp_path, monkeypatch):
+    """No network here: a stand-in torchvision writes the files its download would, where it would."""
+    import types
+
+    calls = []
+
+    def cifar100(root, train, download):
+        calls.append(("cifar100", train))
+        if not (Path(root) / "cifar-100-python").exists():
+            cifar100_files(Path(root) / "cifar-100-python")
+
+    def svhn(root, split, download):
+        calls.append(("svhn", split))
+        if not Path(root).exists():
+            svhn_files(Path(root))
+
+    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(CIFAR100=cifar100, SVHN=svhn))
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    d = load("cifar100:download", tmp_path, TINY)
+    assert d.name == "cifar100" and d.source == f"cifar100:{tmp_path / 'cache' / 'cifar-100-python'}"
+    assert load("svhn:download", tmp_path, TINY).name == "svhn"
+    assert calls == [("cifar100", True), ("cifar100", False), ("svhn", "train"), ("svhn", "test")]
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    fake.datasets.CIFAR100 = offline
+    message = one_line("cifar100:download", tmp_path / "elsewhere", TINY)
+    assert "could not download CIFAR-100 (OSError" in message and "pass --data with a local copy" in message

@@ -353,9 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--n-train", type=positive_int, default=50000, help="images for --classes (default 50000)")
     args = p.parse_args(argv)
     if args.what == "data":
+        from airbench_core import DataError
         from harness.bench.data import bench_classes, bench_data
 
-        bench_data(args.data, args.tree, args.tmp, args.prefix)
+        try:
+            bench_data(args.data, args.tree, args.tmp, args.prefix)
+        except DataError as exc:
+            return fail(str(exc))
         if args.classes:
             bench_classes(args.classes, args.device, args.n_train, (64, 256, 256))
         return 0

@@ -20,7 +20,7 @@ def unpack(source: str, folder: Path) -> Path:
     """The images of a tar of an image tree, as files under ``folder`` (what a user's tree looks like)."""
     with tarfile.open(source) as tar:
         tar.extractall(folder, filter="data")
-    roots = {p.parent.parent for p in folder.rglob("*") if p.is_dir() and p.name in ("train", "test")}
+    roots = {p.parent for p in folder.rglob("*") if p.is_dir() and p.name in ("train", "test")}
     return min(roots, key=lambda p: len(p.parts)) if roots else folder
 
 
