@@ -154,7 +154,15 @@ def load_data(
     else:
         path = Path(location).expanduser().absolute()  # workers started elsewhere find it too
         if not path.exists():
-            raise DataError(f"{path}: no such file or folder (expected {_EXPECTED[name]}, or 'download')")
+            head = location.partition(":")[0] if ":" in location else ""
+            hint = (
+                f"; {head!r} is no dataset name (choose from {', '.join(f'{d}:' for d in DATASETS)})"
+                if head and "/" not in head
+                else ""
+            )
+            raise DataError(
+                f"{path}: no such file or folder (expected {_EXPECTED[name]}, or 'download'){hint}"
+            )
     try:
         key = _fingerprint(path, name, cache, verify)
         prefix = "" if name == "cifar10" else f"{name}-"  # CIFAR-10's cache files keep their names

@@ -107,6 +107,11 @@ def test_plain_sources_still_mean_cifar10_and_prefixes_name_the_others():
     assert parse_source("/odd:name") == ("cifar10", "/odd:name")
 
 
+def test_a_misspelt_dataset_name_gets_a_hint(tmp_path):
+    message = one_line("cifar-100:/nowhere", tmp_path)
+    assert "'cifar-100' is no dataset name (choose from cifar10:, cifar100:" in message
+
+
 def test_an_image_folder_has_no_download(tmp_path):
     assert "an image folder has no download" in one_line("imagefolder:download", tmp_path)
 
