@@ -492,6 +492,12 @@ def test_a_smoke_study_on_a_20_class_tree_runs_and_its_report_names_k(tmp_path):
     frame, preds = store.load(tmp_path / "out", dataset="imagefolder")
     assert len(frame) == 12 and set(frame["num_classes"]) == {20} and preds.max() < 20
     assert len(store.load(tmp_path / "out", dataset="cifar10")[0]) == 0
+    from harness.cli.export import main as export_main
+
+    assert export_main([str(tmp_path / "out"), "--to", str(tmp_path / "runs.csv")]) == 0
+    exported = pd.read_csv(tmp_path / "runs.csv")
+    assert list(exported.columns[:6]) == ["key", "study", "cell", "seed", "dataset", "num_classes"]
+    assert set(exported["num_classes"]) == {20}
 
 
 def test_a_combined_report_has_one_panel_per_dataset_and_pools_nothing(tmp_path):
