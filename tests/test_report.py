@@ -129,7 +129,7 @@ def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     report = (smoke_campaign / "report.md").read_text()
     assert (
         "SMOKE preset" in report
-        and f"**Data:** {cifar.description} (" in report
+        and f"**Data:** {cifar.description}, K = 10 (" in report
         and "**Device:** cpu" in report
     )
     assert "12 finished, 0 failed" in report and "**Method versions:**" in report
