@@ -10,6 +10,7 @@ from typing import ClassVar
 from .method import ConfigMethods
 
 FLIP_MODES = ("none", "random", "alternating")
+TRANSLATE_MODES = ("random", "alternating")
 CIFAR_SIZES = {"n_train": 50_000, "n_test": 10_000}  # images in CIFAR-10's training and test sets
 MAX_WIDTH = 4096  # channels per block: beyond this a width is a typo, not an experiment
 MAX_EPOCHS = 1000.0
@@ -40,6 +41,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "norm_bias_lr": (RATE_MIN, RATE_MAX, False),
     "head_lr": (RATE_MIN, RATE_MAX, False),
     "translate": (0, 16, False),
+    "flip_switch_epoch": (0, MAX_EPOCHS, False),
     "cutout": (0, 32, False),
     "whiten_bias_epochs": (0, MAX_EPOCHS, False),
     "whiten_eps": (0, RATE_MAX, True),
@@ -116,6 +118,9 @@ class TrainConfig(ConfigMethods):
     flip: str = "alternating"  # none | random | alternating
     translate: int = 2
     cutout: int = 0
+    # derandomized augmentation beyond alternating flip (both leave run keys alone at their default)
+    flip_switch_epoch: int = 0  # k > 0 with flip "alternating": random flips before epoch k
+    translate_mode: str = "random"  # random | alternating (each image cycles its own offset order)
     # features that ablations switch off
     whiten: bool = True
     whiten_bias_epochs: int = 3
@@ -146,6 +151,14 @@ class TrainConfig(ConfigMethods):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if self.flip not in FLIP_MODES:
             problems.append(f"flip must be one of {', '.join(FLIP_MODES)}, not {self.flip!r}")
+        if self.translate_mode not in TRANSLATE_MODES:
+            problems.append(
+                f"translate_mode must be one of {', '.join(TRANSLATE_MODES)}, not {self.translate_mode!r}"
+            )
+        if isinstance(self.flip_switch_epoch, bool) or not isinstance(self.flip_switch_epoch, int):
+            problems.append(f"flip_switch_epoch must be a whole epoch, not {self.flip_switch_epoch!r}")
+        elif self.flip_switch_epoch and self.flip != "alternating":
+            problems.append("flip_switch_epoch switches to alternating flip: it needs flip = alternating")
         if self.tta_level not in (0, 1, 2):
             problems.append(f"tta_level must be 0, 1 or 2, not {self.tta_level}")
         if self.convs_per_block not in (2, 3):

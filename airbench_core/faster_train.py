@@ -64,12 +64,23 @@ def stream_seeds(cfg: FasterConfig, seed: int) -> dict[str, int]:
     return seeds
 
 
-def build_nets(cfg: FasterConfig, seeds: dict[str, int], device: torch.device, half: bool) -> tuple[Net, Net]:
+def build_nets(
+    cfg: FasterConfig, seeds: dict[str, int], device: torch.device, half: bool, classes: int = 10
+) -> tuple[Net, Net]:
     """(main network, proxy) freshly initialized, whitening not yet fitted; the proxy's whitening
     bias is frozen (zero) for the whole run. Both are channels-last on every device, as the script
-    lays them out: on a CPU that alone makes a run about 1.5x faster than NCHW filters."""
+    lays them out: on a CPU that alone makes a run about 1.5x faster than NCHW filters.
+    ``classes``: K, the width of both heads."""
     net, proxy = (
-        make_net(net_view(cfg, p), [seeds[s]], device, half, gelu_after_sum=True, channels_last=True)[0]
+        make_net(
+            net_view(cfg, p),
+            [seeds[s]],
+            device,
+            half,
+            gelu_after_sum=True,
+            channels_last=True,
+            classes=classes,
+        )[0]
         for p, s in ((False, "init"), (True, "proxy"))
     )
     proxy.whiten.bias.requires_grad = False
@@ -144,7 +155,7 @@ def train(
     )
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(view, steps_per_epoch)
-    net, proxy_net = build_nets(config, seeds, device, half)
+    net, proxy_net = build_nets(config, seeds, device, half, data.classes)
     optimizer = make_optimizer(net, view)
     proxy = Proxy(proxy_net, config)
     lookahead = Lookahead(net) if config.lookahead else None  # before the whitening fit, as the script

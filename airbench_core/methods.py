@@ -32,6 +32,8 @@ FIELD_HELP: dict[str, str] = {
     "logit_scale": "multiplier of the head's output logits",
     "flip": "horizontal flip augmentation: none, random (per image, per epoch) or alternating (derandomized)",
     "translate": "random translation augmentation in pixels (reflect-padded crops); 0 turns it off",
+    "flip_switch_epoch": "with flip alternating: random flips in epochs before this one, alternating from it on (0: alternating throughout)",
+    "translate_mode": "random (a fresh offset per image and epoch) or alternating (each image walks its own permutation of the offsets, no repeat before all are seen)",
     "cutout": "side of the cutout square in pixels; 0 turns it off (airbench96: 12)",
     "whiten": "a frozen patch-whitening first convolution fitted from the data; false: a trained conv",
     "whiten_bias_epochs": "epochs during which the whitening conv's bias trains (then frozen)",

@@ -171,7 +171,9 @@ def train(
     steps_per_epoch = loader.steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
     whiten_bias_steps = math.ceil(config.whiten_bias_epochs * steps_per_epoch)
-    net, forward = make_net(config, [stream_seed(config, seed, "init")], device, half, False, pool)
+    net, forward = make_net(
+        config, [stream_seed(config, seed, "init")], device, half, False, pool, classes=data.classes
+    )
     scale_head(net)
     sgd, muon = make_optimizers(net, config)
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)

@@ -65,10 +65,11 @@ class ConvBlock(nn.Module):
 
 class Net(nn.Module):
     """k independent networks packed as grouped convolutions: input (B, 3k, H, W) holds k batches
-    side by side in channels, output (B, k, 10) one set of logits per network. k=1 is airbench."""
+    side by side in channels, output (B, k, classes) one set of logits per network. k=1 is airbench."""
 
-    def __init__(self, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False):
+    def __init__(self, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False, classes: int = 10):
         super().__init__()
+        self.classes = classes
         w1, w2, w3 = cfg.widths
         self.k = k
         self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
@@ -85,12 +86,12 @@ class Net(nn.Module):
             )
         )
         self.pool = nn.MaxPool2d(3)
-        self.head = nn.Conv2d(w3 * k, 10 * k, 1, bias=False, groups=k)  # a linear layer per network
+        self.head = nn.Conv2d(w3 * k, classes * k, 1, bias=False, groups=k)  # a linear layer per network
         self.logit_scale = cfg.logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.pool(self.blocks(self.activ(self.whiten(x)))))
-        return x.reshape(len(x), self.k, 10) * self.logit_scale
+        return x.reshape(len(x), self.k, self.classes) * self.logit_scale
 
 
 def patch_covariance(images: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
@@ -120,14 +121,16 @@ def whitening_weights(cov: torch.Tensor, eps: float, largest_first: bool = True)
     return torch.cat([filters, -filters])
 
 
-def init_state(cfg: TrainConfig, init_seeds: list[int], gelu_after_sum: bool = False) -> dict:
+def init_state(
+    cfg: TrainConfig, init_seeds: list[int], gelu_after_sum: bool = False, classes: int = 10
+) -> dict:
     """Initial weights of len(init_seeds) networks, each built on the CPU under its own seed (so a
     network's init depends on its seed alone), packed along dim 0 in grouped-conv layout."""
     states = []
     for seed in init_seeds:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            states.append(Net(cfg, gelu_after_sum=gelu_after_sum).state_dict())
+            states.append(Net(cfg, gelu_after_sum=gelu_after_sum, classes=classes).state_dict())
     return {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
 
 
@@ -170,13 +173,14 @@ class NetPool:
         compile: bool,
         gelu_after_sum: bool = False,
         channels_last: bool | None = None,
+        classes: int = 10,
     ) -> PooledNet:
         """``channels_last`` (default: with ``half``) lays the filters out NHWC; oneDNN's CPU convs
-        and pools run about 1.8x faster that way than NCHW at airbench's shapes."""
+        and pools run about 1.8x faster that way than NCHW at airbench's shapes. ``classes``: K."""
         channels_last = half if channels_last is None else channels_last
-        key = (*structure_key(cfg, k), str(device), half, compile, gelu_after_sum, channels_last)
+        key = (*structure_key(cfg, k), str(device), half, compile, gelu_after_sum, channels_last, classes)
         if key not in self.nets:
-            net = Net(cfg, k, gelu_after_sum).to(device)
+            net = Net(cfg, k, gelu_after_sum, classes).to(device)
             if half:
                 net = net.half()
                 for m in net.modules():
@@ -198,13 +202,15 @@ def make_net(
     pool: NetPool | None = None,
     gelu_after_sum: bool = False,
     channels_last: bool | None = None,
+    classes: int = 10,
 ) -> tuple[Net, nn.Module]:
     """(module, callable) with fresh initial weights for each seed (whitening not yet fitted);
-    ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state."""
+    ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state.
+    ``classes``: K, the width of the head (the dataset's number of classes)."""
     pooled = (pool or NetPool()).get(
-        cfg, len(init_seeds), device, half, compile, gelu_after_sum, channels_last
+        cfg, len(init_seeds), device, half, compile, gelu_after_sum, channels_last, classes
     )
-    pooled.reset(init_state(cfg, init_seeds, gelu_after_sum))
+    pooled.reset(init_state(cfg, init_seeds, gelu_after_sum, classes))
     return pooled.net, pooled.forward
 
 

@@ -136,6 +136,8 @@ class SimulatedData:
 
     source = "simulated"
     description = "simulated: no images, labels from airbench_core.simulated.labels"
+    name = "simulated"
+    num_classes = 10  # the labels are draws from 0..9
 
     @property
     def fingerprint(self) -> str:

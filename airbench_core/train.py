@@ -37,7 +37,8 @@ def subset_indices(n_total: int, n: int | None) -> torch.Tensor:
 class DeviceData:
     """The data set resident on one device, normalized once and reused by every run.
 
-    ``subset`` is the (n_train, n_test) it was cut to; (None, None) holds all of it.
+    ``subset`` is the (n_train, n_test) it was cut to; (None, None) holds all of it. ``classes`` is
+    K, the dataset's number of classes (the head's width; every label and prediction is below it).
     """
 
     train_images: torch.Tensor
@@ -45,6 +46,7 @@ class DeviceData:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     subset: tuple[int | None, int | None] = (None, None)
+    classes: int = 10
 
     @property
     def whiten_order(self) -> torch.Tensor:
@@ -59,12 +61,14 @@ class DeviceData:
         dtype = torch.half if device.type == "cuda" else torch.float
         tr = subset_indices(len(data.train_labels), n_train).numpy()
         te = subset_indices(len(data.test_labels), n_test).numpy()
+        stats = (data.mean, data.std)
         return cls(
-            to_device_images(data.train_images[tr], device, dtype),
+            to_device_images(data.train_images[tr], device, dtype, stats),
             torch.from_numpy(data.train_labels[tr]).to(device),
-            to_device_images(data.test_images[te], device, dtype),
+            to_device_images(data.test_images[te], device, dtype, stats),
             torch.from_numpy(data.test_labels[te]).to(device),
             (n_train, n_test),
+            data.num_classes,
         )
 
     def for_config(self, cfg: TrainConfig) -> DeviceData:
@@ -78,7 +82,12 @@ class DeviceData:
         tr = subset_indices(len(self.train_labels), cfg.n_train).to(device)
         te = subset_indices(len(self.test_labels), cfg.n_test).to(device)
         return DeviceData(
-            self.train_images[tr], self.train_labels[tr], self.test_images[te], self.test_labels[te], wanted
+            self.train_images[tr],
+            self.train_labels[tr],
+            self.test_images[te],
+            self.test_labels[te],
+            wanted,
+            self.classes,
         )
 
 
@@ -161,13 +170,21 @@ def train_many(
             config.cutout,
             torch.Generator(device=device).manual_seed(stream_seed(config, s, "order")),
             torch.Generator(device=device).manual_seed(stream_seed(config, s, "aug")),
+            config.flip_switch_epoch,
+            config.translate_mode,
         )
         for s in seeds
     ]
     steps_per_epoch = loaders[0].steps_per_epoch
     steps = total_steps(config, steps_per_epoch)
     net, forward = make_net(
-        config, [stream_seed(config, s, "init") for s in seeds], device, half, compile, pool
+        config,
+        [stream_seed(config, s, "init") for s in seeds],
+        device,
+        half,
+        compile,
+        pool,
+        classes=data.classes,
     )
     optimizer = make_optimizer(net, config)
     train_clock, eval_clock = Stopwatch(device), Stopwatch(device)
@@ -209,7 +226,7 @@ def train_many(
 
     with eval_clock:
         test_inputs = data.test_images.repeat(1, k, 1, 1) if k > 1 else data.test_images
-        logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))  # 3, n, k, 10
+        logits = torch.stack(tta_logits(net, test_inputs, batch=2000 if half else 250))  # 3, n, k, K
     predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()  # 3, n, k
     labels = data.test_labels.cpu().numpy()
     env = {**run_environment(device, started), "packed": k, "compiled": bool(compile)}
@@ -259,7 +276,7 @@ def evaluated_run(
     with eval_clock:
         logits = torch.stack(tta_logits(net, data.test_images, batch=2000 if half else 250))[
             :, :, 0
-        ]  # 3, n, 10
+        ]  # 3, n, K
     predictions = logits.argmax(-1).to(torch.uint8).cpu().numpy()
     labels = data.test_labels.cpu().numpy()
     env = {**run_environment(device, started), "packed": 1, "compiled": False}

@@ -1,6 +1,14 @@
 """The built-in studies, one module each; harness finds them by name (harness.spec.studies)."""
 
-ORDER = ("flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs")
+ORDER = (
+    "flip_vs_alternating",
+    "tta_variance",
+    "calibration",
+    "ablation",
+    "variance_vs_epochs",
+    "datasets",
+    "derandomized",
+)
 
 
 def __getattr__(name: str):

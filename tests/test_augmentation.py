@@ -112,3 +112,119 @@ def test_loader_drops_last_partial_batch_and_covers_each_image_once_per_epoch():
     assert len(set(seen.tolist())) == 100
     for x, y in batches:
         assert torch.equal(x, images[y])
+
+
+def make_new_loader(images: torch.Tensor, pad: int = 0, **kw) -> TrainLoader:
+    return TrainLoader(
+        images,
+        torch.zeros(len(images), dtype=torch.long),
+        batch_size=50,
+        flip=kw.pop("flip", "alternating"),
+        translate_pad=pad,
+        cutout_size=0,
+        order_gen=torch.Generator().manual_seed(2),
+        aug_gen=torch.Generator().manual_seed(3),
+        **kw,
+    )
+
+
+def test_flip_switch_epoch_flips_at_random_before_it_then_alternates_from_the_last_random_epoch():
+    k = 3
+    loader = make_new_loader(distinct_images(2000), flip_switch_epoch=k)
+    masks = [flipped_in_epoch(loader, e) for e in range(7)]
+    for a, b in zip(masks[:k], masks[1:k]):  # before k: independent fair coins every epoch
+        assert 0.45 < a.float().mean() < 0.55 and 0.45 < (a == b).float().mean() < 0.55
+    for e in range(k, 7):  # from k on: each image the opposite way from its previous epoch
+        assert bool((masks[e] ^ masks[e - 1]).all())
+    assert not torch.equal(masks[k - 1], loader.coins) and not torch.equal(masks[k - 1], ~loader.coins)
+
+
+def test_flip_switch_epoch_0_is_alternating_flip_exactly_as_before():
+    images = distinct_images(300)
+    old, new = make_loader(images, "alternating", pad=2), make_new_loader(images, pad=2, flip_switch_epoch=0)
+    for e in range(3):
+        assert torch.equal(old.augment(e), new.augment(e))
+
+
+def offsets_seen(loader: TrainLoader, epoch: int, pad: int) -> list[tuple[int, int]]:
+    """The (row, column) crop offset each image actually got in ``epoch``."""
+    out = loader.augment(epoch)
+    padded = torch.nn.functional.pad(loader.images, (pad,) * 4, mode="reflect")
+    side = 2 * pad + 1
+    seen = []
+    for i in range(len(out)):
+        (match,) = [
+            (dy, dx)
+            for dy in range(side)
+            for dx in range(side)
+            if torch.equal(out[i], padded[i, :, dy : dy + 32, dx : dx + 32])
+        ]
+        seen.append(match)
+    return seen
+
+
+def test_alternating_translation_shows_each_image_every_offset_once_per_cycle():
+    pad, n = 1, 60
+    loader = make_new_loader(distinct_images(n), pad=pad, flip="none", translate_mode="alternating")
+    per_epoch = [offsets_seen(loader, e, pad) for e in range(10)]
+    for i in range(n):
+        cycle = [per_epoch[e][i] for e in range(9)]
+        assert len(set(cycle)) == 9, "nine epochs: all nine offsets, none twice"
+        assert per_epoch[9][i] == per_epoch[0][i], "then the same permutation again"
+    firsts = {per_epoch[0][i] for i in range(n)}
+    assert len(firsts) == 9, "each image has its own order (the first offsets differ across images)"
+
+
+def test_random_translation_repeats_offsets_and_is_unchanged_by_the_new_field():
+    pad, n = 1, 60
+    images = distinct_images(n)
+    loader = make_new_loader(images, pad=pad, flip="none", translate_mode="random")
+    old = make_loader(images, "none", pad=pad)
+    assert torch.equal(loader.augment(0), old.augment(0))
+    per_epoch = [offsets_seen(loader, e, pad) for e in range(9)]
+    repeats = sum(len({per_epoch[e][i] for e in range(9)}) < 9 for i in range(n))
+    assert repeats > n * 0.9, "drawn with replacement, almost every image repeats an offset in 9 epochs"
+
+
+def test_training_passes_the_new_fields_to_the_loader(monkeypatch):
+    import importlib
+
+    from airbench_core import TrainConfig
+
+    train_module = importlib.import_module("airbench_core.train")
+    seen = {}
+    real = train_module.TrainLoader
+
+    def spy(*args):
+        seen["args"] = args
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "TrainLoader", spy)
+    n = 200
+    data = train_module.DeviceData(
+        distinct_images(n), torch.arange(n) % 10, distinct_images(50), torch.arange(50) % 10
+    )
+    cfg = TrainConfig(
+        epochs=0.5,
+        widths=(8, 8, 8),
+        batch_size=50,
+        whiten_samples=100,
+        flip_switch_epoch=2,
+        translate_mode="alternating",
+    )
+    train_module.train(cfg, 0, data)
+    assert seen["args"][-2:] == (2, "alternating")
+
+
+def test_the_new_fields_are_checked():
+    import pytest
+
+    from airbench_core import TrainConfig
+
+    with pytest.raises(ValueError, match="translate_mode must be one of random, alternating"):
+        TrainConfig(translate_mode="sideways")
+    with pytest.raises(ValueError, match="needs flip = alternating"):
+        TrainConfig(flip="random", flip_switch_epoch=2)
+    with pytest.raises(ValueError, match="flip_switch_epoch must be a whole epoch"):
+        TrainConfig(flip_switch_epoch=1.5)
+    assert TrainConfig().key(0) == TrainConfig(flip_switch_epoch=0, translate_mode="random").key(0)

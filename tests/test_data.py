@@ -79,7 +79,7 @@ def test_image_tree_png_loads_in_label_order_and_is_cached(tmp_path, monkeypatch
     first = np.asarray(Image.open(root / "train" / "airplane" / "0000.png"))
     assert np.array_equal(d.train_images[0], first)
     monkeypatch.setattr(
-        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+        data_module, "_decode", lambda *a: pytest.fail("decoded again instead of using the cache")
     )
     again = load(root, tmp_path)
     assert np.array_equal(again.test_images, d.test_images)
@@ -115,7 +115,7 @@ def test_configured_source_has_cifar10s_shape_and_reloads_from_the_cache(cifar, 
     """The source in $AIRBENCH_DATA (the session already loaded it once) comes back from the cache:
     decoding again is an error here, not a slow path that a time bound would have to catch."""
     monkeypatch.setattr(
-        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+        data_module, "_decode", lambda *a: pytest.fail("decoded again instead of using the cache")
     )
     again = load_cifar10(cifar.source)
     assert again.train_images.shape == (50000, 32, 32, 3) and again.test_images.shape == (10000, 32, 32, 3)
@@ -325,7 +325,7 @@ def test_the_cache_key_is_the_content_not_the_path(tmp_path, monkeypatch):
     copy.parent.mkdir()
     copy.write_bytes(archive.read_bytes())
     monkeypatch.setattr(
-        data_module, "_decode", lambda p: pytest.fail("decoded again instead of using the cache")
+        data_module, "_decode", lambda *a: pytest.fail("decoded again instead of using the cache")
     )
     assert load(copy, tmp_path).source == str(copy)
     blob = bytearray(archive.read_bytes())

@@ -106,6 +106,7 @@ VALID_CHANGE = {
     "flip": "random",
     "momentum": 0.9,
     "bn_momentum": 0.5,
+    "translate_mode": "alternating",
 }  # in range
 
 

@@ -129,7 +129,7 @@ def test_smoke_report_numbers_recomputed_from_the_store(smoke_campaign, cifar):
     report = (smoke_campaign / "report.md").read_text()
     assert (
         "SMOKE preset" in report
-        and f"**Data:** {cifar.description} (" in report
+        and f"**Data:** {cifar.description}, K = 10 (" in report
         and "**Device:** cpu" in report
     )
     assert "12 finished, 0 failed" in report and "**Method versions:**" in report
@@ -185,7 +185,16 @@ def test_report_on_a_folder_that_is_not_a_campaign(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs"]
+    "study",
+    [
+        "flip_vs_alternating",
+        "tta_variance",
+        "calibration",
+        "ablation",
+        "variance_vs_epochs",
+        "datasets",
+        "derandomized",
+    ],
 )
 def test_a_folder_with_zero_finished_runs_gives_a_valid_report(study, tmp_path):
     manifest, _, _, labels = simulated_runs(find_study(study), 1)
@@ -204,7 +213,16 @@ def test_a_folder_with_zero_finished_runs_gives_a_valid_report(study, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "study", ["flip_vs_alternating", "tta_variance", "calibration", "ablation", "variance_vs_epochs"]
+    "study",
+    [
+        "flip_vs_alternating",
+        "tta_variance",
+        "calibration",
+        "ablation",
+        "variance_vs_epochs",
+        "datasets",
+        "derandomized",
+    ],
 )
 def test_every_study_reports_from_simulated_runs(study, tmp_path):
     """Each study's page from a store of simulated records (no training): tables recomputed,
@@ -228,6 +246,11 @@ def test_every_study_reports_from_simulated_runs(study, tmp_path):
         ) in text
     if study in ("tta_variance", "variance_vs_epochs"):
         assert "runs to exclude 0" in text and "distribution-wise std" in text
+    if study == "datasets":
+        assert "does flipping help at all? (random − none)" in text and "K = 10" in text
+    if study == "derandomized":
+        assert "alternating translation − baseline" in text and "flip switch at epoch 1 − baseline" in text
+        assert "Equivalent epochs of each variant" in text
     if study == "calibration":
         assert "CACE at R/2" in text and "a fraction in [0, 2]" in text and "class 9" in text
 

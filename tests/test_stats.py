@@ -435,7 +435,8 @@ def test_registry_finds_every_builtin_study():
     from harness.spec.studies import all_studies, find_study
 
     names = list(all_studies())
-    assert names[:2] == ["flip_vs_alternating", "tta_variance"] and len(names) == 5
+    assert names[:2] == ["flip_vs_alternating", "tta_variance"] and len(names) == 7
+    assert names[-2:] == ["datasets", "derandomized"]
     assert find_study("ablation").name == "ablation" and find_study("nope") is None
 
 

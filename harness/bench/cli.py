@@ -8,6 +8,7 @@ python -m harness.bench campaign [--actors 8 64 256] [--runs 1000 10000 100000] 
 python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
 python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
 python -m harness.bench claims [--import-runs 100000] [--store-runs 60000]   (import + claim seconds)
+python -m harness.bench data --data SOURCE [--tree] [--classes 10 100 --device cuda]   (decode-once cache)
 """
 
 from __future__ import annotations
@@ -359,7 +360,30 @@ def main(argv: list[str] | None = None) -> int:
         "the import time of torch and Ray",
     )
     c.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per command (default 5)")
+    e = sub.add_parser(
+        "data",
+        help="the decode-once data cache: first, second and verified load (--tree: of the source "
+        "unpacked into one file per image); --classes: K-class training time beside 10-class",
+    )
+    e.add_argument("--data", required=True, help="a .tar/.tar.gz (or any --data source)")
+    e.add_argument("--tree", action="store_true", help="unpack the tar into an image tree first")
+    e.add_argument("--as", dest="prefix", default="", help="dataset prefix for the tree, e.g. imagefolder:")
+    e.add_argument("--tmp", help="folder for the temporary tree and cache (default: the system's)")
+    e.add_argument("--classes", type=positive_int, nargs="*", default=[], help="K values to train with")
+    e.add_argument("--device", default="cpu", help="device for --classes (default cpu)")
+    e.add_argument("--n-train", type=positive_int, default=50000, help="images for --classes (default 50000)")
     args = p.parse_args(argv)
+    if args.what == "data":
+        from airbench_core import DataError
+        from harness.bench.data import bench_classes, bench_data
+
+        try:
+            bench_data(args.data, args.tree, args.tmp, args.prefix)
+        except DataError as exc:
+            return fail(str(exc))
+        if args.classes:
+            bench_classes(args.classes, args.device, args.n_train, (64, 256, 256))
+        return 0
     if args.what == "cli":
         return bench_cli(args.repeats)
     if args.what == "coverage":

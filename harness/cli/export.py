@@ -3,7 +3,7 @@ one tidy table, for R, a spreadsheet or any dataframe library.
 
 One row per run (each (cell, seed) once per method version, exactly the runs the report counts):
 key, study, cell, seed, the cell's factors, every config field, accuracy at TTA 0/1/2 in percent, seconds,
-device, method version, data fingerprint and test set. With ``--predictions``, one row per run and
+device, method version, dataset, K, data fingerprint and test set. With ``--predictions``, one row per run and
 test example instead: key, cell, seed, example (its position in the evaluated test set), label,
 the predicted class at TTA 0/1/2 and whether each is correct. ``OUT`` may also be a store: then
 every run it holds, whatever its test set (no labels there).
@@ -16,7 +16,14 @@ from pathlib import Path
 
 from harness.cli.common import Parser, UserError, fail
 
-ID_COLUMNS = ("key", "study", "cell", "seed")
+ID_COLUMNS = (
+    "key",
+    "study",
+    "cell",
+    "seed",
+    "dataset",
+    "num_classes",
+)  # the last two: records that have them
 
 
 def build_parser() -> Parser:

@@ -17,6 +17,15 @@ def main(argv: list[str] | None = None) -> int:
         description="Rebuild OUT_DIR/report.md, report.html and figures from the store.",
     )
     p.add_argument("out_dir", type=Path, help="a campaign's output folder")
+    p.add_argument(
+        "more",
+        type=Path,
+        nargs="*",
+        help="more folders of the same study (on other datasets): with --combined, one page with a panel each",
+    )
+    p.add_argument(
+        "--combined", type=Path, help="with several folders: the folder for the combined report.md"
+    )
     p.add_argument("--open", action="store_true", help="then open OUT_DIR/report.html in the web browser")
     p.add_argument(
         "--method-version",
@@ -33,8 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not spec or not version:
             return fail(f"--method-version {item!r}: expected METHOD=VERSION")
         versions[spec] = version
+    if args.more and not args.combined:
+        return fail("several study folders need --combined DIR (where the page with one panel each goes)")
     try:
-        store.check_source(args.out_dir)  # a store that is gone must not read as "No finished runs"
+        for folder in [args.out_dir, *args.more]:
+            store.check_source(folder)  # a store that is gone must not read as "No finished runs"
+        if args.more:
+            from harness.report.writer import write_combined
+
+            print(write_combined([args.out_dir, *args.more], args.combined))
+            return 0
         path = write_report(args.out_dir, versions=versions or None)
     except store.StoreError as exc:
         return fail(str(exc))

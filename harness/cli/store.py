@@ -2,7 +2,7 @@
 
 python -m harness.store compact [STORE]                 fold single-run files into packs
 python -m harness.store migrate OUT [--store STORE] [--data SOURCE] [--method-version V]
-python -m harness.store check [FOLDER]                  read and verify every run
+python -m harness.store check [FOLDER] [--data SOURCE]  read and verify every run (and the data)
 python -m harness.store import FILE --store S --method NAME --accuracy COL [...]   runs made elsewhere
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from harness import store
 from harness.cli.common import Parser, fail
@@ -45,8 +47,31 @@ def build_parser() -> Parser:
     )
     k = sub.add_parser("check", help="read every run of a store or study folder, verifying checksums")
     k.add_argument("folder", nargs="?", type=Path, default=store.DEFAULT_STORE)
+    k.add_argument(
+        "--data",
+        help="also re-read this data source's files in full (not the cache's stat shortcut) and check "
+        "that its fingerprint is the one its runs record",
+    )
     add_import_parser(sub)
     return p
+
+
+def check_data(source: str, frame) -> str:
+    """Re-hash and (if changed) decode ``source``; the line saying its runs match it, or StoreError."""
+    from airbench_core import DataError, load_cifar10
+
+    try:
+        data = load_cifar10(source, verify=True)
+    except DataError as exc:
+        raise store.StoreError(str(exc)) from None
+    mine = store.dataset_mask(frame, data.name) if len(frame) else []
+    recorded = sorted(set(frame.loc[mine, "data_fingerprint"].dropna().astype(str))) if len(frame) else []
+    if recorded and recorded != [data.fingerprint]:
+        raise store.StoreError(
+            f"{source}: its content now has fingerprint {data.fingerprint}, but its runs record "
+            f"{', '.join(recorded)}: the data changed since they were trained"
+        )
+    return f"data {data.source}: content re-read, fingerprint {data.fingerprint} ({data.name}, K = {data.num_classes})"
 
 
 def check_labels(folder: Path, preds) -> str:
@@ -161,10 +186,19 @@ def main(argv: list[str] | None = None) -> int:
                 else {(frame["test_set"].iloc[0] if len(frame) else "no runs"): preds}
             )
             sets = "; ".join(f"{name}: {len(p)} runs, predictions {p.shape}" for name, p in groups.items())
+            datasets = ""
+            if len(frame):
+                names = frame["dataset"].fillna("cifar10") if "dataset" in frame else ["cifar10"] * len(frame)
+                counts = {
+                    str(n): int(c) for n, c in zip(*np.unique(np.asarray(names, str), return_counts=True))
+                }
+                datasets = "; datasets: " + ", ".join(f"{n} {c} runs" for n, c in counts.items())
             print(
                 f"{args.folder}: {len(frame)} runs, every checksum verified ({len(groups)} test set"
-                f"{'s' if len(groups) != 1 else ''}: {sets}){labels}"
+                f"{'s' if len(groups) != 1 else ''}: {sets}){labels}{datasets}"
             )
+            if args.data:
+                print(check_data(args.data, frame))
     except (store.StoreError, LockHeld) as exc:
         return fail(str(exc))
     except OSError as exc:

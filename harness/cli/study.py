@@ -110,8 +110,10 @@ def build_parser() -> Parser:
     )
     p.add_argument(
         "--data",
-        help="CIFAR-10 source: 'download' (torchvision, into the cache folder), a "
-        "cifar-10-batches-py folder, an image tree or .tar.gz of one (default: $AIRBENCH_DATA, "
+        help="the data: a CIFAR-10 source ('download' (torchvision, into the cache folder), a "
+        "cifar-10-batches-py folder, an image tree or .tar.gz of one), or another dataset named "
+        "cifar100:PATH|download, cifar100-coarse:PATH|download, svhn:PATH|download, "
+        "imagefolder:PATH (train/<class>/ and test/<class>/, K classes) (default: $AIRBENCH_DATA, "
         "else download)",
     )
     p.add_argument(

@@ -40,6 +40,20 @@ class LoadedCampaign:
         return self.out / "figures"
 
     @property
+    def classes(self) -> int:
+        """K, the dataset's number of classes: the manifest's, else (a study written before datasets
+        had names) CIFAR-10's 10, or more if the labels say so."""
+        recorded = self.manifest.get("num_classes")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 2:
+            return recorded
+        return max(10, int(self.labels.max()) + 1 if len(self.labels) else 10)
+
+    @property
+    def data_name(self) -> str:
+        """'CIFAR-100, K = 100': the dataset and K, as every header and figure names them."""
+        return f"{self.manifest.get('data_description')}, K = {self.classes}"
+
+    @property
     def smoke(self) -> bool:
         return self.manifest.get("preset") == "smoke"
 
@@ -51,7 +65,7 @@ class LoadedCampaign:
             else f"{self.manifest.get('preset')} preset"
         )
         version = f" · method {self.version}" if self.version else ""
-        return f"{preset} · data: {self.manifest.get('data_description')}{version} · {what}"
+        return f"{preset} · data: {self.data_name}{version} · {what}"
 
     def figure_name(self, name: str) -> str:
         return f"{name}_{self.version}" if self.version else name

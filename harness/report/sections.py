@@ -331,7 +331,9 @@ def calibration_stats(
     c: LoadedCampaign, mask: np.ndarray, level: int, max_groups: int = 64, resamples: int = 200
 ) -> stats.CalibrationResult:
     r = int(np.sum(mask))
-    gp = stats.group_predictions(c.chunks(mask, level), c.labels, stats.run_groups(r, max_groups))
+    gp = stats.group_predictions(
+        c.chunks(mask, level), c.labels, stats.run_groups(r, max_groups), classes=c.classes
+    )
     return stats.calibration(gp, resamples=resamples)
 
 

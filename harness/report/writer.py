@@ -7,6 +7,7 @@ own sections (``studies/<name>.py``), found by name through ``harness.spec.studi
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,10 @@ from harness.stats.robust import K_DIVERGED, MIN_RUNS_DIVERGED, Diverged, diverg
 from harness.stats.text import code, one_line, plain
 
 
+def fmt3(values: list) -> str:
+    return "(" + ", ".join(f"{float(v):.4f}" for v in values) + ")"
+
+
 def header(c: LoadedCampaign) -> str:
     m, runs = c.manifest, c.runs
     devices = (
@@ -45,11 +50,17 @@ def header(c: LoadedCampaign) -> str:
         else "none yet"
     )
     lines = [
-        f"# {plain(m.get('study'))}" + (" — SMOKE preset" if c.smoke else ""),
+        f"# {plain(m.get('study'))} — {plain(c.data_name)}" + (" — SMOKE preset" if c.smoke else ""),
         "",
         plain(m.get("description", "")),
         "",
-        f"- **Data:** {plain(m.get('data_description'))} (`{code(m.get('data_source'))}`)",
+        f"- **Data:** {plain(c.data_name)} (`{code(m.get('data_source'))}`)"
+        + (
+            f"; inputs normalised with the training set's per-channel mean {fmt3(m['data_mean'])} "
+            f"and std {fmt3(m['data_std'])}"
+            if m.get("data_mean") and m.get("data_std")
+            else ""
+        ),
     ]
     if "JPEG copy" in str(m.get("data_description")):
         lines.append(
@@ -283,6 +294,48 @@ def write_report(out: str | Path, study=None, versions: dict[str, str] | None = 
     return path
 
 
+def write_combined(outs: list[Path], into: Path) -> Path:
+    """One page with a panel per study folder (the same study on several datasets, each trained
+    into its own store): each panel is that folder's own analysis, under its dataset's name and K,
+    with its figures linked where they are. Nothing is pooled across folders."""
+    campaigns = [load_campaign(out) for out in outs]
+    names = {c.manifest.get("study") for c in campaigns}
+    if len(names) != 1:
+        raise store.StoreError(
+            f"folders of different studies ({', '.join(sorted(map(str, names)))}): one study per page"
+        )
+    (name,) = names
+    study = find_study(name)
+    if study is None:
+        raise store.StoreError(f"{outs[0]}: manifest names unknown study {name!r}")
+    into.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "panel": c.data_name,
+            "source": f"`{c.manifest.get('data_source')}`",
+            "runs": len(c.runs),
+            "data fingerprint": ", ".join(distinct(c.runs, "data_fingerprint")),
+            "study folder": f"`{c.out}`",
+        }
+        for c in campaigns
+    ]
+    sections = [
+        f"# {name} — {len(campaigns)} datasets, one panel each",
+        study.description,
+        "Each panel is one study folder's own analysis (its runs, its store): datasets are never pooled.\n\n"
+        + markdown_table(rows),
+    ]
+    for c in campaigns:
+        link = os.path.relpath(c.figures.resolve(), into.resolve())
+        own, _ = study_blocks(c, study) if len(c.runs) else (["No finished runs."], [])
+        body = "\n\n".join(own).replace("](figures/", f"]({link}/")
+        sections.append(f"# Panel: {c.data_name}\n\n{body.replace(chr(10) + '## ', chr(10) + '### ')}")
+    text = number_figures("\n\n".join(sections) + "\n")
+    path = into / "report.md"
+    store.atomic_write(path, lambda tmp: tmp.write_text(text))
+    return path
+
+
 def provenance(c: LoadedCampaign) -> dict[str, str]:
     """What the browser page's provenance box names: data, method versions, seeds, store."""
     m, runs = c.manifest, c.runs
@@ -290,7 +343,7 @@ def provenance(c: LoadedCampaign) -> dict[str, str]:
     per_cell = m.get("seeds_per_cell")
     return {
         "Study": f"{plain(m.get('study'))} ({plain(m.get('preset'))} preset)",
-        "Data": f"{plain(m.get('data_description'))} (`{code(m.get('data_source'))}`), fingerprints "
+        "Data": f"{plain(c.data_name)} (`{code(m.get('data_source'))}`), fingerprints "
         f"{plain(', '.join(distinct(runs, 'data_fingerprint')))}; {c.labels.size} test examples",
         "Method versions": plain(versions_line(c)),
         "Seeds": (
@@ -310,7 +363,12 @@ def write_html(c: LoadedCampaign, markdown: str) -> Path:
     """report.html beside report.md: figures inline, sortable tables, captions, provenance."""
     from harness.report.html import page
 
-    text = page(f"{one_line(c.manifest.get('study'))} report", markdown, Path(c.out), provenance(c))
+    text = page(
+        f"{one_line(c.manifest.get('study'))} report ({one_line(c.data_name)})",
+        markdown,
+        Path(c.out),
+        provenance(c),
+    )
     path = Path(c.out) / "report.html"
     store.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

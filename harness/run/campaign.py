@@ -208,6 +208,23 @@ def study_keys(specs: list[RunSpec]) -> list[dict]:
     return [{"key": s.key, "cell": s.cell.label, "seed": s.seed, "factors": s.cell.factors} for s in specs]
 
 
+def data_identity(data) -> dict:
+    """What every run record and manifest says of its data: the dataset's name and K (its number of
+    classes; every label and prediction is below it, and result checks read it from here)."""
+    return {"dataset": getattr(data, "name", "cifar10"), "num_classes": int(getattr(data, "num_classes", 10))}
+
+
+def data_normalisation(data) -> dict:
+    """The per-channel statistics the inputs were normalised with, and the class names (manifest)."""
+    if not hasattr(data, "mean"):
+        return {}
+    return {
+        "data_mean": [float(v) for v in data.mean],
+        "data_std": [float(v) for v in data.std],
+        "data_classes": list(data.classes),
+    }
+
+
 def manifest(
     study: Study,
     preset: str,
@@ -239,6 +256,8 @@ def manifest(
         "data_source": data.source,
         "data_description": data.description,
         "data_fingerprint": data.fingerprint,
+        **data_identity(data),
+        **data_normalisation(data),
         "store": os.path.relpath(Path(root).resolve(), Path(out).resolve()),
         "backend": backend_name,
         "code_version": code_version(),
@@ -356,6 +375,7 @@ def _run_locked(
         "data_source": data.source,
         "data_description": data.description,
         "data_fingerprint": data.fingerprint,
+        **data_identity(data),
     }
 
     def context_of(spec: RunSpec) -> dict:

@@ -404,15 +404,31 @@ def _predictions(path: Path) -> np.ndarray:
 
 
 @guarded
-def _logits(path: Path, n: int) -> np.ndarray:
+def _logits(path: Path, n: int, classes: int = 10) -> np.ndarray:
     names = _open(path).schema_arrow.names
     rows = _open(path).metadata.num_rows
-    out = np.full((rows, 3, n, 10), np.nan, dtype=np.float16)
+    out = np.full((rows, 3, n, classes), np.nan, dtype=np.float16)
     if LOGITS_COLUMN in names:
         for i, blob in enumerate(_read(path, [LOGITS_COLUMN]).column(LOGITS_COLUMN).to_pylist()):
             if blob is not None:
-                out[i] = np.frombuffer(blob, dtype=np.float16).reshape(3, n, 10)
+                out[i] = np.frombuffer(blob, dtype=np.float16).reshape(3, n, classes)
     return out
+
+
+def classes_of(frame: pd.DataFrame) -> int:
+    """K of the runs in ``frame`` (their records' ``num_classes``; 10 for runs recorded before
+    datasets had names, all CIFAR-10)."""
+    if "num_classes" not in frame.columns or not len(frame):
+        return 10
+    values = pd.to_numeric(frame["num_classes"], errors="coerce").dropna()
+    return int(values.max()) if len(values) else 10
+
+
+def dataset_mask(frame: pd.DataFrame, dataset: str) -> np.ndarray:
+    """Rows of runs on ``dataset`` (a record without a ``dataset`` column is CIFAR-10's)."""
+    if "dataset" not in frame.columns:
+        return np.full(len(frame), dataset == "cifar10")
+    return (frame["dataset"].fillna("cifar10").astype(str) == dataset).to_numpy()
 
 
 @guarded
@@ -636,7 +652,12 @@ def _test_set_size(test_set: int | str) -> int:
 ACCURACY_COLUMNS = ("acc_tta0", "acc_tta1", "acc_tta2")
 
 
-def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
+def load(
+    out: str | os.PathLike,
+    with_logits: bool = False,
+    test_set: int | str | None = None,
+    dataset: str | None = None,
+):
     """Finished runs as a DataFrame (one row per key and method version, sorted by key, column
     ``test_set`` naming the test set each was evaluated on, e.g. ``n_test=1000``) and their
     predictions, uint8 of shape (runs, 3 TTA levels, test examples), row-aligned with the frame.
@@ -647,9 +668,10 @@ def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str 
     A store holding runs on several test sets returns the predictions grouped per test set, a dict
     ``{test_set: array}`` whose array is row-aligned with ``frame[frame.test_set == test_set]``;
     ``test_set=`` (``"n_test=1000"`` or ``1000``) chooses one, and returns only its runs and one array.
-    With ``with_logits`` also float16 logits (runs, 3, examples, 10), NaN where not saved, grouped
-    the same way."""
-    loaded = read_runs(out, with_logits, test_set)
+    With ``with_logits`` also float16 logits (runs, 3, examples, K), NaN where not saved, grouped
+    the same way. ``dataset=`` ("cifar100", ...) keeps only the runs on that dataset (records
+    written before datasets had names are CIFAR-10's), so runs of two datasets are never pooled."""
+    loaded = read_runs(out, with_logits, test_set, dataset)
     return (in_percent(loaded[0]), *loaded[1:])
 
 
@@ -665,11 +687,26 @@ def in_percent(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_runs(
-    out: str | os.PathLike[str], with_logits: bool = False, test_set: int | str | None = None
+    out: str | os.PathLike[str],
+    with_logits: bool = False,
+    test_set: int | str | None = None,
+    dataset: str | None = None,
 ) -> Any:
     """``load`` with accuracies as the store keeps them, fractions in [0, 1]: what the harness's own
     statistics read."""
-    return _retrying(source(out), with_logits, True, test_set)
+    loaded = _retrying(source(out), with_logits, True, test_set)
+    if dataset is None:
+        return loaded
+    frame, *arrays = loaded
+    keep = dataset_mask(frame, dataset)
+    kept = []
+    for a in arrays:
+        if isinstance(a, dict):
+            names = frame["test_set"].to_numpy()
+            kept.append({t: v[keep[names == t]] for t, v in a.items() if keep[names == t].any()})
+        else:
+            kept.append(a[keep])
+    return (frame[keep].reset_index(drop=True), *kept)
 
 
 def read_records(out: str | os.PathLike[str], test_set: int | str | None = None) -> pd.DataFrame:
@@ -734,10 +771,11 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
     frame["test_set"] = [names[n] for n in size_of_row.tolist()] if len(order) else pd.Series(dtype="object")
     if not with_predictions:
         return _overlay(frame, src)
+    k = classes_of(frame)
     if not len(order):
         n = _test_set_size(test_set) if test_set is not None else 0
         return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + (
-            (np.zeros((0, 3, n, 10), np.float16),) if with_logits else ()
+            (np.zeros((0, 3, n, k), np.float16),) if with_logits else ()
         )
     groups = sorted(set(size_of_row.tolist()))
     if len(groups) > 1 and src.study is not None:
@@ -750,7 +788,7 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         local[rows] = np.arange(len(rows))
     preds = {n: np.empty((int((size_of_row == n).sum()), 3, n), np.uint8) for n in groups}
     logits = (
-        {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else None
+        {n: np.full((len(preds[n]), 3, n, k), np.nan, np.float16) for n in groups} if with_logits else None
     )
     used = [i for i in range(len(files)) if keep[starts[i] : starts[i + 1]].any()]
 
@@ -762,7 +800,7 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
             return
         preds[n][local[rows[mask]]] = _predictions(files[i])[mask]
         if with_logits:
-            logits[n][local[rows[mask]]] = _logits(files[i], n)[mask]
+            logits[n][local[rows[mask]]] = _logits(files[i], n, k)[mask]
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(fill, used))
