@@ -162,3 +162,12 @@ def test_a_bad_run_timeout_is_one_line_exit_2():
 
     r = study_cli("tta_variance", "--run-timeout", "-5", "--dry-run")
     assert r.returncode == 2 and "--run-timeout" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_class_check_reads_the_datasets_k():
+    """A K = 100 dataset's class 42 is a class; on CIFAR-10 (K = 10) it is not."""
+    y = np.full(N, 42, np.uint8)
+    r = dataclasses.replace(good(), predictions=np.full((3, N), 42, np.uint8), accuracy=(1.0, 1.0, 1.0))
+    assert result_problem(r, y, classes=100) is None
+    assert "predictions hold class 42, expected classes 0 to 9" in result_problem(r, y)
+    assert "expected classes 0 to 19" in result_problem(r, y, classes=20)

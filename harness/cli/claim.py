@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.report import claims
 
     try:
-        runs = store.load_records(args.folder)
+        runs = store.read_records(args.folder)
         manifest = store.read_manifest(args.folder) if (args.folder / "manifest.json").exists() else {}
         if args.device is not None:
             runs = runs[(claims.device_models(runs) == args.device).to_numpy()]

@@ -127,7 +127,7 @@ def reference_runs(sf: studyfile.StudyFile, c: LoadedCampaign):
         return c.runs[(cells == f"variant={ref}").to_numpy()]
     from harness import store
 
-    runs = store.load_records(store.store_path(c.out, c.manifest))
+    runs = store.read_records(store.store_path(c.out, c.manifest))
     return runs[(runs["method"].astype(str) == ref).to_numpy()] if "method" in runs else runs.iloc[:0]
 
 

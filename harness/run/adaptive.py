@@ -172,7 +172,7 @@ def run_claim_adaptive(
     total = Summary(planned=0, skipped=0, slots=workers)
     previous = -1
     while True:
-        runs = store.load_records(out) if (out / "keys.json").exists() else None
+        runs = current_runs(sf, out)
         x = claim_accuracies(sf, runs)
         state = rule.decide(x, sf.claim.accuracy)
         if on_round:

@@ -399,7 +399,8 @@ def _run_locked(
             else ([outcome] for outcome in backend.run(queue))
         )
         for batch in batches:
-            batch = [checked(o, labels) for o in batch]  # a result that fails a check is a failed run
+            # a result that fails a check (shape, classes below K, accuracy, seconds) is a failed run
+            batch = [checked(o, labels, context["num_classes"]) for o in batch]
             mismatch = {
                 id(o): identity_mismatch(o.worker, versions[o.spec.cell.method_spec], data.fingerprint)
                 for o in batch

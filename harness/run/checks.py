@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.run.method_worker import Outcome
 
-CLASSES = 10  # CIFAR-10: a prediction is a class index below this
+CLASSES = 10  # CIFAR-10's K, the default: a prediction is a class index below the dataset's K
 ACCURACY_TOLERANCE = 1e-5  # a reported accuracy may differ this much from its recomputed value (float32)
 SECONDS = ("train_seconds", "eval_seconds", "wall_seconds")
 INVALID = "InvalidResult"
@@ -58,12 +58,12 @@ def result_problem(result: Any, labels: np.ndarray, classes: int = CLASSES) -> s
     return None
 
 
-def checked(outcome: Outcome, labels: np.ndarray) -> Outcome:
+def checked(outcome: Outcome, labels: np.ndarray, classes: int = CLASSES) -> Outcome:
     """The outcome, or a failed one naming the check its result failed (a failure without an error
-    text, a ``train`` that returned None, gets one)."""
+    text, a ``train`` that returned None, gets one). ``classes``: the dataset's K."""
     if outcome.result is None and outcome.error:
         return outcome
-    problem = result_problem(outcome.result, labels)
+    problem = result_problem(outcome.result, labels, classes)
     if problem is None:
         return outcome
     return dataclasses.replace(outcome, result=None, error=f"{INVALID}: {problem}")

@@ -1,8 +1,8 @@
 """Accuracies as claims and time reports read them: points, from whatever scale load() returns.
 
-load_records() gives accuracies as fractions today (the store keeps fractions); when it returns
-percent, set ACCURACY_SCALE to 1.0: this is the one place claims, adaptive claims and time reports
-read an accuracy column."""
+The harness reads records through ``read_records``/``read_runs``, which keep the store's fractions
+(the public ``load()`` gives percent): this is the one place claims, adaptive claims and time reports
+turn an accuracy column into points."""
 
 from __future__ import annotations
 
