@@ -179,3 +179,4 @@ def test_calibration_report_prints_no_cace_interval_and_says_why(tmp_path):
         "CACE, bias-corrected (no interval, see text)" in text and "CACE, bias-corrected [95% CI]" not in text
     )
     assert "no interval: its bootstrap interval" in text and "calibrated infinite ensemble" in text
+    assert "calibrated-null CACE (the floor)" in text and "[95% range]" not in text

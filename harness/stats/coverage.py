@@ -201,10 +201,17 @@ def gap_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples: 
 INFINITE_RUNS = 20000  # runs standing in for the infinite ensemble (its CACE moves < 0.001 beyond)
 
 
-def cace_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples: int = 100) -> list[Row]:
+def cace_rows(
+    rng: np.random.Generator,
+    campaigns: int,
+    ns: tuple[int, ...] = (10, 40),
+    examples: int = 2000,
+    resamples: int = 100,
+) -> list[Row]:
     """CACE on calibrated ensembles: how often the bootstrap interval covers the infinite-ensemble
     value on the same test set (reports print no interval: it is here to show why), and how often an
-    ensemble's raw CACE lies above the calibrated-null's 95% range (it is calibrated: rarely)."""
+    ensemble's raw CACE lies above the calibrated-null floor (it is calibrated: half the time, if the
+    null is the floor; the old null, below the floor, was exceeded nearly always)."""
     rows = []
     for r in ns:
         hit, above = [], []
@@ -215,7 +222,7 @@ def cace_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples:
             gp = est.group_predictions([(np.arange(r), preds)], labels, est.run_groups(r, 64))
             cal = est.calibration(gp, resamples=resamples, seed=int(rng.integers(1 << 30)))
             hit.append(cal.cace.covers(truth))
-            above.append(cal.cace_raw > cal.cace_null.high)
+            above.append(cal.cace_raw > cal.cace_null.value)
         rows.append(
             Row(
                 "CACE bootstrap interval (infinite ensemble, same test set)",
@@ -228,12 +235,11 @@ def cace_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples:
         )
         rows.append(
             Row(
-                "calibrated ensembles above the calibrated-null range",
+                "calibrated ensembles above the calibrated-null floor",
                 str(r),
-                0.05,
+                0.5,
                 float(np.mean(above)),
                 campaigns,
-                AT_MOST,
             )
         )
     return rows
@@ -317,7 +323,7 @@ class Contamination:
         """Expected shift of a run's accuracy in points (negative)."""
         return -self.share * (self.low + self.high) / 2
 
-    def apply(self, rng, x: np.ndarray, scale: float = 0.01) -> np.ndarray:
+    def apply(self, rng: np.random.Generator, x: np.ndarray, scale: float = 0.01) -> np.ndarray:
         """``x`` with the failed runs moved down (``scale``: 0.01 for fractions, 1 for points)."""
         hit = rng.random(x.shape) < self.share
         return x - np.where(hit, rng.uniform(self.low, self.high, x.shape), 0.0) * scale
@@ -336,7 +342,9 @@ def _set_aside(x: np.ndarray) -> list[np.ndarray]:
     return [row[~f] for row, f in zip(x, flag)]
 
 
-def contaminated_interval_rows(rng, campaigns: int, c: Contamination, ns=(10, 40, 100)) -> list[Row]:
+def contaminated_interval_rows(
+    rng: np.random.Generator, campaigns: int, c: Contamination, ns: tuple[int, ...] = (10, 40, 100)
+) -> list[Row]:
     """Per-cell intervals on contaminated cells, the diverged runs set aside as the report does; the
     truth is the mean (or sd) of the runs that trained normally (the report counts the others)."""
     tag = f" [{c.label}]"
@@ -381,7 +389,7 @@ def wrong_decision(code: np.ndarray, truth: np.ndarray | float, precision: float
     it is ≥ 0, equal when it lies outside ±P (undecided and running are never wrong)."""
     better, worse, equal = (seq.OUTCOMES.index(o) for o in (seq.BETTER, seq.WORSE, seq.EQUAL))
     truth = np.asarray(truth, dtype=float)
-    return (
+    return np.asarray(
         ((code == better) & (truth <= 0))
         | ((code == worse) & (truth >= 0))
         | ((code == equal) & (np.abs(truth) > precision))
@@ -389,7 +397,11 @@ def wrong_decision(code: np.ndarray, truth: np.ndarray | float, precision: float
 
 
 def contaminated_sequence_rows(
-    rng, campaigns: int, c: Contamination, max_seeds: int = 100, kind: str = seq.ASYMPTOTIC
+    rng: np.random.Generator,
+    campaigns: int,
+    c: Contamination,
+    max_seeds: int = 100,
+    kind: str = seq.ASYMPTOTIC,
 ) -> list[Row]:
     """The adaptive sequence and decisions when the variants' runs fail now and then: the truth is
     the mean difference of all runs (a method that fails 1% of the time is worse by that much)."""
@@ -431,7 +443,7 @@ def contaminated_sequence_rows(
     return rows
 
 
-def contaminated_rows(rng, campaigns: int, quick: bool = False) -> list[Row]:
+def contaminated_rows(rng: np.random.Generator, campaigns: int, quick: bool = False) -> list[Row]:
     """Every interval and decision above, on contaminated runs (each scenario of SCENARIOS); the
     betting sequence beside the default asymptotic one, on fewer campaigns (it costs a grid)."""
     rows: list[Row] = []
@@ -456,7 +468,11 @@ class Cost:
 
 
 def sequence_costs(
-    rng, campaigns: int, deltas=(0.0, 0.2, 0.5, 10.0), max_seeds: int = 100, precision: float = 0.05
+    rng: np.random.Generator,
+    campaigns: int,
+    deltas: tuple[float, ...] = (0.0, 0.2, 0.5, 10.0),
+    max_seeds: int = 100,
+    precision: float = 0.05,
 ) -> list[Cost]:
     """The asymptotic and the betting sequence side by side on clean and contaminated runs: how often
     each decides within M seeds, after how many, and how often wrongly; the default is chosen on this."""
