@@ -36,7 +36,9 @@ def report(c: LoadedCampaign) -> list[Block]:
                     "raw CACE (bias)": f"{cal.cace_raw:.4f} ({cal.cace_bias:+.4f})"
                     if np.isfinite(cal.cace_bias)
                     else f"{cal.cace_raw:.4f}",
-                    "calibrated-null CACE (the floor)": f"{cal.cace_null.value:.4f}",
+                    "calibrated-null CACE (the floor)": f"{cal.cace_null.value:.4f}"
+                    if np.isfinite(cal.cace_null.value)
+                    else f"n too small (< {stats.MIN_RUNS_CACE_NULL} runs)",
                     f"raw CACE at R/2 = {cal.runs // 2}": f"{cal.cace_half:.4f}",
                     "mean error %": pct(cal.error),
                     "disagreement %": pct(cal.disagreement),
@@ -95,7 +97,9 @@ def report(c: LoadedCampaign) -> list[Block]:
         "Even a perfectly calibrated ensemble has a CACE above 0 at R runs on a finite test set: the "
         "calibrated-null column is that floor, simulated from a calibrated infinite ensemble (labels and R "
         "fresh runs drawn from this ensemble's frequencies, the bias of plugging those in removed one level "
-        "deeper; the mean of 20 draws); compare the raw CACE with it. Under class-wise calibration, the disagreement "
+        "deeper; the mean of 20 draws; printed from "
+        f"{stats.MIN_RUNS_CACE_NULL} runs, below which it sat under the true floor in simulation); compare the "
+        "raw CACE with it. Under class-wise calibration, the disagreement "
         "between two runs equals the mean error in expectation over test examples, so its interval resamples "
         "runs and test examples (bootstrap over runs plus the example-level variance), and the test-set std "
         "is about √(err/(2n)) (Paper B, Theorem 3).\n\n"

@@ -180,3 +180,17 @@ def test_calibration_report_prints_no_cace_interval_and_says_why(tmp_path):
     )
     assert "no interval: its bootstrap interval" in text and "calibrated infinite ensemble" in text
     assert "calibrated-null CACE (the floor)" in text and "[95% range]" not in text
+
+
+def test_until_decided_takes_the_sequence_and_keeps_it_in_the_manifest_entry():
+    from helpers import ROOT
+
+    from harness.cli.study import build_parser, resolve
+    from harness.spec.errors import UserError
+
+    study = str(ROOT / "studies" / "examples" / "smoke_half_epochs.toml")
+    target = resolve(build_parser().parse_args([study, "--until", "decided", "--sequence", "betting"]), {})
+    assert target.rule.kind == seq.BETTING and target.rule.record()["sequence"] == "betting"
+    assert resolve(build_parser().parse_args([study, "--until", "decided"]), {}).rule.kind == seq.ASYMPTOTIC
+    with pytest.raises(UserError, match="--sequence go with --until decided"):
+        resolve(build_parser().parse_args([study, "--seeds", "2", "--sequence", "betting"]), {})
