@@ -196,9 +196,14 @@ def test_cace_point_inside_its_interval_with_the_calibrated_null_beside_it():
     assert cal.cace.low <= cal.cace.value <= cal.cace.high
     assert cal.cace_raw == pytest.approx(cal.cace.value + cal.cace_bias) or cal.cace.value == 0.0
     assert cal.cace_bias > 0  # finite-ensemble bias is upward
-    null = cal.cace_null  # the floor a calibrated ensemble shows
+    assert not np.isfinite(cal.cace_null.value)  # below MIN_RUNS_CACE_NULL runs: no floor (issue 28)
+    preds, labels = cv.calibrated_ensemble(np.random.default_rng(8), 40, 1500)
+    gp = stats.group_predictions([(np.arange(40), preds)], labels, stats.run_groups(40, 40))
+    null = stats.calibration(gp, resamples=20).cace_null  # the floor a calibrated ensemble shows
     assert 0 < null.low <= null.value <= null.high
-    assert null.low <= cal.cace_raw <= 2 * null.high  # this ensemble is calibrated: near its floor
+    assert (
+        null.low <= stats.calibration(gp, resamples=20).cace_raw <= 2 * null.high
+    )  # calibrated: near its floor
 
 
 # ----------------------------------------------------------------------------- 5. through the command line

@@ -5,7 +5,9 @@ true answer is known. ``harness.stats`` itself holds the estimators, intervals a
 (``mean_ci``, ``std_ci``, ``paired``, ``welch``, ``holm``, ``t_test_power``,
 ``minimum_detectable_difference``, ``equivalent_epochs``, ``distribution_variance``, ``cace``,
 ``calibration``, ...); ``harness.stats.sequential`` the anytime-valid sequences and adaptive
-decisions; ``harness.stats.planning`` what planned seeds can resolve and cost.
+decisions; ``harness.stats.betting`` the betting confidence sequence for bounded means;
+``harness.stats.robust`` which runs count as diverged; ``harness.stats.planning`` what planned
+seeds can resolve and cost.
 """
 
 import importlib

@@ -94,7 +94,6 @@ def betting_cs(
     upper = np.ones(batch + (n,))
     log_up = np.zeros(batch + (grid,))
     log_down = np.zeros(batch + (grid,))
-    index = np.arange(grid)
     want_lower, want_upper = side in ("two", "lower"), side in ("two", "upper")
     for t in range(n):
         yt = y[..., t, None]
@@ -102,11 +101,11 @@ def betting_cs(
         if want_lower:
             log_up += np.log1p(np.minimum(lt, cap_up) * (yt - m))
             # K⁺ falls as m rises: the rejected candidates are a prefix; the bound is its last point
-            rejected = np.where(log_up >= log_level, index, -1).max(axis=-1)
+            rejected = np.count_nonzero(log_up >= log_level, axis=-1) - 1
             lower[..., t] = np.where(rejected >= 0, m[np.maximum(rejected, 0)], 0.0)
         if want_upper:
             log_down += np.log1p(-np.minimum(lt, cap_down) * (yt - m))
-            rejected = np.where(log_down >= log_level, index, grid).min(axis=-1)
+            rejected = grid - np.count_nonzero(log_down >= log_level, axis=-1)  # a suffix, K⁻ rises with m
             upper[..., t] = np.where(rejected < grid, m[np.minimum(rejected, grid - 1)], 1.0)
     lower = np.maximum.accumulate(lower, axis=-1)  # the running intersection is also a sequence
     upper = np.minimum.accumulate(upper, axis=-1)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats as st
 
 from harness.stats import estimators as stats
+
+if TYPE_CHECKING:
+    from harness.stats.sequential import Rule
 
 # airbench94's TTA-2 accuracy varies across seeds by about 0.15 points (Paper B: 0.149%).
 DEFAULT_RUN_SD = 0.0015
@@ -241,7 +245,7 @@ def cost_line(
 
 
 def adaptive_totals(
-    delta: float, sd_diff: float, rule, workers: int, comparisons: int, campaigns: int = 2000
+    delta: float, sd_diff: float, rule: Rule, workers: int, comparisons: int, campaigns: int = 2000
 ) -> float:
     """Expected runs a whole adaptive study trains when every comparison's true difference is
     ``delta``: each variant's seeds plus the baseline's, which trains as far as the longest."""
@@ -255,7 +259,7 @@ def adaptive_totals(
 
 
 def adaptive_lines(
-    rule,
+    rule: Rule,
     records: pd.DataFrame | None,
     workers: int,
     campaigns: int = 2000,
