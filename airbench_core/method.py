@@ -39,6 +39,9 @@ class Method:
     reference_seconds_per_epoch: float | None = None  # one H200, uncompiled: for plans with no runs yet
     key_name: str | None = None  # the name run keys hash (default: ``name``)
     key_baseline: tuple | None = None  # frozen (field, value) pairs keys compare against
+    # Fields the smoke preset sets for this method on top of the shared smoke sizing (narrow widths,
+    # small batches): the fields that must shrink with those, e.g. a second network or a sub-batch.
+    smoke: Mapping[str, Any] = field(default_factory=dict)
 
     def key(self, config: Any, seed: int) -> str:
         """The run key of ``config`` trained with ``seed`` by this method (see :func:`run_key`)."""

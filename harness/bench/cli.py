@@ -1,7 +1,7 @@
 """Benchmarks (speed goals live here, not in timed tests).
 
 python -m harness.bench analysis [--runs 2400] [--examples 10000] [--through-store]
-python -m harness.bench throughput --data SOURCE [--runs N] [--mode eager compile pack4 compile+pack4]
+python -m harness.bench throughput --data SOURCE [--method NAME] [--runs N] [--mode eager compile pack4 compile+pack4]
 python -m harness.bench acceptance --data SOURCE [--method NAME] [--runs 40]   (a GPU machine's one command)
 python -m harness.bench store [--runs 60000] [--examples 10000]
 python -m harness.bench campaign [--actors 8 64 256] [--runs 1000 10000 100000] [--run-seconds 0.5] [--two-nodes]
@@ -191,15 +191,31 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write the simulated runs to a store and time loading it too (slow for many runs)",
     )
-    t = sub.add_parser("throughput", help="runs per GPU-hour of airbench94 in each fast-path mode")
+    t = sub.add_parser(
+        "throughput",
+        help="runs per GPU-hour of a built-in method (airbench94) in each fast-path mode, and the ratio "
+        "to the published script where a reference exists",
+    )
+    t.add_argument(
+        "--method",
+        default="airbench94",
+        help="the method to time (default airbench94); one without a packed path "
+        "(airbench96_faster) takes --mode eager",
+    )
+    t.add_argument(
+        "--reference-seconds",
+        type=positive_float,
+        help="the published script's seconds a run on this machine and config, measured side by "
+        "side: prints each mode's ratio to it (default: a stated reference where one exists)",
+    )
     t.add_argument("--data", help="CIFAR-10 source (default: $AIRBENCH_DATA, else download)")
     t.add_argument("--cache-dir", help="cache for decoded arrays")
     t.add_argument("--runs", type=positive_int, default=20, help="timed runs per mode (default 20)")
     t.add_argument(
         "--mode",
         nargs="+",
-        default=["eager", "compile", "pack4", "compile+pack4"],
-        help="modes: eager, compile, packK, compile+packK (default: eager compile pack4 compile+pack4)",
+        help="modes: eager, compile, packK, compile+packK (default: eager compile pack4 compile+pack4; "
+        "eager alone for a method without a packed path)",
     )
     t.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     t.add_argument(
@@ -428,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.spec.errors import UserError
 
     try:
-        for m in args.mode:
+        for m in args.mode or ():
             parse_mode(m)
         if args.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda, but no CUDA device is visible here")
@@ -447,7 +463,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.method,
             )
         else:
-            bench_throughput(args.data, args.cache_dir, args.runs, args.mode, args.device, args.size)
+            bench_throughput(
+                args.data,
+                args.cache_dir,
+                args.runs,
+                args.mode,
+                args.device,
+                args.size,
+                args.method,
+                args.reference_seconds,
+            )
     except (ValueError, DataError, UserError) as exc:
         return fail(str(exc))
     return 0

@@ -276,7 +276,7 @@ def resolve(args, studies: dict[str, Study]) -> Target:
         try:
             base.config(args.preset or "full")
         except (ValueError, TypeError) as exc:
-            raise UserError(f"--set: {exc}") from None
+            raise UserError(f"{config_source(method, args.preset, bool(overrides))}: {exc}") from None
         target = Target(dataclasses.replace(studies[args.name], base=base), args.preset or "full")
     else:
         raise UserError(
@@ -311,6 +311,13 @@ def claim_rule(args, sf: studyfile.StudyFile):
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
     return ClaimRule(sf.claim.alpha, min(min_seeds, max_seeds), max_seeds)
+
+
+def config_source(method: str, preset: str | None, has_set: bool) -> str:
+    """What put together a config that failed its checks, for the error's prefix: --set only when
+    the user gave one, and the preset's sizing whenever one applies."""
+    parts = (["--set"] if has_set else []) + ([f"{method}'s {preset} preset"] if preset == "smoke" else [])
+    return " with ".join(parts) or f"{method}'s defaults"
 
 
 def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:

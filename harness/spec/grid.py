@@ -28,11 +28,14 @@ class Base:
     overrides: tuple[tuple[str, Any], ...] = ()
 
     def config(self, preset_name: str, **study_values) -> Any:
-        """The method's config with the sizing of the preset (smoke: the fields the method has), the
-        ``--set`` overrides and the study's values; unknown fields raise ValueError."""
+        """The method's config with the sizing of the preset (smoke: the shared sizing's fields the
+        method has, then the method's own ``smoke`` fields), the ``--set`` overrides and the study's
+        values; unknown fields raise ValueError."""
         method = find_method(self.method)
         have = {f.name for f in dataclasses.fields(method.defaults)}
-        sizing = {k: v for k, v in SMOKE_SIZING.items() if k in have} if preset_name == "smoke" else {}
+        sizing: dict[str, Any] = {}
+        if preset_name == "smoke":
+            sizing = {k: v for k, v in SMOKE_SIZING.items() if k in have} | dict(method.smoke)
         return method.config(**{**sizing, **dict(self.overrides), **study_values})
 
     def describe(self) -> dict:
