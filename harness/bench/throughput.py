@@ -46,7 +46,7 @@ def reference(
     if size != "full" or device_name == "CPU":
         return None
     if method == "airbench94":
-        return REFERENCE_RUNS_PER_GPU_HOUR, "DESIGN.md section 7, paper's script on one H200"
+        return REFERENCE_RUNS_PER_GPU_HOUR, "the paper's airbench94 script measured on one H200, uncompiled"
     if method in SCRIPT_SECONDS and SCRIPT_SECONDS[method][1] in device_name:
         seconds, gpu = SCRIPT_SECONDS[method]
         return 3600 / seconds, f"the published script on one {gpu}, compiled: {seconds:g} s a run"
