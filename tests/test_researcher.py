@@ -99,8 +99,9 @@ def test_gpu_runs_of_the_same_preset_price_a_gpu_plan(tmp_path, capsys, monkeypa
         capsys, "flip_vs_alternating", "--seeds", "400", "--store", str(root), "--out", str(tmp_path / "a")
     )
     assert "36 runs of the same method and full preset on GPU (any model) in this store (NVIDIA H200)" in text
-    # the stored runs are of another method version ("simulated"): new runs, so all 7200 are to do
-    assert "7200 of 7200 runs from runs of the same config" in text
+    # the stored runs are of the method as it is: 36 done, and the 7164 to do priced from them
+    assert "36 already done, 7164 to do" in text
+    assert "7164 of 7164 runs from runs of the same config" in text
 
 
 def test_one_store_holds_runs_on_two_test_sets_and_check_and_load_read_them_all(tmp_path, capsys):
