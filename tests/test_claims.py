@@ -274,9 +274,17 @@ def test_imported_runs_keep_their_version_data_name_and_no_predictions(tmp_path,
     assert len(runs) == 30 and preds.shape == (30, 3, 0) and set(runs["test_set"]) == {"external"}
     assert set(runs["method_version"]) == {"v2025"} and set(runs["data_source"]) == {"CIFAR-10 test"}
     assert runs["external"].all() and runs["seed"].isna().all()
-    assert np.allclose(np.sort(runs["acc_tta2"]), np.sort(frame["val_acc"]) / 100)
+    assert np.allclose(np.sort(runs["acc_tta2"]), np.sort(frame["val_acc"]))  # load(): percent, as logged
+    kept = store.read_records(tmp_path / "store")  # the store keeps fractions
+    assert np.allclose(np.sort(kept["acc_tta2"]), np.sort(frame["val_acc"]) / 100)
     ident = json.loads((tmp_path / "store" / "store.json").read_text())
     assert ident["data_fingerprints"] == [] and ident["external"][0]["method_version"] == "v2025"
+    (tmp_path / "store" / "store.json").unlink()  # the guard rebuilt from the records lists imports apart
+    rebuilt = store.read_identity(tmp_path / "store")
+    assert rebuilt["data_fingerprints"] == [] and rebuilt["method_versions"] == []
+    assert rebuilt["external"] == [
+        {"method": ident["external"][0]["method"], "method_version": "v2025", "data": "CIFAR-10 test"}
+    ]
 
 
 def test_claim_against_a_reference_on_the_same_gpu_uses_welch_for_unseeded_runs(tmp_path, capsys):

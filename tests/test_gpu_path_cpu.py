@@ -83,8 +83,8 @@ def test_a_short_run_trains_through_the_half_path_on_cpu(cifar, monkeypatch):
     seen: dict = {"inputs": [], "norm_dtypes": set(), "first_logits": None}
     real_make_net = train_module.make_net
 
-    def make_half_net(cfg, seeds, device, half, compile=False, pool=None):
-        net, forward = real_make_net(cfg, seeds, device, True, compile, pool)
+    def make_half_net(cfg, seeds, device, half, compile=False, pool=None, **kw):
+        net, forward = real_make_net(cfg, seeds, device, True, compile, pool, **kw)
         seen["net"] = net
 
         def record_input(module, args):

@@ -155,10 +155,13 @@ def time_blocks(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
     baseline = sf.baseline.label if sf.baseline is not None else None
     level = sf.claim.tta_level if sf.claim else LEVEL
     frame = claims.accuracy_seconds_frame(c.runs, level)
+    adaptive = bool(c.manifest.get("adaptive"))
+    if adaptive:  # runs were added until decided: no accuracy t-interval is valid (the verdict's sequence is)
+        frame = frame.assign(acc_low=float("nan"), acc_high=float("nan"))
     blocks: list[Block] = [claims.time_section(c.runs, baseline)]
     if len(frame):
         blocks.append(
-            f"## Accuracy against seconds\n\n{claims.accuracy_seconds_table(frame, level)}\n\n"
+            f"## Accuracy against seconds\n\n{claims.accuracy_seconds_table(frame, level, adaptive)}\n\n"
             + claims.accuracy_seconds_figure(
                 frame,
                 c.figures,
@@ -166,6 +169,7 @@ def time_blocks(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
                 c.stamp(f"n = {int(frame['n'].sum())} runs"),
                 sf.claim,
                 level,
+                adaptive,
             )
         )
     return blocks

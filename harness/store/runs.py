@@ -888,15 +888,22 @@ def identity_from_records(root: Path) -> dict[str, Any]:
     files = run_files(root) + sorted((Path(root) / "failed").glob("*.parquet"))
     if not files:
         return ident
-    columns = ("method", "method_version", "data_fingerprint")
+    columns = ("method", "method_version", "data_fingerprint", "external", "data_source")
     methods: dict[str, set[str]] = {}
     versions: set[str] = set()
     prints: set[str] = set()
+    external: list[dict[str, str]] = []
     for path in files:
         names = _open(path).schema_arrow.names
         table = _read(path, [c for c in columns if c in names]).to_pylist()
         for row in table:
             version, data = row.get("method_version"), row.get("data_fingerprint")
+            if row.get("external"):  # imported runs are listed apart: they never refuse a campaign
+                entry = {"method": str(row.get("method")), "method_version": str(version)}
+                entry["data"] = str(row.get("data_source"))
+                if entry not in external:
+                    external.append(entry)
+                continue
             if data:
                 prints.add(str(data))
             if not version:
@@ -910,6 +917,8 @@ def identity_from_records(root: Path) -> dict[str, Any]:
         data_fingerprints=sorted(prints),
         methods={f: sorted(v) for f, v in sorted(methods.items())},
     )
+    if external:
+        ident["external"] = external
     return ident
 
 
