@@ -16,7 +16,7 @@ from torch import nn
 
 from .data import Cifar10
 from .loader import TrainLoader
-from .muon import NS_COEFFICIENTS, MuonConfig
+from .muon_config import NS_COEFFICIENTS, MuonConfig
 from .net import NetPool, fit_whitening, make_net
 from .optim import total_steps
 from .train import DeviceData, RunResult, Stopwatch, evaluated_run, resident, stream_seed

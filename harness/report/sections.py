@@ -74,10 +74,16 @@ AFTER_STOPPING = (
 
 
 def comparison_table(
-    comparisons: list[Comparison], family: str, primary: str | None = None, optional_stopping: bool = False
+    comparisons: list[Comparison],
+    family: str,
+    primary: str | None = None,
+    optional_stopping: bool = False,
+    declared_in: str = "the study file",
 ) -> list[Block]:
     """A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
-    the study's primary comparison, if named here, is left out of the family and labelled unadjusted."""
+    the study's primary comparison, if named here, is left out of the family and labelled unadjusted.
+    ``declared_in`` says where the primary was fixed (a study file, or a built-in study's code), so
+    the note never claims a file the user did not write."""
     is_primary = [primary is not None and comp.name == primary for comp in comparisons]
     p = np.array([comp.result.p if not prim else np.nan for comp, prim in zip(comparisons, is_primary)])
     adjusted = stats.holm(p)
@@ -108,7 +114,7 @@ def comparison_table(
             }
         )
     pre = (
-        f"the primary comparison ({primary}) was pre-registered (declared in the study file before any run) and "
+        f"the primary comparison ({primary}) was pre-registered (declared in {declared_in} before any run) and "
         "is reported unadjusted, outside the family"
     )
     note = (
@@ -118,7 +124,7 @@ def comparison_table(
         )
         if family_size > 1
         else (
-            "One test in this table: no adjustment."
+            ("One test in this table: no adjustment." if family_size == 1 else no_test_note(is_primary))
             + (f" {pre[0].upper()}{pre[1:]}." if any(is_primary) else "")
         )
     )
@@ -127,6 +133,12 @@ def comparison_table(
     return [markdown_table(rows) + "\n\n" + note] + [
         precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)
     ]
+
+
+def no_test_note(is_primary: list[bool]) -> str:
+    """What a table without a single p-value outside the primary says: nothing was adjusted."""
+    other = " besides the primary" if any(is_primary) else ""
+    return f"No test in this table{other} has a p-value (n too small): no adjustment."
 
 
 def differences_frame(comparisons: list[Comparison], x: str, hue: str, panels: str) -> pd.DataFrame:
