@@ -63,7 +63,7 @@ class Cifar10:
         for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
             a = np.ascontiguousarray(array)
             h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
+            h.update(a.data.cast("B"))
         return h.hexdigest()
 
 
@@ -98,10 +98,9 @@ def load_cifar10(
     try:
         key = _fingerprint(path)
         cached = cache / "decoded" / f"{path.name}-{key}-{_CACHE_FORMAT}.npz"
-        arrays = _read_cache(cached)
-        fresh = arrays is None
-        if fresh:
-            arrays = _decode(path)
+        from_cache = _read_cache(cached)
+        fresh = from_cache is None
+        arrays = _decode(path) if from_cache is None else from_cache
         _validate(arrays, path, expected_counts)
         # Only data that passed validation is cached, and only under the key of what was decoded:
         # a source that changed while it was decoded is not cached under its old content's key.
@@ -255,7 +254,7 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]  # numpy 1's names for them
     allowed = {
         ("builtins", name): getattr(builtins, name)
         for name in (
@@ -278,8 +277,16 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
+        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]  # private, not in numpy's stubs; the pickles name it
     return allowed
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A member's bytes; a member that is no regular file is a damaged archive, said as TarError."""
+    f = tar.extractfile(member)
+    if f is None:
+        raise tarfile.TarError(f"{member.name}: not a regular file")
+    return f.read()
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -438,7 +445,7 @@ def _decode_tar(path: Path) -> dict:
             for member in tar:
                 key = _split_member(member.name)
                 if key and member.isfile():
-                    items.append((*key, tar.extractfile(member).read()))
+                    items.append((*key, _member_bytes(tar, member)))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{path}: truncated or corrupt archive ({type(exc).__name__}); "
@@ -461,6 +468,6 @@ def _decode_tar_batches(tar: tarfile.TarFile, path: Path) -> dict:
         member = members.get(name)
         if member is None:
             return f"{path}:{name}", None
-        return f"{path}:{member.name}", tar.extractfile(member).read()
+        return f"{path}:{member.name}", _member_bytes(tar, member)
 
     return _read_batches(read)

@@ -69,7 +69,7 @@ def build_nets(cfg: FasterConfig, seeds: dict[str, int], device: torch.device, h
     bias is frozen (zero) for the whole run."""
     net, _ = make_net(net_view(cfg), [seeds["init"]], device, half, gelu_after_sum=True)
     proxy, _ = make_net(net_view(cfg, proxy=True), [seeds["proxy"]], device, half, gelu_after_sum=True)
-    proxy.whiten.bias.requires_grad = False
+    proxy.whiten_bias.requires_grad = False
     return net, proxy
 
 
@@ -150,7 +150,7 @@ def train(
         net.train()
         for step, (inputs, labels) in zip(range(steps), loader.stream()):
             if config.whiten_bias_epochs is not None:
-                net.whiten.bias.requires_grad = step // steps_per_epoch < config.whiten_bias_epochs
+                net.whiten_bias.requires_grad = step // steps_per_epoch < config.whiten_bias_epochs
             mult = lr_multiplier(step, steps, view)
             mask = proxy.select(step, inputs, labels, mult)
             loss = F.cross_entropy(

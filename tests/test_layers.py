@@ -1,6 +1,7 @@
-"""The import rules, pinned: loosening the import-linter contracts in pyproject.toml (a layer moved,
+"""The static checks, pinned: loosening the import-linter contracts in pyproject.toml (a layer moved,
 a forbidden module dropped, an exception added) fails here, not only in review; and the core's
-modules import one another without a circle, lazy imports included."""
+modules import one another without a circle, lazy imports included; mypy stays strict where it must,
+and pre-commit runs what CI runs."""
 
 from __future__ import annotations
 
@@ -92,3 +93,47 @@ def test_core_modules_import_without_a_circle():
     for module, imported in graph.items():
         for other in imported:
             assert module not in graph.get(other, set()), f"airbench_core.{module} <-> {other}"
+
+
+# ----------------------------------------------------------------------------- types and pre-commit
+
+STRICT_FLAGS = {
+    "disallow_untyped_defs",
+    "disallow_incomplete_defs",
+    "disallow_untyped_calls",
+    "disallow_untyped_decorators",
+    "disallow_any_generics",
+    "disallow_subclassing_any",
+    "check_untyped_defs",
+    "warn_return_any",
+    "no_implicit_reexport",
+    "strict_equality",
+    "extra_checks",
+}
+
+
+def test_mypy_is_strict_on_stats_spec_and_store_and_ignores_nothing_blanket():
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert set(mypy["files"]) == {"airbench_core", "harness", "studies"}
+    assert not mypy.get("ignore_missing_imports") and not mypy.get("ignore_errors")
+    strict = [o for o in mypy["overrides"] if {k for k, v in o.items() if v is True} >= STRICT_FLAGS]
+    modules = {m for o in strict for m in o["module"]}
+    assert {"harness.stats.*", "harness.spec.*", "harness.store.*"} <= modules
+    for override in mypy["overrides"]:
+        assert not override.get("ignore_errors")
+        if override.get("ignore_missing_imports"):  # only libraries without types, never our code
+            assert not any(
+                m.split(".")[0] in {"harness", "airbench_core", "studies"} for m in override["module"]
+            )
+
+
+def test_pre_commit_runs_the_checks_ci_runs():
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h["entry"] for repo in config["repos"] for h in repo["hooks"]}
+    assert {"ruff", "ruff-format", "mypy", "lint-imports"} <= set(hooks)
+    ci = (ROOT / ".ci/run").read_text()
+    for entry in hooks.values():
+        assert entry.split()[0] in ci  # the same tools, configured once in pyproject.toml
+    assert "\nmypy\n" in ci and "mkdocs build --strict" in ci

@@ -194,6 +194,13 @@ def test_quick_coverage_table_is_within_tolerance():
         "MC error"
     }
     assert len(rows) >= 15 and all(r.ok for r in rows if not r.refused), text
+    # The statistics page shows the full run's table (python -m harness.bench docs writes it): the
+    # same header, and every quick row's quantity, n and verdict among its rows.
+    from harness.bench import docs
+
+    (shown,) = docs.documented("coverage").values()
+    now, documented = docs.masked(text), docs.masked(shown)
+    assert now[0] == documented[0] and set(now[1:]) <= set(documented[1:-1]), "regenerate the docs"
 
 
 # ----------------------------------------------------------------------------- 8. CACE

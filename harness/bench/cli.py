@@ -7,10 +7,12 @@ python -m harness.bench store [--runs 60000] [--examples 10000]
 python -m harness.bench campaign [--actors 8 64 256] [--runs 1000 10000 100000] [--run-seconds 0.5] [--two-nodes]
 python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05] [--max-seeds 100]
 python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
+python -m harness.bench docs [--data SOURCE] [--only NAME ...]   (the docs' example outputs, regenerated)
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ def bench_analysis(runs: int, examples: int, through_store: bool = False) -> Non
     from harness.spec.studies import find_study
 
     study = find_study("flip_vs_alternating")
+    assert study is not None  # built in
     per_cell = max(2, runs // len(study.cells("full")))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -338,7 +341,28 @@ def main(argv: list[str] | None = None) -> int:
         "the import time of torch and Ray",
     )
     c.add_argument("--repeats", type=positive_int, default=5, help="fresh processes per command (default 5)")
+    e = sub.add_parser(
+        "docs",
+        help="run every command whose output the docs show and write that output (and the figures) "
+        "into the pages between their <!-- example: NAME --> markers",
+    )
+    e.add_argument(
+        "--data",
+        default=os.environ.get("AIRBENCH_DATA", "download"),
+        help="CIFAR-10 source for the training examples (default $AIRBENCH_DATA, else download)",
+    )
+    e.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="these examples only: verdicts, smoke-report, adaptive-verdict, coverage (the last takes "
+        "about 15 minutes on 2 cores)",
+    )
     args = p.parse_args(argv)
+    if args.what == "docs":
+        from harness.bench.docs import regenerate
+
+        return regenerate(args.only, args.data)
     if args.what == "cli":
         return bench_cli(args.repeats)
     if args.what == "coverage":

@@ -217,6 +217,12 @@ class Target:
     file: studyfile.StudyFile | None = None
     rule: sequential.Rule | None = None
 
+    def adaptive(self) -> tuple[studyfile.StudyFile, sequential.Rule]:
+        """The study file and stopping rule of an --until decided target (set together for one)."""
+        if self.file is None or self.rule is None:
+            raise UserError("--until decided needs a study file (.toml) with a baseline")
+        return self.file, self.rule
+
     def manifest_extra(self, args, workers: int) -> dict:
         from harness.report import experiment
 
@@ -271,7 +277,7 @@ def resolve(args, studies: dict[str, Study]) -> Target:
             raise UserError("--precision, --max-seeds and --min-seeds go with --until decided")
     else:
         target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
-    check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
+    check_size(len(target.study.cells(target.preset)), args.seeds or target.adaptive()[1].max_seeds)
     return target
 
 
@@ -307,9 +313,10 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
     from harness.run import adaptive
 
     runs = store.load_records(out) if (out / "keys.json").exists() else store.empty_frame()
-    states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
+    sf, rule = target.adaptive()
+    states, extra = sequential.plan_round(adaptive.differences(sf, runs), rule, workers)
     counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
-    return adaptive.seeds_per_cell(target.file, counts)
+    return adaptive.seeds_per_cell(sf, counts)
 
 
 def planned_slots(args) -> tuple[int, str]:
@@ -639,9 +646,9 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
     from harness.run import adaptive, campaign
     from harness.store.compact import compact
 
+    sf, rule = target.adaptive()
     print(
-        f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
-        f"{target.rule.describe()}",
+        f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); {rule.describe()}",
         file=sys.stderr,
     )
 
@@ -669,11 +676,11 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
         return part
 
     def on_round(states) -> None:
-        rounds["worst"] = adaptive.worst_case_runs(states, target.rule)
+        rounds["worst"] = adaptive.worst_case_runs(states, rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 
     try:
-        summary = adaptive.run_adaptive(target.file, target.rule, out, backend.slots(), train_round, on_round)
+        summary = adaptive.run_adaptive(sf, rule, out, backend.slots(), train_round, on_round)
     finally:
         backend.stop()
     if not summary.interrupted:

@@ -4,7 +4,9 @@ and the precision notes the shared precision section prints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,6 @@ import pandas as pd
 from harness import stats
 from harness.report.campaign import LoadedCampaign
 from harness.report.page import (
-    Block,
     ComparisonPrecision,
     VariancePrecision,
     ci,
@@ -21,6 +22,9 @@ from harness.report.page import (
     p_text,
     pct,
 )
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations here are never evaluated
+    from typing import Unpack
 
 # ----------------------------------------------------------------------------- comparisons
 
@@ -79,8 +83,9 @@ def comparison_table(
     primary: str | None = None,
     optional_stopping: bool = False,
     declared_in: str = "the study file",
-) -> list[Block]:
-    """A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
+) -> tuple[str, Unpack[tuple[ComparisonPrecision, ...]]]:
+    """The table's text, then each comparison's precision block (none after optional stopping).
+    A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
     the study's primary comparison, if named here, is left out of the family and labelled unadjusted.
     ``declared_in`` says where the primary was fixed (a study file, or a built-in study's code), so
     the note never claims a file the user did not write."""
@@ -129,10 +134,11 @@ def comparison_table(
         )
     )
     if optional_stopping:
-        return [markdown_table(rows) + "\n\n" + AFTER_STOPPING]
-    return [markdown_table(rows) + "\n\n" + note] + [
-        precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)
-    ]
+        return (markdown_table(rows) + "\n\n" + AFTER_STOPPING,)
+    return (
+        markdown_table(rows) + "\n\n" + note,
+        *(precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)),
+    )
 
 
 def no_test_note(is_primary: list[bool]) -> str:
@@ -168,7 +174,7 @@ def curve_frame(c: LoadedCampaign, hue: str, levels=(0, 2), x: str = "epochs") -
             rows.append(
                 {
                     hue: h,
-                    x: float(e),
+                    x: float(str(e)),
                     "level": f"TTA {level}",
                     "mean": 100 * m.value,
                     "low": 100 * m.low,
@@ -248,7 +254,7 @@ def variance_precision(v: VarianceStats, where: str) -> VariancePrecision:
     )
 
 
-def variance_frame(items: list[tuple[float, VarianceStats]], x: str) -> pd.DataFrame:
+def variance_frame(items: Sequence[tuple[float, VarianceStats]], x: str) -> pd.DataFrame:
     """Rows for figures.estimate_lines, in percentage points."""
     rows = []
     for xv, v in items:

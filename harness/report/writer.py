@@ -16,6 +16,7 @@ from harness import stats, store
 from harness.report.campaign import LoadedCampaign, cell_order, distinct, identity_views, load_campaign
 from harness.report.page import (
     SMALL_N,
+    Block,
     ComparisonPrecision,
     VariancePrecision,
     ci,
@@ -181,7 +182,8 @@ def failures_section(c: LoadedCampaign) -> str:
 
 def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
     """The study's own sections, and the precision notes it hands back."""
-    sections, notes = [], []
+    sections: list[str] = []
+    notes: list[Block] = []
     for block in study.report(c):
         (sections if isinstance(block, str) else notes).append(block)
     return sections, notes

@@ -29,7 +29,7 @@ def method_version(method: Method | str | None = None) -> str:
 
 
 @lru_cache(maxsize=64)
-def _hash(paths: tuple[Path, ...], stamps: tuple) -> str:
+def _hash(paths: tuple[Path, ...], stamps: tuple[tuple[int, int], ...]) -> str:
     """(``stamps``, the files' modification times and sizes, make an edited file a new cache entry.)"""
     h = hashlib.sha256()
     for path in paths:

@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import types
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def file_module_name(path: Path) -> str:
     return f"_airbench_method_{stem}_{digest}"
 
 
-def _import_file(path: Path, spec: str):
+def _import_file(path: Path, spec: str) -> types.ModuleType:
     name = file_module_name(path)
     if name in sys.modules:
         return sys.modules[name]
@@ -85,7 +86,7 @@ def _import_file(path: Path, spec: str):
     return module
 
 
-def _import_module(module_name: str, spec: str):
+def _import_module(module_name: str, spec: str) -> types.ModuleType:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -166,6 +167,7 @@ def source_files(method: Method) -> list[Path]:
     if method.sources:
         return sorted(Path(p).resolve() for p in method.sources)
     try:
-        return [Path(inspect.getsourcefile(method.train)).resolve()]
+        found = inspect.getsourcefile(method.train)
     except (TypeError, OSError):
         return []
+    return [] if found is None else [Path(found).resolve()]

@@ -32,16 +32,18 @@ import os
 import re
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.spec.defaults import DEFAULT_STORE  # noqa: F401  (re-exported: store.DEFAULT_STORE)
+from harness.spec.defaults import DEFAULT_STORE as DEFAULT_STORE  # re-exported: store.DEFAULT_STORE
 
 STORE_FORMAT = 2
 PRED_COLUMN = "predictions"  # fixed-size binary: 3 TTA levels x n
@@ -61,6 +63,13 @@ EMPTY_COLUMNS = (
     "data_fingerprint",
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# A study folder's predictions: one uint8 array (runs, 3, examples); a store holding runs on several
+# test sets: one such array per test set, by name ("n_test=1000").
+Predictions = np.ndarray | dict[str, np.ndarray]
+Loaded = tuple[pd.DataFrame, Predictions] | tuple[pd.DataFrame, Predictions, Predictions]
+
 
 class StoreError(Exception):
     """A store problem a user must look at (a corrupt file, a mismatched folder); one line."""
@@ -77,7 +86,7 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write under a temporary name in the same folder, fsync it, rename, fsync the folder: the
     final name holds either the previous file or the complete new one, never a half file."""
     path = Path(path)
@@ -138,13 +147,13 @@ def write_table(path: Path, table: pa.Table) -> None:
 # -- checksums -------------------------------------------------------------------------------------
 
 
-def record_crc(row: dict) -> int:
+def record_crc(row: dict[str, Any]) -> int:
     """CRC-32 of a record's non-null values in one canonical spelling (as read back from Parquet)."""
     values = {k: v for k, v in row.items() if v is not None and k not in PAYLOAD_COLUMNS}
     return zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())
 
 
-def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> pa.Table:
+def run_table(record: dict[str, Any], predictions: np.ndarray, logits: np.ndarray | None = None) -> pa.Table:
     """One run as a one-row table: its record, predictions (3, n) uint8 as one fixed-size value,
     optional float16 logits, and the two checksums."""
     preds = np.ascontiguousarray(predictions, dtype=np.uint8)
@@ -164,7 +173,7 @@ def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None =
 
 
 def batch_table(
-    records: list[dict], predictions: list[np.ndarray], logits: list[np.ndarray | None]
+    records: list[dict[str, Any]], predictions: list[np.ndarray], logits: list[np.ndarray | None]
 ) -> pa.Table:
     """Runs as one table built column by column (what ``run_table`` gives each, concatenated, at a
     fraction of the cost); ValueError when their payloads differ in shape."""
@@ -189,7 +198,9 @@ def batch_table(
 # -- writing runs ----------------------------------------------------------------------------------
 
 
-def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> Path:
+def write_run(
+    root: Path, record: dict[str, Any], predictions: np.ndarray, logits: np.ndarray | None = None
+) -> Path:
     """Store one finished run; a later success replaces any failure record of the same key."""
     path = Path(root) / "runs" / f"{record['key']}.parquet"
     write_table(path, run_table(record, predictions, logits))
@@ -201,7 +212,7 @@ def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndar
 
 def write_runs(
     root: Path,
-    records: list[dict],
+    records: list[dict[str, Any]],
     predictions: list[np.ndarray],
     logits: list[np.ndarray | None] | None = None,
 ) -> Path:
@@ -229,7 +240,7 @@ def write_runs(
     return path
 
 
-def write_failure(root: Path, record: dict, error: str) -> Path:
+def write_failure(root: Path, record: dict[str, Any], error: str) -> Path:
     table = pa.table({**{k: [v] for k, v in record.items()}, "error": [error]})
     path = Path(root) / "failed" / f"{record['key']}.parquet"
     write_table(path, table)
@@ -248,18 +259,18 @@ def corrupt(path: Path, why: str) -> StoreError:
     return StoreError(f"{path}: corrupt Parquet file ({why}); move it away to retrain the runs it holds")
 
 
-def guarded(read):
+def guarded(read: Callable[Concatenate[Path, P], R]) -> Callable[Concatenate[Path, P], R]:
     """Whatever goes wrong reading a file (a flipped bit can surface as any error) names the file."""
 
-    @functools.wraps(read)
-    def wrapper(path: Path, *args):
+    def wrapper(path: Path, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return read(path, *args)
+            return read(path, *args, **kwargs)
         except (FileNotFoundError, StoreError):
             raise
         except Exception as exc:
             raise corrupt(path, reason(exc)) from None
 
+    functools.update_wrapper(wrapper, read)
     return wrapper
 
 
@@ -303,7 +314,7 @@ def verify(path: Path, table: pa.Table) -> None:
                 raise corrupt(path, f"predictions checksum mismatch in row {i}")
 
 
-def fixed_rows(column) -> np.ndarray:
+def fixed_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A fixed-size binary column of predictions as uint8 (rows, 3, n), without a copy per row."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     width = column.type.byte_width
@@ -369,7 +380,7 @@ def keys_in(path: Path) -> list[str]:
     """The run keys a file holds: a pack's key column, or a single run's file name."""
     if path.parent.name == "runs":
         return [path.stem]
-    return _read(path, ["key"]).column("key").to_pylist()
+    return [str(k) for k in _read(path, ["key"]).column("key").to_pylist()]
 
 
 def done_keys(root: Path) -> set[str]:
@@ -396,17 +407,17 @@ class Source:
     study_name: str | None = None
 
 
-def _manifest_or_empty(folder: Path) -> dict:
+def _manifest_or_empty(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     return read_manifest(folder) if path.exists() else {}
 
 
-def store_path(out: Path, manifest: dict) -> Path:
+def store_path(out: Path, manifest: dict[str, Any]) -> Path:
     """The store a study folder reads, kept relative to the folder so both can move together."""
-    return (Path(out) / manifest["store"]).resolve()
+    return (Path(out) / str(manifest["store"])).resolve()
 
 
-def source(folder: str | os.PathLike) -> Source:
+def source(folder: str | os.PathLike[str]) -> Source:
     """A study folder reads its keys from its store; any other folder (a store, or a study folder
     of the old layout that holds its runs itself) is read whole."""
     folder = Path(folder)
@@ -416,7 +427,7 @@ def source(folder: str | os.PathLike) -> Source:
     return Source(store_path(folder, manifest), read_study_keys(folder), manifest.get("study"))
 
 
-def write_study_keys(out: Path, entries: list[dict]) -> None:
+def write_study_keys(out: Path, entries: list[dict[str, Any]]) -> None:
     """The runs a study counts, [{key, cell, seed, factors}]: exactly its grid's keys, replacing what
     the file held, so a key scheme or grid that changed never leaves a (cell, seed) counted twice."""
     text = json.dumps({"keys": entries}, default=str)
@@ -473,7 +484,17 @@ def _test_set_size(test_set: int | str) -> int:
         ) from None
 
 
-def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str | None = None):
+@overload
+def load(
+    out: str | os.PathLike[str], with_logits: Literal[False] = False, test_set: int | str | None = None
+) -> tuple[pd.DataFrame, Predictions]: ...
+@overload
+def load(
+    out: str | os.PathLike[str], with_logits: Literal[True], test_set: int | str | None = None
+) -> tuple[pd.DataFrame, Predictions, Predictions]: ...
+@overload
+def load(out: str | os.PathLike[str], with_logits: bool, test_set: int | str | None = None) -> Loaded: ...
+def load(out: str | os.PathLike[str], with_logits: bool = False, test_set: int | str | None = None) -> Loaded:
     """Finished runs as a DataFrame (one row per key, sorted by key, column ``test_set`` naming the
     test set each was evaluated on, e.g. ``n_test=1000``) and their predictions, uint8 of shape
     (runs, 3 TTA levels, test examples), row-aligned with the frame.
@@ -484,15 +505,21 @@ def load(out: str | os.PathLike, with_logits: bool = False, test_set: int | str 
     ``test_set=`` (``"n_test=1000"`` or ``1000``) chooses one, and returns only its runs and one array.
     With ``with_logits`` also float16 logits (runs, 3, examples, 10), NaN where not saved, grouped
     the same way."""
-    return _retrying(source(out), with_logits, True, test_set)
+    loaded = _retrying(source(out), with_logits, True, test_set)
+    assert isinstance(loaded, tuple)  # with predictions: (frame, predictions[, logits])
+    return loaded
 
 
-def load_records(out: str | os.PathLike, test_set: int | str | None = None) -> pd.DataFrame:
+def load_records(out: str | os.PathLike[str], test_set: int | str | None = None) -> pd.DataFrame:
     """Only the records (no predictions): what cost estimates and adaptive decisions need, cheaply."""
-    return _retrying(source(out), False, False, test_set)
+    frame = _retrying(source(out), False, False, test_set)
+    assert isinstance(frame, pd.DataFrame)  # without predictions: the records alone
+    return frame
 
 
-def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=None):
+def _retrying(
+    src: Source, with_logits: bool, with_predictions: bool, test_set: int | str | None = None
+) -> pd.DataFrame | Loaded:
     for attempt in range(3):  # a compaction may move a run from runs/ into a pack meanwhile
         try:
             return _load(src, with_logits, with_predictions, test_set)
@@ -501,10 +528,12 @@ def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=N
                 raise StoreError(
                     f"{src.root}: files keep vanishing while reading; is a compaction running?"
                 ) from None
-    return None
+    raise AssertionError("unreachable: the third attempt returns or raises")
 
 
-def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_set=None):
+def _load(
+    src: Source, with_logits: bool, with_predictions: bool = True, test_set: int | str | None = None
+) -> pd.DataFrame | Loaded:
     files = run_files(src.root)
     wanted = None if src.study is None else set(src.study["key"])
     with ThreadPoolExecutor(4) as pool:
@@ -541,14 +570,17 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
     )
     size_of_row = np.empty(len(order), np.int64)
     size_of_row[dest[keep]] = row_sizes[keep]
-    frame["test_set"] = [test_set_name(n) for n in size_of_row] if len(order) else pd.Series(dtype="object")
+    frame["test_set"] = (
+        [test_set_name(int(n)) for n in size_of_row] if len(order) else pd.Series(dtype="object")
+    )
     if not with_predictions:
         return _overlay(frame, src)
     if not len(order):
         n = _test_set_size(test_set) if test_set is not None else 0
-        return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + (
-            (np.zeros((0, 3, n, 10), np.float16),) if with_logits else ()
-        )
+        none = np.zeros((0, 3, n), np.uint8)
+        if with_logits:
+            return _overlay(frame, src), none, np.zeros((0, 3, n, 10), np.float16)
+        return _overlay(frame, src), none
     groups = sorted(set(size_of_row.tolist()))
     if len(groups) > 1 and src.study is not None:
         raise StoreError(
@@ -559,8 +591,8 @@ def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_se
         rows = np.flatnonzero(size_of_row == n)
         local[rows] = np.arange(len(rows))
     preds = {n: np.empty((int((size_of_row == n).sum()), 3, n), np.uint8) for n in groups}
-    logits = (
-        {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else None
+    logits: dict[int, np.ndarray] = (
+        {n: np.full((len(preds[n]), 3, n, 10), np.nan, np.float16) for n in groups} if with_logits else {}
     )
     used = [i for i in range(len(files)) if keep[starts[i] : starts[i + 1]].any()]
 
@@ -593,7 +625,7 @@ def _frame(tables: list[pa.Table]) -> pd.DataFrame:
             groups.setdefault(t.schema, []).append(t)
     frames = [pa.concat_tables(ts).to_pandas() for ts in groups.values()]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return frame.sort_values(_DEST).drop(columns=_DEST).reset_index(drop=True)
+    return pd.DataFrame(frame.sort_values(_DEST).drop(columns=_DEST).reset_index(drop=True))
 
 
 @guarded
@@ -601,12 +633,12 @@ def _file_test_size(path: Path) -> int:
     """Test examples per run in one file (every run of a file shares its test set)."""
     schema = _open(path).schema_arrow
     if PRED_COLUMN in schema.names:
-        return schema.field(PRED_COLUMN).type.byte_width // 3
+        return int(schema.field(PRED_COLUMN).type.byte_width) // 3
     column = _read(path, [LEGACY_PRED_COLUMNS[0]]).column(0)
     return len(column[0].as_py()) if len(column) else 0
 
 
-def load_failures(out: str | os.PathLike) -> pd.DataFrame:
+def load_failures(out: str | os.PathLike[str]) -> pd.DataFrame:
     """Failed runs (with their error) the folder counts; empty when none."""
     src = source(out)
     files = sorted((src.root / "failed").glob("*.parquet"))
@@ -624,7 +656,7 @@ def load_failures(out: str | os.PathLike) -> pd.DataFrame:
 LEGACY_FAMILY = "airbench"  # a store written before methods were plugins held only the paper's methods
 
 
-def read_identity(root: Path) -> dict:
+def read_identity(root: Path) -> dict[str, Any]:
     """{'method_versions': [...], 'data_fingerprints': [...], 'methods': {family: [versions]}} of the
     runs a store holds. ``methods`` names which method (key family) each version belongs to; a version
     it does not list is the paper's methods' (``airbench``), as every store before it was."""
@@ -632,12 +664,12 @@ def read_identity(root: Path) -> dict:
     if not path.exists():
         return {"format": STORE_FORMAT, "method_versions": [], "data_fingerprints": []}
     try:
-        return json.loads(path.read_text())
+        return dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, OSError) as exc:
         raise StoreError(f"{path}: unreadable ({type(exc).__name__})") from None
 
 
-def versions_by_method(ident: dict) -> dict[str, set[str]]:
+def versions_by_method(ident: dict[str, Any]) -> dict[str, set[str]]:
     """{method family: versions} of a store's identity (unattributed versions: the paper's methods)."""
     out = {family: set(v) for family, v in (ident.get("methods") or {}).items()}
     attributed = set().union(*out.values()) if out else set()
@@ -678,15 +710,15 @@ def note_identity(root: Path, method_version: str | dict[str, str], data_fingerp
 # -- study-folder files ----------------------------------------------------------------------------
 
 
-def write_manifest(out: Path, manifest: dict) -> None:
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
     atomic_write(Path(out) / "manifest.json", lambda tmp: tmp.write_text(text))
 
 
-def read_manifest(out: str | os.PathLike) -> dict:
+def read_manifest(out: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(out) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        return dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise StoreError(f"{path}: no manifest (is {out} a campaign's output folder?)") from None
     except (json.JSONDecodeError, OSError) as exc:
@@ -701,9 +733,9 @@ def write_labels(out: Path, labels: np.ndarray) -> None:
     atomic_write(Path(out) / "test_labels.npy", write)
 
 
-def load_labels(out: str | os.PathLike) -> np.ndarray:
+def load_labels(out: str | os.PathLike[str]) -> np.ndarray:
     path = Path(out) / "test_labels.npy"
     try:
-        return np.load(path, allow_pickle=False)
+        return np.asarray(np.load(path, allow_pickle=False))
     except FileNotFoundError:
         raise StoreError(f"{path}: missing test labels") from None
