@@ -56,8 +56,8 @@ def cut_tables(text: str, rows: int = ROWS_SHOWN) -> str:
 
 
 def report_opening(report_md: str) -> str:
-    """The smoke report's header and its first two sections, tables cut short."""
-    return cut_tables("\n".join(sections(report_md)[:3]).rstrip())
+    """The smoke report's header and its first section (accuracy per cell), tables cut short."""
+    return cut_tables("\n".join(sections(report_md)[:2]).rstrip())
 
 
 def adaptive_verdict(report_md: str) -> str:
@@ -137,7 +137,7 @@ def masked(text: str) -> list[str]:
     """What must not change between machines and runs: the wording and the structure. Numbers,
     paths, hashes and the padding that depends on their widths are masked."""
     text = re.sub(r"`?[\w.+~-]*(?:/[\w.+~-]+)+/?`?", "PATH", text)
-    text = re.sub(r"\b[0-9a-f]{10,}\b", "HASH", text)
+    text = re.sub(r"\b[0-9a-f]{10,}(?:-dirty)?\b", "HASH", text)  # versions; a checkout may be edited
     text = re.sub(r"[+\-−]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?", "#", text)
     text = re.sub(r"-{3,}", "---", text)
     return [re.sub(r"\s+", " ", line).strip() for line in text.strip().splitlines()]
