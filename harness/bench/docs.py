@@ -136,8 +136,11 @@ EXAMPLES = (
 def masked(text: str) -> list[str]:
     """What must not change between machines and runs: the wording and the structure. Numbers,
     paths, hashes and the padding that depends on their widths are masked."""
-    text = re.sub(r"`?[\w.+~-]*(?:/[\w.+~-]+)+/?`?", "PATH", text)
-    text = re.sub(r"\b[0-9a-f]{10,}(?:-dirty)?\b", "HASH", text)  # versions; a checkout may be edited
+    text = re.sub(r"`?[\w.+~-]*(?:/[\w.+~-]{2,})+/?`?", "PATH", text)  # n/a is no path
+    text = re.sub(r"\b[0-9a-f]{10,}(?:-dirty)?\b", "HASH", text)
+    text = re.sub(
+        r"\btorch [^\s;,]+", "torch VERSION", text
+    )  # its build differs between machines  # versions; a checkout may be edited
     text = re.sub(r"[+\-−]?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?", "#", text)
     text = re.sub(r"-{3,}", "---", text)
     return [re.sub(r"\s+", " ", line).strip() for line in text.strip().splitlines()]
