@@ -46,11 +46,13 @@ def documented_as(name: str) -> list[str]:
     return docs.masked(text)
 
 
+@pytest.mark.slow  # the suite's trained smoke campaign
 def test_smoke_report_opening_is_what_the_report_says(flip_smoke, data_source):
     report = docs.as_documented((flip_smoke / "out" / "report.md").read_text(), data_source)
     assert docs.masked(docs.report_opening(report)) == documented_as("smoke-report")
 
 
+@pytest.mark.slow  # the suite's trained smoke campaign
 def test_verdicts_table_is_what_the_campaign_prints(flip_smoke, capsys):
     from harness.cli.study import print_verdicts
     from harness.spec.studies import find_study
