@@ -103,7 +103,7 @@ class Dataset:
         for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
             a = np.ascontiguousarray(array)
             h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(memoryview(a).cast("B"))
+            h.update(a.data.cast("B"))
         return h.hexdigest()
 
 

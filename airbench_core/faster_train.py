@@ -83,7 +83,7 @@ def build_nets(
         )[0]
         for p, s in ((False, "init"), (True, "proxy"))
     )
-    proxy.whiten.bias.requires_grad = False
+    proxy.whiten_bias.requires_grad = False
     return net, proxy
 
 
@@ -166,7 +166,7 @@ def train(
         net.train()
         for step, (inputs, labels) in zip(range(steps), loader.stream()):
             if config.whiten_bias_epochs is not None:
-                net.whiten.bias.requires_grad = step // steps_per_epoch < config.whiten_bias_epochs
+                net.whiten_bias.requires_grad = step // steps_per_epoch < config.whiten_bias_epochs
             mult = lr_multiplier(step, steps, view)
             mask = proxy.select(step, inputs, labels, mult)
             loss = F.cross_entropy(

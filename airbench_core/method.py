@@ -29,6 +29,21 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Method:
+    """A training method as the harness runs it: plain data, so that it can be named on a command
+    line or in a study file and resolved on every worker.
+
+    - ``name``: what ``--method``, study files and run records call it;
+    - ``defaults``: an instance of its config dataclass (frozen, every field typed with a default);
+      study files and ``--set`` change its fields, checked against their types;
+    - ``train(config, seed, data, device, save_logits=False) -> RunResult``: one run, its three random
+      streams derived from ``seed`` so that seed s pairs across variants (see the module's contract);
+    - ``summary`` and ``field_help``: one line for ``--list-methods`` and per field for ``--list-fields``;
+    - ``sources``: the files that define it; their hash is the method version recorded with each run;
+    - ``train_many``: an optional fast path (packed, pooled or compiled runs);
+    - ``reference_seconds_per_epoch``: one H200's seconds per epoch, for dry-run costs with no runs yet;
+    - ``key_name`` and ``key_baseline``: what run keys hash (default: ``name`` and the defaults).
+    """
+
     name: str
     defaults: Any  # an instance of the config dataclass
     train: Callable[..., Any]  # train(config, seed, data, device, save_logits=False)
@@ -74,6 +89,9 @@ class ConfigMethods:
     ``KEY_BASELINE`` (frozen (field, value) pairs; default: the class's own defaults)."""
 
     KEY_NAME: ClassVar[str]
+    # Every subclass is a dataclass: declared so that type checkers let dataclasses.asdict/fields
+    # take the mixin's self and class.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
     KEY_BASELINE: ClassVar[tuple | None] = None
 
     def replace(self, **changes):

@@ -12,12 +12,11 @@ from datetime import datetime, timezone
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .data import Cifar10
 from .loader import TrainLoader
-from .muon import NS_COEFFICIENTS, MuonConfig
-from .net import NetPool, fit_whitening, make_net
+from .muon_config import NS_COEFFICIENTS, MuonConfig
+from .net import Net, NetPool, fit_whitening, make_net
 from .optim import total_steps
 from .train import DeviceData, RunResult, Stopwatch, evaluated_run, resident, stream_seed
 
@@ -92,7 +91,7 @@ class Muon(torch.optim.Optimizer):
                 p.add_(update.reshape(g.shape), alpha=-lr)
 
 
-def make_optimizers(net: nn.Module, cfg: MuonConfig) -> tuple[torch.optim.SGD, Muon]:
+def make_optimizers(net: Net, cfg: MuonConfig) -> tuple[torch.optim.SGD, Muon]:
     """(SGD, Muon) as the script builds them. SGD groups, in this order: whitening bias, BatchNorm
     biases, head weight; weight_decay = (cfg.weight_decay x batch) / the group's initial lr. Muon
     takes every trainable 4-d weight but the head's (a 1x1 conv here, a Linear in the script)."""
@@ -102,12 +101,13 @@ def make_optimizers(net: nn.Module, cfg: MuonConfig) -> tuple[torch.optim.SGD, M
         p for n, p in net.named_parameters() if p.ndim == 4 and p.requires_grad and not n.startswith("head.")
     ]
     groups = [
-        dict(params=[net.whiten.bias], lr=cfg.whiten_bias_lr),
-        dict(params=norm_biases, lr=cfg.norm_bias_lr),
-        dict(params=[net.head.weight], lr=cfg.head_lr),
+        dict(params=params, lr=lr, initial_lr=lr, weight_decay=wd / lr)
+        for params, lr in (
+            ([net.whiten_bias], cfg.whiten_bias_lr),
+            (norm_biases, cfg.norm_bias_lr),
+            ([net.head.weight], cfg.head_lr),
+        )
     ]
-    for g in groups:
-        g.update(initial_lr=g["lr"], weight_decay=wd / g["lr"])
     fused = next(net.parameters()).device.type == "cuda"  # the script's fused=True; foreach on CPU
     sgd = torch.optim.SGD(groups, momentum=cfg.sgd_momentum, nesterov=True, fused=fused or None)
     muon = Muon(
@@ -136,7 +136,7 @@ def set_lrs(sgd: torch.optim.SGD, muon: Muon, step: int, total: int, whiten_bias
 
 
 @torch.no_grad()
-def scale_head(net: nn.Module) -> None:
+def scale_head(net: Net) -> None:
     """The script's reset: the head's weights divided by their (unbiased) standard deviation."""
     w = net.head.weight
     w.mul_(1 / w.std())
@@ -185,7 +185,7 @@ def train(
         with train_clock:
             net.train()
             for inputs, labels in loader.epoch(epoch):
-                net.whiten.bias.requires_grad_(step < whiten_bias_steps)  # the script's detach
+                net.whiten_bias.requires_grad_(step < whiten_bias_steps)  # the script's detach
                 loss = F.cross_entropy(
                     forward(inputs)[:, 0], labels, label_smoothing=config.label_smoothing, reduction="sum"
                 )

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from .config import TrainConfig
+
+class NetConfig(Protocol):
+    """What the network reads from a method's config: airbench's TrainConfig, airbench94_muon's
+    MuonConfig and any method that reuses this network has these (fields or class attributes)."""
+
+    @property
+    def widths(self) -> tuple[int, int, int]: ...
+    @property
+    def convs_per_block(self) -> int: ...
+    @property
+    def identity_init(self) -> bool: ...
+    @property
+    def bn_momentum(self) -> float: ...
+    @property
+    def logit_scale(self) -> float: ...
+    @property
+    def whiten(self) -> bool: ...
+    @property
+    def whiten_eps(self) -> float: ...
+
 
 WHITEN_KERNEL = 2
 WHITEN_WIDTH = 2 * 3 * WHITEN_KERNEL**2  # 12 eigen-filters and their negatives
@@ -43,7 +64,7 @@ class ConvBlock(nn.Module):
     ``gelu_after_sum`` (airbench96_faster) moves the last GELU after the sum:
     x = BN(conv3 x); out = GELU(x + r)."""
 
-    def __init__(self, cin: int, cout: int, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False):
+    def __init__(self, cin: int, cout: int, cfg: NetConfig, k: int = 1, gelu_after_sum: bool = False):
         super().__init__()
         self.pool = nn.MaxPool2d(2)
         self.activ = nn.GELU()
@@ -67,7 +88,7 @@ class Net(nn.Module):
     """k independent networks packed as grouped convolutions: input (B, 3k, H, W) holds k batches
     side by side in channels, output (B, k, classes) one set of logits per network. k=1 is airbench."""
 
-    def __init__(self, cfg: TrainConfig, k: int = 1, gelu_after_sum: bool = False, classes: int = 10):
+    def __init__(self, cfg: NetConfig, k: int = 1, gelu_after_sum: bool = False, classes: int = 10):
         super().__init__()
         self.classes = classes
         w1, w2, w3 = cfg.widths
@@ -75,9 +96,7 @@ class Net(nn.Module):
         self.whiten = nn.Conv2d(3 * k, WHITEN_WIDTH * k, WHITEN_KERNEL, padding=0, bias=True, groups=k)
         self.whiten.weight.requires_grad = not cfg.whiten
         if getattr(cfg, "zero_whiten_bias", True):  # airbench94_muon keeps PyTorch's default (uniform) draw
-            nn.init.zeros_(
-                self.whiten.bias
-            )  # after the default init, so every other layer's init is unchanged
+            nn.init.zeros_(self.whiten_bias)  # after the default init: every other layer's init unchanged
         self.activ = nn.GELU()
         self.blocks = nn.Sequential(
             *(
@@ -88,6 +107,13 @@ class Net(nn.Module):
         self.pool = nn.MaxPool2d(3)
         self.head = nn.Conv2d(w3 * k, classes * k, 1, bias=False, groups=k)  # a linear layer per network
         self.logit_scale = cfg.logit_scale
+
+    @property
+    def whiten_bias(self) -> torch.Tensor:
+        """The whitening conv's bias (built with bias=True, so never None)."""
+        bias = self.whiten.bias
+        assert bias is not None
+        return bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.head(self.pool(self.blocks(self.activ(self.whiten(x)))))
@@ -122,7 +148,7 @@ def whitening_weights(cov: torch.Tensor, eps: float, largest_first: bool = True)
 
 
 def init_state(
-    cfg: TrainConfig, init_seeds: list[int], gelu_after_sum: bool = False, classes: int = 10
+    cfg: NetConfig, init_seeds: list[int], gelu_after_sum: bool = False, classes: int = 10
 ) -> dict:
     """Initial weights of len(init_seeds) networks, each built on the CPU under its own seed (so a
     network's init depends on its seed alone), packed along dim 0 in grouped-conv layout."""
@@ -134,7 +160,7 @@ def init_state(
     return {name: torch.cat([s[name] for s in states]) if t.ndim else t for name, t in states[0].items()}
 
 
-def structure_key(cfg: TrainConfig, k: int) -> tuple:
+def structure_key(cfg: NetConfig, k: int) -> tuple:
     """Configs with equal keys build identical modules, so one (compiled) module can serve them all."""
     return (cfg.widths, cfg.convs_per_block, cfg.bn_momentum, cfg.logit_scale, cfg.whiten, k)
 
@@ -144,7 +170,7 @@ class PooledNet:
     """A long-lived network, its (compiled) forward, and the requires_grad flags it was built with."""
 
     net: Net
-    forward: nn.Module
+    forward: Callable[..., torch.Tensor]
     fresh_requires_grad: dict[str, bool]
 
     def reset(self, state: dict) -> None:
@@ -161,12 +187,12 @@ class NetPool:
     """Long-lived networks (one per structure), re-initialized in place for every run so that a
     compiled module is compiled once per worker, not once per run."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.nets: dict[tuple, PooledNet] = {}
 
     def get(
         self,
-        cfg: TrainConfig,
+        cfg: NetConfig,
         k: int,
         device: torch.device,
         half: bool,
@@ -194,7 +220,7 @@ class NetPool:
 
 
 def make_net(
-    cfg: TrainConfig,
+    cfg: NetConfig,
     init_seeds: list[int],
     device: torch.device,
     half: bool,
@@ -203,7 +229,7 @@ def make_net(
     gelu_after_sum: bool = False,
     channels_last: bool | None = None,
     classes: int = 10,
-) -> tuple[Net, nn.Module]:
+) -> tuple[Net, Callable[..., torch.Tensor]]:
     """(module, callable) with fresh initial weights for each seed (whitening not yet fitted);
     ``callable`` is compiled when asked. A pooled network is reset to exactly a fresh one's state.
     ``classes``: K, the width of the head (the dataset's number of classes)."""
@@ -215,7 +241,7 @@ def make_net(
 
 
 @torch.no_grad()
-def fit_whitening(net: Net, cfg: TrainConfig, images: torch.Tensor) -> torch.Tensor | None:
+def fit_whitening(net: Net, cfg: NetConfig, images: torch.Tensor) -> torch.Tensor | None:
     """Set the frozen whitening filters of every packed network from the training images' patches;
     returns one network's filters (None when ``cfg.whiten`` is off). A config's class attribute
     ``whiten_largest_first`` (default True) sets the filters' order (see ``whitening_weights``)."""

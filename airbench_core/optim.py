@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -10,7 +11,14 @@ from torch import nn
 from .config import TrainConfig
 
 
-def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+class Epochs(Protocol):
+    """Any method's config: its training length."""
+
+    @property
+    def epochs(self) -> float: ...
+
+
+def total_steps(cfg: Epochs, steps_per_epoch: int) -> int:
     return math.ceil(steps_per_epoch * cfg.epochs)
 
 

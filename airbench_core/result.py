@@ -9,6 +9,12 @@ from typing import Any
 import numpy as np
 
 
+def accuracies(predictions: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """Accuracy at TTA levels 0, 1 and 2 from predicted classes (3, n) and the labels (n)."""
+    a0, a1, a2 = (float((p == labels).mean()) for p in predictions)
+    return a0, a1, a2
+
+
 @dataclass
 class RunResult:
     config: Any  # the method's config dataclass

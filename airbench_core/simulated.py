@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from .method import Method, run_key
-from .result import RunResult
+from .result import RunResult, accuracies
 
 METHOD_NAME = "simulated"
 
@@ -97,7 +97,7 @@ def train(
     return RunResult(
         config=config,
         seed=int(seed),
-        accuracy=tuple(float((p == y).mean()) for p in preds),
+        accuracy=accuracies(preds, y),
         train_seconds=wall,
         eval_seconds=0.0,
         wall_seconds=wall,

@@ -19,7 +19,7 @@ from .device import device_model
 from .loader import TrainLoader, to_device_images
 from .net import NetPool, fit_whitening, make_net
 from .optim import Lookahead, lookahead_decay, lr_multiplier, make_optimizer, set_lr, total_steps
-from .result import RunResult
+from .result import RunResult, accuracies
 from .tta import tta_logits
 
 
@@ -196,7 +196,7 @@ def train_many(
     for epoch in range(math.ceil(steps / steps_per_epoch)):
         with train_clock:
             net.train()
-            net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
+            net.whiten_bias.requires_grad = epoch < config.whiten_bias_epochs
             for batches in zip(*(loader.epoch(epoch) for loader in loaders)):
                 if k == 1:  # plain airbench: no extra copies
                     inputs, labels = batches[0][0], batches[0][1].unsqueeze(1)
@@ -235,7 +235,7 @@ def train_many(
         RunResult(
             config=config,
             seed=int(seed),
-            accuracy=tuple(float((p == labels).mean()) for p in predictions[:, :, g]),
+            accuracy=accuracies(predictions[:, :, g], labels),
             train_seconds=train_clock.seconds / k,
             eval_seconds=eval_clock.seconds / k,
             wall_seconds=wall,
@@ -283,7 +283,7 @@ def evaluated_run(
     return RunResult(
         config=config,
         seed=int(seed),
-        accuracy=tuple(float((p == labels).mean()) for p in predictions),
+        accuracy=accuracies(predictions, labels),
         train_seconds=train_clock.seconds,
         eval_seconds=eval_clock.seconds,
         wall_seconds=time.perf_counter() - wall0,

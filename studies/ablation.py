@@ -18,7 +18,7 @@ DEFAULT_EPOCHS = (8.0, 9.9, 12.0, 16.0, 20.0)
 # Each variant's grid reaches past the epochs it needs to match the target (whitening is worth the
 # most, TTA next); the baseline's own grid also serves the "no TTA" variant (its TTA-0 accuracy).
 EPOCHS = {"baseline": (6.0, 8.0, 9.9, 12.0, 16.0, 20.0), "no whitening": (9.9, 12.0, 16.0, 20.0, 24.0, 32.0)}
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "baseline": {},
     "no whitening": {"whiten": False},
     "no identity init": {"identity_init": False},
@@ -70,7 +70,7 @@ def report(c: LoadedCampaign) -> list[Block]:
     target = base[base["epochs"] == t_epochs]
     rows, curves = [], []
     for variant, part in runs.items():
-        groups = {float(e): g for e, g in part.groupby("epochs")}
+        groups = {float(str(e)): g for e, g in part.groupby("epochs")}
         row = {"variant": variant, **{f"{e:g} ep %": pct(g["acc"].mean()) for e, g in sorted(groups.items())}}
         if variant == "baseline":
             row["epochs to reach target [95% CI]"] = f"{t_epochs:g} (the target)"

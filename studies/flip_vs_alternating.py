@@ -113,7 +113,9 @@ def report(c: LoadedCampaign) -> list[Block]:
         c.stamp(f"n ≥ {n} runs per point"),
     )
     comps, primary = comparisons(c)
-    table = comparison_table(comps, "3 flip-mode pairs × epochs × TTA 0/2", primary)
+    table = comparison_table(
+        comps, "3 flip-mode pairs × epochs × TTA 0/2", primary, declared_in="this built-in study's definition"
+    )
     diffs = differences_frame(comps, "epochs", "comparison", "TTA")
     blocks: list[Block] = [
         "## Accuracy against epochs\n\n"

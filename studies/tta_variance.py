@@ -53,7 +53,8 @@ def std_comparisons(c: LoadedCampaign, mask: np.ndarray, cell: str) -> list[dict
 
 def report(c: LoadedCampaign) -> list[Block]:
     blocks: list[Block] = []
-    rows, comps, std_rows, figs = [], [], [], []
+    rows, comps, std_rows = [], [], []
+    figs: list[str] = []
     for cell in cell_order(c):
         mask = c.mask(cell=cell)
         items = []

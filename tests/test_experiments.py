@@ -97,6 +97,17 @@ def test_half_the_epochs_is_decided_worse_before_max_seeds(decided):
 
 
 @pytest.mark.slow
+def test_the_documented_adaptive_verdict_is_what_the_report_says(decided, data_source):
+    # docs/studies.md shows this section of the same command's report (python -m harness.bench docs
+    # writes it); a changed wording, rule line or table layout fails here until it is regenerated.
+    from harness.bench import docs
+
+    report = docs.as_documented((decided / "report.md").read_text(), data_source)
+    (shown,) = docs.documented("adaptive-verdict").values()
+    assert docs.masked(docs.adaptive_verdict(report)) == docs.masked(shown)
+
+
+@pytest.mark.slow
 def test_a_killed_adaptive_driver_resumes_to_the_same_decision(tmp_path, data_source):
     study = simulated_adaptive_study(tmp_path)
     uninterrupted = study_cli(*adaptive_cmd(tmp_path / "whole", tmp_path / "whole_store", data_source, study))

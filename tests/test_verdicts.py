@@ -119,6 +119,29 @@ def test_primary_is_stated_as_pre_registered():
     assert "pre-registered" in note and "primary (unadjusted)" in note and "over the 2 tests" in note
 
 
+def test_a_table_without_p_values_does_not_claim_one_test():
+    # Old: at n = 2 every p is n/a, yet the note read "One test in this table: no adjustment."
+    from harness.report.sections import Comparison, comparison_table
+
+    tiny = [Comparison({"c": k}, k, stats.paired(np.array([1.0, 2.0]), np.array([0.5, 1.7]))) for k in "ab"]
+    note = comparison_table(tiny, "f")[0]
+    assert "One test" not in note and "No test in this table has a p-value" in note
+    with_primary = comparison_table(tiny, "f", primary="a")[0]
+    assert "No test in this table besides the primary has a p-value" in with_primary
+
+
+def test_built_in_primary_is_not_said_to_come_from_a_study_file():
+    # Old: the flip study's primary was "declared in the study file", a file the user never wrote.
+    from harness.report.sections import Comparison, comparison_table
+
+    rng = np.random.default_rng(1)
+    comps = [Comparison({"c": k}, k, stats.paired(rng.normal(size=6), rng.normal(size=6))) for k in "abc"]
+    note = comparison_table(comps, "f", primary="a", declared_in="this built-in study's definition")[0]
+    assert "declared in this built-in study's definition before any run" in note
+    assert "study file" not in note
+    assert "declared in the study file" in comparison_table(comps, "f", primary="a")[0]
+
+
 # ----------------------------------------------------------------------------- 7. power and MDE
 
 
@@ -183,6 +206,13 @@ def test_quick_coverage_table_is_within_tolerance():
         } <= kinds
         adaptive = [r for r in mine if r.quantity.startswith("adaptive")]
         assert len(adaptive) == 2 and all(r.ok for r in adaptive), text
+    # The statistics page shows the full run's table (python -m harness.bench docs writes it): the
+    # same header, and every quick row's quantity, n and verdict among its rows.
+    from harness.bench import docs
+
+    (shown,) = docs.documented("coverage").values()
+    now, documented = docs.masked(text), docs.masked(shown)
+    assert now[0] == documented[0] and set(now[1:]) <= set(documented[1:-1]), "regenerate the docs"
 
 
 # ----------------------------------------------------------------------------- 8. CACE

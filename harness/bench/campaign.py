@@ -19,6 +19,7 @@ was lost or stored twice, and the seconds until the replacement's first run was 
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,7 @@ class Node:
             text=True,
             start_new_session=True,
         )
+        assert self.proc.stdout is not None  # stdout=PIPE
         lines = []
         for line in self.proc.stdout:
             lines.append(line)
@@ -108,7 +111,8 @@ class Node:
             with suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
         self.kill(signal.SIGKILL)  # the group's leftovers (raylet, workers)
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 @dataclass
@@ -119,7 +123,7 @@ class Cluster:
     address: str | None = None
     env: dict = field(default_factory=dict)
     tmp: str = ""
-    quiet: object = None  # undoes the silencing of Ray's "(raylet)" warnings
+    quiet: Callable[[], None] | None = None  # undoes the silencing of Ray's "(raylet)" warnings
 
     def node_args(self, gpus: float) -> list[str]:
         return [
@@ -145,7 +149,7 @@ class Cluster:
                 num_gpus=self.actors,
                 include_dashboard=False,
                 object_store_memory=200 * 2**20,
-                logging_level="ERROR",
+                logging_level=logging.ERROR,
                 log_to_driver=False,
                 runtime_env=runtime_env,
             )
@@ -163,7 +167,9 @@ class Cluster:
         )
         self.add_node(half)
         os.environ["RAY_TMPDIR"] = self.tmp
-        ray.init(address=self.address, logging_level="ERROR", log_to_driver=False, runtime_env=runtime_env)
+        ray.init(
+            address=self.address, logging_level=logging.ERROR, log_to_driver=False, runtime_env=runtime_env
+        )
         self.quiet = silence_ray_errors(ray)
 
     def add_node(self, gpus: float) -> Node:
@@ -331,12 +337,14 @@ def run_setting(
     meter = Meter(runs, kill_at=runs // 3 if kill else None, on_kill=kill_second_node)
 
     def after_campaign(summary) -> None:
-        if kill:
+        if kill and res.kill is not None:
             res.kill.update(
                 given_up=backend.lost,
                 kill_to_end_s=time.perf_counter() - res.kill.pop("killed_at"),
                 retries=summary.retries,
-                recover_s=(meter.recovered_at - meter.killed_at) if meter.recovered_at else float("nan"),
+                recover_s=(meter.recovered_at - meter.killed_at)
+                if meter.recovered_at is not None and meter.killed_at is not None
+                else float("nan"),
             )
 
     return measure(backend, res, config, out, meter, profile, report, after_campaign)
@@ -473,6 +481,7 @@ def store_only_line(r: Result) -> str:
 def kill_line(r: Result, replace: bool, lost_after: float) -> str:
     """What a killed node cost, in words."""
     k = r.kill
+    assert k is not None  # only campaigns that killed a node have this line
     what = (
         f"killed node: {k['actors_lost']} actors lost"
         if replace

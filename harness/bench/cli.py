@@ -9,10 +9,12 @@ python -m harness.bench adaptive [--delta 0.1] [--run-sd 0.15] [--precision 0.05
 python -m harness.bench coverage [--quick] [--seed 0]    (the harness checks its own statistics)
 python -m harness.bench claims [--import-runs 100000] [--store-runs 60000]   (import + claim seconds)
 python -m harness.bench data --data SOURCE [--tree] [--classes 10 100 --device cuda]   (decode-once cache)
+python -m harness.bench docs [--data SOURCE] [--only NAME ...]   (the docs' example outputs, regenerated)
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ def bench_analysis(runs: int, examples: int, through_store: bool = False) -> Non
     from harness.spec.studies import find_study
 
     study = find_study("flip_vs_alternating")
+    assert study is not None  # built in
     per_cell = max(2, runs // len(study.cells("full")))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -388,6 +391,25 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--classes", type=positive_int, nargs="*", default=[], help="K values to train with")
     e.add_argument("--device", default="cpu", help="device for --classes (default cpu)")
     e.add_argument("--n-train", type=positive_int, default=50000, help="images for --classes (default 50000)")
+    from harness.bench.docs import EXAMPLES  # the standard library only: --help stays instant
+
+    e = sub.add_parser(
+        "docs",
+        help="run every command whose output the docs show and write that output (and the figures) "
+        "into the pages between their <!-- example: NAME --> markers",
+    )
+    e.add_argument(
+        "--data",
+        default=os.environ.get("AIRBENCH_DATA", "download"),
+        help="CIFAR-10 source for the training examples (default $AIRBENCH_DATA, else download)",
+    )
+    e.add_argument(
+        "--only",
+        nargs="+",
+        choices=[example.name for example in EXAMPLES],
+        metavar="NAME",
+        help="these examples only: %(choices)s (coverage takes about 15 minutes on 2 cores)",
+    )
     args = p.parse_args(argv)
     if args.what == "data":
         from airbench_core import DataError
@@ -400,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.classes:
             bench_classes(args.classes, args.device, args.n_train, (64, 256, 256))
         return 0
+    if args.what == "docs":
+        from harness.bench.docs import regenerate
+
+        return regenerate(args.only, args.data)
     if args.what == "cli":
         return bench_cli(args.repeats)
     if args.what == "coverage":

@@ -83,7 +83,9 @@ def simulated_pack(records: list[dict], labels: np.ndarray, rng: np.random.Gener
         store.PRED_COLUMN,
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(3 * n), rows, [None, pa.py_buffer(preds.tobytes())]),
     )
-    table = table.append_column(store.PRED_CRC, pa.array([zlib.crc32(p) for p in preds], pa.int64()))
+    table = table.append_column(
+        store.PRED_CRC, pa.array([zlib.crc32(p.tobytes()) for p in preds], pa.int64())
+    )
     return table.append_column(store.RECORD_CRC, pa.array([store.record_crc(r) for r in records], pa.int64()))
 
 

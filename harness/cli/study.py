@@ -25,6 +25,7 @@ from harness.stats import sequential
 
 if TYPE_CHECKING:
     from harness.run import campaign
+    from harness.stats.claims import ClaimRule
 
 # What answers at once (help, --list, argument and study-file checks, --dry-run) imports neither
 # torch nor Ray: the campaign's modules are imported by the functions that train.
@@ -233,7 +234,13 @@ class Target:
     study: Study
     preset: str
     file: studyfile.StudyFile | None = None
-    rule: sequential.Rule | None = None
+    rule: sequential.Rule | ClaimRule | None = None
+
+    def adaptive(self) -> tuple[studyfile.StudyFile, sequential.Rule | ClaimRule]:
+        """The study file and stopping rule of an --until decided target (set together for one)."""
+        if self.file is None or self.rule is None:
+            raise UserError("--until decided needs a study file (.toml) with a baseline")
+        return self.file, self.rule
 
     def manifest_extra(self, args, workers: int) -> dict:
         from harness.report import experiment
@@ -289,7 +296,7 @@ def resolve(args, studies: dict[str, Study]) -> Target:
             raise UserError("--precision, --max-seeds, --min-seeds and --sequence go with --until decided")
     else:
         target = dataclasses.replace(target, rule=adaptive_rule(args, target.file))
-    check_size(len(target.study.cells(target.preset)), args.seeds or target.rule.max_seeds)
+    check_size(len(target.study.cells(target.preset)), args.seeds or target.adaptive()[1].max_seeds)
     return target
 
 
@@ -320,7 +327,7 @@ def config_source(method: str, preset: str | None, has_set: bool) -> str:
     return " with ".join(parts) or f"{method}'s defaults"
 
 
-def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule:
+def adaptive_rule(args, sf: studyfile.StudyFile | None) -> sequential.Rule | ClaimRule:
     if sf is not None and sf.claim is not None and not sf.comparisons:
         return claim_rule(args, sf)
     if sf is None or not sf.comparisons:
@@ -357,14 +364,15 @@ def first_round(target: Target, root: Path, out: Path, workers: int) -> dict[str
     from harness import store
     from harness.run import adaptive
 
-    runs = adaptive.current_runs(target.file, out)
+    sf, rule = target.adaptive()
+    runs = adaptive.current_runs(sf, out)
     runs = store.empty_frame() if runs is None else runs
-    if target.file.claim is not None and not target.file.comparisons:
-        have = len(adaptive.claim_accuracies(target.file, runs))
-        return {target.file.baseline.label: target.rule.next_runs(have, workers)}
-    states, extra = sequential.plan_round(adaptive.differences(target.file, runs), target.rule, workers)
+    if not isinstance(rule, sequential.Rule):  # a claim alone: its one cell's next round
+        have = len(adaptive.claim_accuracies(sf, runs))
+        return {sf.compared_baseline.label: rule.next_runs(have, workers)}
+    states, extra = sequential.plan_round(adaptive.differences(sf, runs), rule, workers)
     counts = {name: s.seeds + extra.get(name, 0) for name, s in states.items()}
-    return adaptive.seeds_per_cell(target.file, counts)
+    return adaptive.seeds_per_cell(sf, counts)
 
 
 def planned_slots(args) -> tuple[int, str]:
@@ -714,9 +722,9 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
     from harness.run import adaptive, campaign
     from harness.store.compact import compact
 
+    sf, rule = target.adaptive()
     print(
-        f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); "
-        f"{target.rule.describe()}",
+        f"{target.study.name}: adaptive seeds, {backend.slots()} {backend.name} worker(s); {rule.describe()}",
         file=sys.stderr,
     )
 
@@ -744,22 +752,18 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
         return part
 
     def on_round(states) -> None:
-        rounds["worst"] = adaptive.worst_case_runs(states, target.rule)
+        rounds["worst"] = adaptive.worst_case_runs(states, rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 
     def on_claim(state) -> None:
-        rounds["worst"] = target.rule.max_seeds - state.n
+        rounds["worst"] = rule.max_seeds - state.n
         print(adaptive.claim_progress_line(state), file=sys.stderr)
 
     try:
-        if isinstance(target.rule, sequential.Rule):
-            summary = adaptive.run_adaptive(
-                target.file, target.rule, out, backend.slots(), train_round, on_round
-            )
+        if isinstance(rule, sequential.Rule):
+            summary = adaptive.run_adaptive(sf, rule, out, backend.slots(), train_round, on_round)
         else:
-            summary = adaptive.run_claim_adaptive(
-                target.file, target.rule, out, backend.slots(), train_round, on_claim
-            )
+            summary = adaptive.run_claim_adaptive(sf, rule, out, backend.slots(), train_round, on_claim)
     finally:
         backend.stop()
     if not summary.interrupted:

@@ -149,6 +149,10 @@ def load_campaign(out: str | Path, versions: Mapping[str, str] | None = None) ->
     manifest = store.read_manifest(out)
     runs, predictions = store.read_runs(out)
     labels = store.load_labels(out)
+    if isinstance(predictions, dict):  # only a store spans test sets; a study evaluates on one
+        raise store.StoreError(
+            f"{out}: runs on several test sets ({', '.join(predictions)}); give a study folder"
+        )
     if predictions.shape[0] and predictions.shape[2] != len(labels):
         raise store.StoreError(
             f"{out}: predictions cover {predictions.shape[2]} examples, labels {len(labels)}"
@@ -200,7 +204,7 @@ def identity_views(c: LoadedCampaign) -> list[tuple[str | None, LoadedCampaign]]
     if len(pairs) <= 1:
         return [(None, c)]
     several_data = len({d for _, d in pairs}) > 1
-    views = []
+    views: list[tuple[str | None, LoadedCampaign]] = []
     for v, d in pairs:
         label = f"{v}_data-{d}" if several_data else v
         views.append((label, c.subset(((versions == v) & (data == d)).to_numpy(), label)))

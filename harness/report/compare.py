@@ -70,12 +70,14 @@ def load_sides(folders: list[Path], versions: list[str] | None) -> tuple[Side, S
                 raise UserError(
                     f"{folders[0]}: no runs of method version {v!r} (it holds: {', '.join(have) or 'none'})"
                 )
-        return tuple(
+        a, b = (
             side(runs[runs["method_version"].astype(str) == v], folders[0], f"version {v}") for v in versions
         )
+        return a, b
     if len(folders) != 2:
         raise UserError("give two study folders A B, or one folder with --versions V1 V2")
-    return tuple(side(current_runs(f), f, str(f)) for f in folders)
+    a, b = (side(current_runs(f), f, str(f)) for f in folders)
+    return a, b
 
 
 def current_runs(folder: Path) -> pd.DataFrame:
@@ -202,7 +204,7 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
     ]
     if comparisons:
         blocks = comparison_table(comparisons, family=f"every cell held by both sides, TTA {level}")
-        lines += [b for b in blocks if isinstance(b, str)]
+        lines.append(blocks[0])
         if figure:
             lines += ["", figure.replace("*Figure: ", "*Figure 1: ")]
         lines += [
@@ -217,8 +219,7 @@ def render(a: Side, b: Side, level: int, comparisons: list[Comparison], figure: 
                         "CI half-width (pts)": f"{100 * p.half_width:.3f}",
                         "detectable at 80% power (pts)": f"{100 * p.detectable:.3f}",
                     }
-                    for p in blocks
-                    if not isinstance(p, str)
+                    for p in blocks[1:]
                 ]
             ),
         ]

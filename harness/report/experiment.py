@@ -85,7 +85,11 @@ def report(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
             text += "\n\n" + sequences_figure(c, history[-1], rule)
         blocks.append(text)
     if comparisons:
-        primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
+        primary = (
+            comparison_name(sf.primary, sf.baseline)
+            if sf.primary is not None and sf.baseline is not None
+            else None
+        )
         if adaptive:
             blocks.append(
                 "## Against the baseline (descriptive)\n\nTTA-2 accuracy, variant − baseline, over every "
@@ -179,7 +183,11 @@ def verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
     """The primary comparison (fixed seeds) and, under --until decided, every comparison's decision."""
     from harness.report.verdicts import Verdict, from_comparison
 
-    primary = comparison_name(sf.primary, sf.baseline) if sf.primary is not None else None
+    primary = (
+        comparison_name(sf.primary, sf.baseline)
+        if sf.primary is not None and sf.baseline is not None
+        else None
+    )
     adaptive = c.manifest.get("adaptive")
     out = claim_verdicts(sf, c)
     if adaptive and adaptive.get("kind") == "claim":

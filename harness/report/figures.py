@@ -304,7 +304,7 @@ def forest(
     fig, ax = plt.subplots(figsize=(width, height + 0.9))
     ax.axvline(0, color="black", linewidth=0.8)
     y = np.arange(len(rows))[::-1]
-    for i, r in rows.iterrows():
+    for i, (_, r) in enumerate(rows.iterrows()):  # reset_index: positions are the labels
         key = r[colour_by] if colour_by else r["label"]
         colour, mk = style(key)
         is_primary = primary is not None and r["label"] == primary

@@ -4,7 +4,9 @@ and the precision notes the shared precision section prints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,6 @@ import pandas as pd
 from harness import stats
 from harness.report.campaign import LoadedCampaign
 from harness.report.page import (
-    Block,
     ComparisonPrecision,
     VariancePrecision,
     ci,
@@ -23,6 +24,9 @@ from harness.report.page import (
 )
 from harness.stats.robust import diverged_mask
 from harness.stats.text import plain
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations here are never evaluated
+    from typing import Unpack
 
 # ----------------------------------------------------------------------------- comparisons
 
@@ -105,10 +109,17 @@ AFTER_STOPPING = (
 
 
 def comparison_table(
-    comparisons: list[Comparison], family: str, primary: str | None = None, optional_stopping: bool = False
-) -> list[Block]:
-    """A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
-    the study's primary comparison, if named here, is left out of the family and labelled unadjusted."""
+    comparisons: list[Comparison],
+    family: str,
+    primary: str | None = None,
+    optional_stopping: bool = False,
+    declared_in: str = "the study file",
+) -> tuple[str, Unpack[tuple[ComparisonPrecision, ...]]]:
+    """The table's text, then each comparison's precision block (none after optional stopping).
+    A table of comparisons with Holm-adjusted p-values over the table's tests (the family, named);
+    the study's primary comparison, if named here, is left out of the family and labelled unadjusted.
+    ``declared_in`` says where the primary was fixed (a study file, or a built-in study's code), so
+    the note never claims a file the user did not write."""
     is_primary = [primary is not None and comp.name == primary for comp in comparisons]
     p = np.array([comp.result.p if not prim else np.nan for comp, prim in zip(comparisons, is_primary)])
     adjusted = stats.holm(p)
@@ -148,7 +159,7 @@ def comparison_table(
             }
         )
     pre = (
-        f"the primary comparison ({plain(primary)}) was pre-registered (declared in the study file before any run) and "
+        f"the primary comparison ({plain(primary)}) was pre-registered (declared in {declared_in} before any run) and "
         "is reported unadjusted, outside the family"
     )
     note = f"Pairing: {PAIRING_RULE}. " + (
@@ -158,15 +169,22 @@ def comparison_table(
         )
         if family_size > 1
         else (
-            "One test in this table: no adjustment."
+            ("One test in this table: no adjustment." if family_size == 1 else no_test_note(is_primary))
             + (f" {pre[0].upper()}{pre[1:]}." if any(is_primary) else "")
         )
     )
     if optional_stopping:
-        return [markdown_table(rows) + "\n\n" + AFTER_STOPPING]
-    return [markdown_table(rows) + "\n\n" + note] + [
-        precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)
-    ]
+        return (markdown_table(rows) + "\n\n" + AFTER_STOPPING,)
+    return (
+        markdown_table(rows) + "\n\n" + note,
+        *(precision_of(comp) for comp in comparisons if np.isfinite(comp.result.sd)),
+    )
+
+
+def no_test_note(is_primary: list[bool]) -> str:
+    """What a table without a single p-value outside the primary says: nothing was adjusted."""
+    other = " besides the primary" if any(is_primary) else ""
+    return f"No test in this table{other} has a p-value (n too small): no adjustment."
 
 
 def differences_frame(comparisons: list[Comparison], x: str, hue: str, panels: str) -> pd.DataFrame:
@@ -196,7 +214,7 @@ def curve_frame(c: LoadedCampaign, hue: str, levels=(0, 2), x: str = "epochs") -
             rows.append(
                 {
                     hue: h,
-                    x: float(e),
+                    x: float(str(e)),
                     "level": f"TTA {level}",
                     "mean": 100 * m.value,
                     "low": 100 * m.low,
@@ -276,7 +294,7 @@ def variance_precision(v: VarianceStats, where: str) -> VariancePrecision:
     )
 
 
-def variance_frame(items: list[tuple[float, VarianceStats]], x: str) -> pd.DataFrame:
+def variance_frame(items: Sequence[tuple[float, VarianceStats]], x: str) -> pd.DataFrame:
     """Rows for figures.estimate_lines, in percentage points."""
     rows = []
     for xv, v in items:

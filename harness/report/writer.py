@@ -24,6 +24,7 @@ from harness.report.campaign import (
 )
 from harness.report.page import (
     SMALL_N,
+    Block,
     ComparisonPrecision,
     VariancePrecision,
     ci,
@@ -241,7 +242,8 @@ def failures_section(c: LoadedCampaign) -> str:
 
 def study_blocks(c: LoadedCampaign, study) -> tuple[list[str], list]:
     """The study's own sections, and the precision notes it hands back."""
-    sections, notes = [], []
+    sections: list[str] = []
+    notes: list[Block] = []
     for block in study.report(c):
         (sections if isinstance(block, str) else notes).append(block)
     return sections, notes

@@ -43,7 +43,7 @@ def differences(sf: StudyFile, runs: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per comparison, variant − baseline per seed (points), seeds 0, 1, ... while both exist."""
     if not sf.comparisons:
         return {}
-    base = accuracy_by_seed(runs, sf.baseline)
+    base = accuracy_by_seed(runs, sf.compared_baseline)
     return {
         comparison_name(cell, baseline): sequential.paired_differences(base, accuracy_by_seed(runs, cell))
         for cell, baseline in sf.comparisons
@@ -91,7 +91,7 @@ def check_rule(out, rule: sequential.Rule | ClaimRule) -> None:
 
 def seeds_per_cell(sf: StudyFile, counts: Mapping[str, int]) -> dict[str, int]:
     """Seeds each cell needs so that every comparison has ``counts[name]`` paired seeds."""
-    per_cell = {sf.baseline.label: max(counts.values(), default=0)}
+    per_cell = {sf.compared_baseline.label: max(counts.values(), default=0)}
     for cell, baseline in sf.comparisons:
         per_cell[cell.label] = counts[comparison_name(cell, baseline)]
     return per_cell
@@ -128,7 +128,7 @@ def run_adaptive(
     while True:
         runs = current_runs(sf, out)
         diffs = differences(sf, runs if runs is not None else store.empty_frame())
-        baseline = len(accuracy_by_seed(runs, sf.baseline)) if runs is not None else 0
+        baseline = len(accuracy_by_seed(runs, sf.compared_baseline)) if runs is not None else 0
         states, extra = sequential.plan_round(diffs, rule, workers, baseline_seeds=baseline)
         if on_round:
             on_round(states)

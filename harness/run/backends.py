@@ -6,6 +6,7 @@ completion order.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -258,7 +259,7 @@ class RayBackend:
                 ray.init(
                     runtime_env=env,
                     log_to_driver=verbose,
-                    logging_level="INFO" if verbose else "ERROR",
+                    logging_level=logging.INFO if verbose else logging.ERROR,
                     **where,
                 )
             except Exception as exc:

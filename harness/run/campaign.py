@@ -382,7 +382,8 @@ def _run_locked(
         return {**context, "method_version": versions[spec.cell.method_spec]}
 
     summary = Summary(planned=len(p.specs), skipped=len(p.done), slots=backend.slots())
-    queue, attempts = deque(p.todo), {}
+    queue: deque[RunSpec] = deque(p.todo)
+    attempts: dict[str, int] = {}
     bar = tqdm(
         total=len(queue),
         desc=progress_desc or study.name,

@@ -129,5 +129,5 @@ def simulated_campaign(
     store.write_labels(out, labels)
     store.write_manifest(out, manifest)
     for record, p in zip(runs.to_dict("records"), preds):
-        store.write_run(out, record, p)
+        store.write_run(out, {str(k): v for k, v in record.items()}, p)
     return out

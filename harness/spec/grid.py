@@ -27,7 +27,7 @@ class Base:
     method: str = DEFAULT_METHOD
     overrides: tuple[tuple[str, Any], ...] = ()
 
-    def config(self, preset_name: str, **study_values) -> Any:
+    def config(self, preset_name: str, **study_values: Any) -> Any:
         """The method's config with the sizing of the preset (smoke: the shared sizing's fields the
         method has, then the method's own ``smoke`` fields), the ``--set`` overrides and the study's
         values; unknown fields raise ValueError."""
@@ -38,7 +38,7 @@ class Base:
             sizing = {k: v for k, v in SMOKE_SIZING.items() if k in have} | dict(method.smoke)
         return method.config(**{**sizing, **dict(self.overrides), **study_values})
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "set": {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides},
@@ -83,11 +83,11 @@ class Study:
     name: str
     description: str
     grid: Callable[[str, Base], list[Cell]]  # (preset name, base) -> cells
-    report: Callable[..., list] = field(default=lambda campaign: [])
+    report: Callable[..., list[Any]] = field(default=lambda campaign: [])
     base: Base = Base()
     presets: tuple[str, ...] = PRESET_NAMES
     # (campaign of records) -> the verdicts the terminal prints at the end (harness.report.verdicts)
-    verdicts: Callable[..., list] | None = None
+    verdicts: Callable[..., list[Any]] | None = None
 
     def cells(self, preset: str) -> list[Cell]:
         if preset not in self.presets:

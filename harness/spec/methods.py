@@ -25,10 +25,11 @@ import os
 import signal
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from airbench_core.method import Method
 from harness.spec.errors import UserError
@@ -145,7 +146,7 @@ def file_module_name(path: Path) -> str:
     return f"_airbench_method_{stem}_{digest}"
 
 
-def _import_file(path: Path, spec: str) -> Any:
+def _import_file(path: Path, spec: str) -> types.ModuleType:
     name = file_module_name(path)
     if name in sys.modules:
         return sys.modules[name]
@@ -163,11 +164,11 @@ def _import_file(path: Path, spec: str) -> Any:
     return module
 
 
-def _import_module(module_name: str, spec: str) -> Any:
+def _import_module(module_name: str, spec: str) -> types.ModuleType:
     return _run_user_code(spec, module_name, lambda: _import_named(module_name, spec))
 
 
-def _import_named(module_name: str, spec: str) -> Any:
+def _import_named(module_name: str, spec: str) -> types.ModuleType:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -104,7 +104,8 @@ def _text(choices: tuple[str, ...] | None) -> Callable[[Any], str]:
 def _triple(v: Any) -> tuple[int, int, int]:
     if not isinstance(v, (list, tuple)) or len(v) != 3:
         raise _Mismatch
-    return tuple(_whole(x) for x in v)
+    a, b, c = (_whole(x) for x in v)
+    return a, b, c
 
 
 def _optional_number(v: Any) -> float | None:
@@ -290,6 +291,15 @@ class StudyFile:
         others.sort(key=lambda c: c is not self.primary)
         return [(c, self.baseline) for c in others]
 
+    @property
+    def compared_baseline(self) -> Cell:
+        """The baseline of a study that has comparisons (adaptive rounds run only on those)."""
+        if self.baseline is None:
+            raise StudyFileError(
+                f"{self.name}: no cell equals the base, so nothing is compared with a baseline"
+            )
+        return self.baseline
+
 
 def load(
     path: str | Path,
@@ -340,6 +350,7 @@ def parse(
     base = build_config(method, base_overrides, f"{source}: base")
     if "variants" in data and "grid" in data:
         raise StudyFileError(f"{source}: grid: expected either [variants] or [grid], not both")
+    baseline: Cell | None
     if "variants" in data:
         cells, baseline = _variant_cells(data["variants"], method, base_overrides, base, source, config_type)
         primary = _variant_primary(data, cells, source)
@@ -403,7 +414,12 @@ def _method(data: Mapping[str, Any], source: str, key: str = "method") -> str:
 
 
 def _variant_cells(
-    table: Any, method: str, base_overrides: dict, base: Any, source: str, config_type: type = TrainConfig
+    table: Any,
+    method: str,
+    base_overrides: dict[str, Any],
+    base: Any,
+    source: str,
+    config_type: type = TrainConfig,
 ) -> tuple[list[Cell], Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: variants: expected at least one [variants.NAME] table of overrides")
@@ -446,11 +462,11 @@ def _variant_primary(data: Mapping[str, Any], cells: list[Cell], source: str) ->
 
 
 def _grid_cells(
-    table: Any, method: str, base_overrides: dict, source: str, config_type: type = TrainConfig
+    table: Any, method: str, base_overrides: dict[str, Any], source: str, config_type: type = TrainConfig
 ) -> list[Cell]:
     if not isinstance(table, dict) or not table:
         raise StudyFileError(f"{source}: grid: expected at least one FIELD = [values] (the grid is empty)")
-    axes: dict[str, list] = {}
+    axes: dict[str, list[Any]] = {}
     for name, values in table.items():
         where = f"{source}: grid.{name}"
         kind = _field_kind(name, where, config_type)

@@ -11,9 +11,10 @@ seeds can resolve and cost.
 """
 
 import importlib
+from typing import Any
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """The estimators are this package's own names, loaded on first use (scipy takes a second to
     import, and the sequences and study-file checks need none of it)."""
     if name.startswith("__"):

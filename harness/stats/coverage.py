@@ -25,6 +25,7 @@ but no report prints it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +86,9 @@ class Row:
 SEED_SD, RUN_SD = 0.0008, 0.0012
 
 
-def _runs(rng, campaigns: int, cells: int, n: int, means=None) -> np.ndarray:
+def _runs(
+    rng: np.random.Generator, campaigns: int, cells: int, n: int, means: Sequence[float] | None = None
+) -> np.ndarray:
     """(campaigns, cells, n) run accuracies: μ_cell + per-seed effect shared across cells + run noise."""
     mu = np.zeros(cells) if means is None else np.asarray(means, float)
     return (
@@ -96,7 +99,7 @@ def _runs(rng, campaigns: int, cells: int, n: int, means=None) -> np.ndarray:
     )
 
 
-def mean_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
+def mean_rows(rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (3, 5, 10, 40)) -> list[Row]:
     rows = []
     for n in ns:
         x = _runs(rng, campaigns, 1, n)[:, 0]
@@ -105,7 +108,9 @@ def mean_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
     return rows
 
 
-def paired_rows(rng, campaigns: int, ns=(3, 5, 10, 40), delta: float = 0.001) -> list[Row]:
+def paired_rows(
+    rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (3, 5, 10, 40), delta: float = 0.001
+) -> list[Row]:
     rows = []
     for n in ns:
         x = _runs(rng, campaigns, 2, n, means=[delta, 0.0])
@@ -114,7 +119,12 @@ def paired_rows(rng, campaigns: int, ns=(3, 5, 10, 40), delta: float = 0.001) ->
     return rows
 
 
-def welch_rows(rng, campaigns: int, sizes=((5, 5), (40, 8), (10, 3)), delta: float = 0.001) -> list[Row]:
+def welch_rows(
+    rng: np.random.Generator,
+    campaigns: int,
+    sizes: tuple[tuple[int, int], ...] = ((5, 5), (40, 8), (10, 3)),
+    delta: float = 0.001,
+) -> list[Row]:
     rows = []
     for na, nb in sizes:
         a = _runs(rng, campaigns, 1, na, means=[delta])[:, 0]
@@ -124,7 +134,7 @@ def welch_rows(rng, campaigns: int, sizes=((5, 5), (40, 8), (10, 3)), delta: flo
     return rows
 
 
-def std_rows(rng, campaigns: int, ns=(3, 5, 10, 40)) -> list[Row]:
+def std_rows(rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (3, 5, 10, 40)) -> list[Row]:
     truth = np.hypot(SEED_SD, RUN_SD)
     rows = []
     for n in ns:
@@ -149,7 +159,11 @@ def true_distribution_variance() -> float:
 
 
 def distribution_variance_rows(
-    rng, campaigns: int, ns=(10, 50, 100), examples: int = 2000, resamples: int = 300
+    rng: np.random.Generator,
+    campaigns: int,
+    ns: tuple[int, ...] = (10, 50, 100),
+    examples: int = 2000,
+    resamples: int = 300,
 ) -> list[Row]:
     truth = true_distribution_variance()
     rows = []
@@ -175,7 +189,9 @@ def distribution_variance_rows(
     return rows
 
 
-def calibrated_ensemble(rng, runs: int, examples: int, p=None) -> tuple[np.ndarray, np.ndarray]:
+def calibrated_ensemble(
+    rng: np.random.Generator, runs: int, examples: int, p: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Predictions (runs, examples) and labels of a class-wise calibrated ensemble (10 classes) whose
     infinite version predicts class c on example x with frequency p[x, c] (default Dirichlet(0.3))."""
     p = rng.dirichlet(np.full(10, 0.3), examples) if p is None else p
@@ -185,7 +201,13 @@ def calibrated_ensemble(rng, runs: int, examples: int, p=None) -> tuple[np.ndarr
     return preds.astype(np.uint8), labels
 
 
-def gap_rows(rng, campaigns: int, ns=(10, 40), examples: int = 2000, resamples: int = 200) -> list[Row]:
+def gap_rows(
+    rng: np.random.Generator,
+    campaigns: int,
+    ns: tuple[int, ...] = (10, 40),
+    examples: int = 2000,
+    resamples: int = 200,
+) -> list[Row]:
     rows = []
     for r in ns:
         hit = []
@@ -249,15 +271,22 @@ def cace_rows(
     return rows
 
 
-def family_differences(rng, campaigns: int, k: int, seeds: int, deltas=None, sd: float = 0.15) -> np.ndarray:
+def family_differences(
+    rng: np.random.Generator,
+    campaigns: int,
+    k: int,
+    seeds: int,
+    deltas: Sequence[float] | None = None,
+    sd: float = 0.15,
+) -> np.ndarray:
     """(campaigns, k, seeds) per-seed differences in points, variant − baseline, the baseline's run
     shared by all k comparisons; runs with sd ``sd`` points."""
-    deltas = np.zeros(k) if deltas is None else np.asarray(deltas, float)
+    true = np.zeros(k) if deltas is None else np.asarray(deltas, float)
     base = rng.normal(0, sd, (campaigns, 1, seeds))
-    return deltas[None, :, None] + rng.normal(0, sd, (campaigns, k, seeds)) - base
+    return true[None, :, None] + rng.normal(0, sd, (campaigns, k, seeds)) - base
 
 
-def sequence_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
+def sequence_rows(rng: np.random.Generator, campaigns: int, max_seeds: int = 100) -> list[Row]:
     """Coverage of one sequence under monitoring at every seed from min_seeds to M (the truth 0.1)."""
     rule = seq.Rule(0.05, max_seeds)
     d = family_differences(rng, campaigns, 1, max_seeds, deltas=[0.1])[:, 0]
@@ -276,7 +305,7 @@ def sequence_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
     ]
 
 
-def decision_rows(rng, campaigns: int, max_seeds: int = 100) -> list[Row]:
+def decision_rows(rng: np.random.Generator, campaigns: int, max_seeds: int = 100) -> list[Row]:
     """Adaptive decisions: family-wise error with 10 null variants (each at α/10), and "equal within
     ±0.05" at a true difference of 0.06."""
     k = 10
@@ -567,12 +596,14 @@ def render(rows: list[Row]) -> str:
 EPOCH_GRID = (4.0, 6.0, 8.0, 10.0, 12.0)
 
 
-def _curve(e) -> np.ndarray:
+def _curve(e: float | np.ndarray) -> np.ndarray:
     """Mean accuracy of the weaker variant after e epochs (saturating, like airbench's)."""
     return 0.945 - 0.12 / np.asarray(e, float)
 
 
-def equivalent_epochs_rows(rng, campaigns: int, ns=(5, 10, 20), resamples: int = 500) -> list[Row]:
+def equivalent_epochs_rows(
+    rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (5, 10, 20), resamples: int = 500
+) -> list[Row]:
     """Epochs the weaker variant needs to match a stronger one's mean (its 8-epoch runs at the weaker
     curve's 9.2-epoch value); seeds shared across cells. Truth: the same interpolation on the true means."""
     grid = np.array(EPOCH_GRID)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from harness.stats import estimators as stats
 
 if TYPE_CHECKING:
     from harness.stats.sequential import Rule
+
+# (method name, its reference seconds per epoch or None) per planned run
+Reference = Sequence[tuple[str, float | None]]
 
 # airbench94's TTA-2 accuracy varies across seeds by about 0.15 points (Paper B: 0.149%).
 DEFAULT_RUN_SD = 0.0015
@@ -43,7 +47,7 @@ class PlannedPrecision:
         )
 
 
-def pooled_sd(runs: pd.DataFrame, column: str = "acc_tta2") -> tuple[float, int]:
+def pooled_sd(runs: pd.DataFrame | None, column: str = "acc_tta2") -> tuple[float, int]:
     """Within-cell sd pooled over cells with at least two runs, and the runs it rests on; a cell is
     one method and version as well as one label (two methods may both have a cell "epochs=2.0")."""
     if runs is None or not len(runs) or column not in runs or "cell" not in runs:
@@ -97,7 +101,7 @@ class Device:
     def describe(self) -> str:
         return "CPU" if self.kind == "cpu" else (self.model or "GPU (any model)")
 
-    def matches(self, device_name) -> np.ndarray:
+    def matches(self, device_name: pd.Series | Sequence[str]) -> np.ndarray:
         names = pd.Series(device_name, dtype="object").fillna("").astype(str)
         cpu = names.str.lower().eq("cpu")
         if self.kind == "cpu":
@@ -106,7 +110,7 @@ class Device:
         return (gpu & names.eq(self.model)).to_numpy() if self.model else gpu.to_numpy()
 
 
-def shape_of(config: dict) -> tuple:
+def shape_of(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(json.dumps(config.get(f)) for f in SHAPE_FIELDS)
 
 
@@ -122,7 +126,7 @@ def comparable(
     records: pd.DataFrame | None,
     preset: str,
     device: Device,
-    specs=(),
+    specs: Sequence[Any] = (),
     versions: dict[str, str] | None = None,
 ) -> Comparable:
     """Runs of the same preset, device class, shape (the network's widths and the data sizes of the
@@ -175,7 +179,9 @@ def comparable(
 DEFAULT_SECONDS_PER_EPOCH = 0.27
 
 
-def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.ndarray, str]:
+def seconds_per_run(
+    specs: Sequence[Any], records: pd.DataFrame | None, reference: Reference | None = None
+) -> tuple[np.ndarray, str]:
     """Wall seconds each planned run should take: the mean of the store's runs of the same config,
     else the store's mean seconds per epoch times the run's epochs, else the reference seconds per
     epoch (``reference``: one (method name, seconds or None) per spec, from the method's
@@ -188,9 +194,12 @@ def seconds_per_run(specs, records: pd.DataFrame, reference=None) -> tuple[np.nd
                 "(one H200; no comparable runs in the store)"
             )
         named = {name: DEFAULT_SECONDS_PER_EPOCH if r is None else r for name, r in reference}
-        per_epoch = np.array([named[name] for name, _ in reference], dtype=float)
+        reference_per_epoch = np.array([named[name] for name, _ in reference], dtype=float)
         shown = ", ".join(f"{v:g} s per {name}" for name, v in named.items())
-        return epochs * per_epoch, f"default {shown} epoch (one H200; no comparable runs in the store)"
+        return (
+            epochs * reference_per_epoch,
+            f"default {shown} epoch (one H200; no comparable runs in the store)",
+        )
     measured = records.groupby("config_json")["wall_seconds"].mean()
     per_epoch = (
         float((records["wall_seconds"] / records["epochs_trained"]).mean())
@@ -224,13 +233,13 @@ def run_timeout(seconds: np.ndarray, measured: bool) -> float:
 
 
 def cost_line(
-    specs,
-    records: pd.DataFrame,
+    specs: Sequence[Any],
+    records: pd.DataFrame | None,
     slots: int,
     slots_from: str,
     device: Device = Device("gpu"),
     runs_from: str | None = None,
-    reference=None,
+    reference: Reference | None = None,
 ) -> str:
     """``records``: the comparable runs only (see ``comparable``); ``runs_from`` names them;
     ``reference``: (method name, its reference seconds per epoch) per spec, for a store with none."""

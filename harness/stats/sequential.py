@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -197,7 +198,7 @@ class Rule:
             return betting_sequence(d, self.sequence_alpha)
         return confidence_sequence(d, self.rho2, self.sequence_alpha, self.student)
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The rule as the manifest keeps it from the first round on (a resume must bring the same)."""
         return {
             "alpha": self.alpha,
@@ -212,7 +213,7 @@ class Rule:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping) -> Rule:
+    def from_record(cls, record: Mapping[str, Any]) -> Rule:
         """The rule a manifest recorded (older manifests: no ρ/t* or k stored, the defaults of then)."""
         return cls(
             float(record["precision"]),
@@ -275,7 +276,7 @@ def first_decision(
     fired = fires.any(axis=-1)
     first = np.where(fired, fires.argmax(axis=-1), min(n, rule.max_seeds) - 1)
 
-    def pick(a):
+    def pick(a: np.ndarray) -> np.ndarray:
         return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
 
     at_lower, at_upper = pick(lower), pick(upper)
@@ -561,7 +562,7 @@ def _fmt(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:+.3f}"
 
 
-def _thin(rows: list, max_rows: int) -> list:
+def _thin(rows: list[tuple[int, ComparisonState]], max_rows: int) -> list[tuple[int, ComparisonState]]:
     """At most max_rows rows, spaced evenly in log(seeds), always keeping the first and the last."""
     if len(rows) <= max_rows:
         return rows

@@ -17,6 +17,9 @@ import pyarrow as pa
 
 from harness.store import runs as store
 
+# What runs must share to sit in one pack: the predictions' Arrow type and whether logits are kept.
+Payload = tuple[pa.DataType, bool]
+
 PACK_ROWS = 2048  # ~60 MB of predictions per pack at 10,000 test examples
 
 
@@ -58,7 +61,7 @@ def normalized(path: Path) -> pa.Table:
     )
 
 
-def _payload(table: pa.Table) -> tuple:
+def _payload(table: pa.Table) -> Payload:
     """What runs must share to sit in one pack: the predictions' width and whether logits are kept."""
     return table.schema.field(store.PRED_COLUMN).type, store.LOGITS_COLUMN in table.column_names
 
@@ -93,9 +96,9 @@ def compact(root: Path, pack_rows: int = PACK_ROWS) -> Compaction:
     if not sources:
         return done
     seen = {i for p in big for i in store.run_ids(p)}  # a key's runs of two method versions are two runs
-    pending: dict[tuple, list[pa.Table]] = {}
+    pending: dict[Payload, list[pa.Table]] = {}
 
-    def write(payload: tuple, final: bool) -> None:
+    def write(payload: Payload, final: bool) -> None:
         rest = []
         for table in _merged(pending.pop(payload)):
             full = len(table) if final else len(table) - len(table) % pack_rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ class LockHeld(Exception):
 
 
 @contextmanager
-def hold(folder: Path, what: str):
+def hold(folder: Path, what: str) -> Iterator[Path]:
     """Hold ``folder``'s lock for the ``with`` block, or raise LockHeld at once (never wait)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

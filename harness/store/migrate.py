@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from airbench_core import TrainConfig
 from harness.store import runs as store
@@ -53,5 +54,5 @@ def migrate(old: Path, root: Path, data_fingerprint: str, method_version: str) -
     return written
 
 
-def legacy_method_version(manifest: dict) -> str:
+def legacy_method_version(manifest: dict[str, Any]) -> str:
     return f"legacy-{manifest.get('code_version', 'unknown')}"

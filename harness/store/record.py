@@ -6,7 +6,7 @@ import json
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airbench_core import RunResult
@@ -43,7 +43,7 @@ def code_version() -> str:
             return "unknown"
 
 
-def config_columns(spec: RunSpec) -> dict:
+def config_columns(spec: RunSpec) -> dict[str, Any]:
     """Every config field its own column; a list (widths) as one string, 64x256x256."""
     return {
         k: ("x".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
@@ -51,7 +51,7 @@ def config_columns(spec: RunSpec) -> dict:
     }
 
 
-def base_record(spec: RunSpec, context: dict) -> dict:
+def base_record(spec: RunSpec, context: dict[str, Any]) -> dict[str, Any]:
     """Identity of a run: key, study, cell, factors and config columns, plus campaign context."""
     row = {
         "key": spec.key,
@@ -66,7 +66,9 @@ def base_record(spec: RunSpec, context: dict) -> dict:
     return row
 
 
-def run_record(spec: RunSpec, result: RunResult, worker: dict, context: dict) -> dict:
+def run_record(
+    spec: RunSpec, result: RunResult, worker: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
     row = base_record(spec, context)
     row.update({f"acc_tta{i}": a for i, a in enumerate(result.accuracy)})
     row.update(

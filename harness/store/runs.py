@@ -33,17 +33,18 @@ import os
 import re
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.spec.defaults import DEFAULT_STORE  # noqa: F401  (re-exported: store.DEFAULT_STORE)
+from harness.spec.defaults import DEFAULT_STORE as DEFAULT_STORE  # re-exported: store.DEFAULT_STORE
 
 STORE_FORMAT = 2
 PRED_COLUMN = "predictions"  # fixed-size binary: 3 TTA levels x n
@@ -64,6 +65,13 @@ EMPTY_COLUMNS = (
     "data_fingerprint",
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# A study folder's predictions: one uint8 array (runs, 3, examples); a store holding runs on several
+# test sets: one such array per test set, by name ("n_test=1000").
+Predictions = np.ndarray | dict[str, np.ndarray]
+Loaded = tuple[pd.DataFrame, Predictions] | tuple[pd.DataFrame, Predictions, Predictions]
+
 
 class StoreError(Exception):
     """A store problem a user must look at (a corrupt file, a mismatched folder); one line."""
@@ -80,7 +88,7 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write under a temporary name in the same folder, fsync it, rename, fsync the folder: the
     final name holds either the previous file or the complete new one, never a half file."""
     path = Path(path)
@@ -141,7 +149,7 @@ def write_table(path: Path, table: pa.Table) -> None:
 # -- checksums -------------------------------------------------------------------------------------
 
 
-def record_crc(row: dict) -> int:
+def record_crc(row: dict[str, Any]) -> int:
     """CRC-32 of a record's non-null values in one canonical spelling (as read back from Parquet)."""
     values = {k: v for k, v in row.items() if v is not None and k not in PAYLOAD_COLUMNS}
     return zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())
@@ -183,7 +191,7 @@ def record_crcs(table: pa.Table) -> list[int]:
     ]
 
 
-def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> pa.Table:
+def run_table(record: dict[str, Any], predictions: np.ndarray, logits: np.ndarray | None = None) -> pa.Table:
     """One run as a one-row table: its record, predictions (3, n) uint8 as one fixed-size value,
     optional float16 logits, and the two checksums."""
     preds = np.ascontiguousarray(predictions, dtype=np.uint8)
@@ -203,7 +211,7 @@ def run_table(record: dict, predictions: np.ndarray, logits: np.ndarray | None =
 
 
 def batch_table(
-    records: list[dict], predictions: list[np.ndarray], logits: list[np.ndarray | None]
+    records: list[dict[str, Any]], predictions: list[np.ndarray], logits: list[np.ndarray | None]
 ) -> pa.Table:
     """Runs as one table built column by column (what ``run_table`` gives each, concatenated, at a
     fraction of the cost); ValueError when their payloads differ in shape."""
@@ -228,7 +236,9 @@ def batch_table(
 # -- writing runs ----------------------------------------------------------------------------------
 
 
-def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndarray | None = None) -> Path:
+def write_run(
+    root: Path, record: dict[str, Any], predictions: np.ndarray, logits: np.ndarray | None = None
+) -> Path:
     """Store one finished run; a later success replaces any failure record of the same key. A run of
     another method version than the one stored under its key goes beside it (``<key>@<version>``)."""
     path = Path(root) / "runs" / f"{record['key']}.parquet"
@@ -244,7 +254,7 @@ def write_run(root: Path, record: dict, predictions: np.ndarray, logits: np.ndar
 
 def write_runs(
     root: Path,
-    records: list[dict],
+    records: list[dict[str, Any]],
     predictions: list[np.ndarray],
     logits: list[np.ndarray | None] | None = None,
 ) -> Path:
@@ -272,7 +282,7 @@ def write_runs(
     return path
 
 
-def write_failure(root: Path, record: dict, error: str) -> Path:
+def write_failure(root: Path, record: dict[str, Any], error: str) -> Path:
     table = pa.table({**{k: [v] for k, v in record.items()}, "error": [error]})
     path = Path(root) / "failed" / f"{record['key']}.parquet"
     write_table(path, table)
@@ -291,18 +301,18 @@ def corrupt(path: Path, why: str) -> StoreError:
     return StoreError(f"{path}: corrupt Parquet file ({why}); move it away to retrain the runs it holds")
 
 
-def guarded(read):
+def guarded(read: Callable[Concatenate[Path, P], R]) -> Callable[Concatenate[Path, P], R]:
     """Whatever goes wrong reading a file (a flipped bit can surface as any error) names the file."""
 
-    @functools.wraps(read)
-    def wrapper(path: Path, *args):
+    def wrapper(path: Path, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return read(path, *args)
+            return read(path, *args, **kwargs)
         except (FileNotFoundError, StoreError):
             raise
         except Exception as exc:
             raise corrupt(path, reason(exc)) from None
 
+    functools.update_wrapper(wrapper, read)
     return wrapper
 
 
@@ -352,7 +362,7 @@ def verify(path: Path, table: pa.Table) -> None:
                 raise corrupt(path, f"predictions checksum mismatch in row {i}")
 
 
-def fixed_rows(column) -> np.ndarray:
+def fixed_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A fixed-size binary column of predictions as uint8 (rows, 3, n), without a copy per row."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     width = column.type.byte_width
@@ -436,7 +446,7 @@ def keys_in(path: Path) -> list[str]:
     """The run keys a file holds: a pack's key column, or a single run's file name."""
     if path.parent.name == "runs":
         return [path.stem.partition("@")[0]]
-    return _read(path, ["key"]).column("key").to_pylist()
+    return [str(k) for k in _read(path, ["key"]).column("key").to_pylist()]
 
 
 def table_ids(table: pa.Table) -> list[tuple[str, str]]:
@@ -541,17 +551,17 @@ class Source:
     study_name: str | None = None
 
 
-def _manifest_or_empty(folder: Path) -> dict:
+def _manifest_or_empty(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "manifest.json"
     return read_manifest(folder) if path.exists() else {}
 
 
-def store_path(out: Path, manifest: dict) -> Path:
+def store_path(out: Path, manifest: dict[str, Any]) -> Path:
     """The store a study folder reads, kept relative to the folder so both can move together."""
-    return (Path(out) / manifest["store"]).resolve()
+    return (Path(out) / str(manifest["store"])).resolve()
 
 
-def source(folder: str | os.PathLike) -> Source:
+def source(folder: str | os.PathLike[str]) -> Source:
     """A study folder reads its keys from its store; any other folder (a store, or a study folder
     of the old layout that holds its runs itself) is read whole."""
     folder = Path(folder)
@@ -585,7 +595,7 @@ def check_source(folder: str | os.PathLike[str]) -> None:
         )
 
 
-def write_study_keys(out: Path, entries: list[dict]) -> None:
+def write_study_keys(out: Path, entries: list[dict[str, Any]]) -> None:
     """The runs a study counts, [{key, cell, seed, factors}]: exactly its grid's keys, replacing what
     the file held, so a key scheme or grid that changed never leaves a (cell, seed) counted twice."""
     text = json.dumps({"keys": entries}, default=str)
@@ -657,7 +667,7 @@ def load(
     with_logits: bool = False,
     test_set: int | str | None = None,
     dataset: str | None = None,
-):
+) -> Any:
     """Finished runs as a DataFrame (one row per key and method version, sorted by key, column
     ``test_set`` naming the test set each was evaluated on, e.g. ``n_test=1000``) and their
     predictions, uint8 of shape (runs, 3 TTA levels, test examples), row-aligned with the frame.
@@ -716,7 +726,9 @@ def read_records(out: str | os.PathLike[str], test_set: int | str | None = None)
     return frame
 
 
-def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=None):
+def _retrying(
+    src: Source, with_logits: bool, with_predictions: bool, test_set: int | str | None = None
+) -> pd.DataFrame | Loaded:
     for attempt in range(3):  # a compaction may move a run from runs/ into a pack meanwhile
         try:
             return _load(src, with_logits, with_predictions, test_set)
@@ -725,10 +737,12 @@ def _retrying(src: Source, with_logits: bool, with_predictions: bool, test_set=N
                 raise StoreError(
                     f"{src.root}: files keep vanishing while reading; is a compaction running?"
                 ) from None
-    return None
+    raise AssertionError("unreachable: the third attempt returns or raises")
 
 
-def _load(src: Source, with_logits: bool, with_predictions: bool = True, test_set=None):
+def _load(
+    src: Source, with_logits: bool, with_predictions: bool = True, test_set: int | str | None = None
+) -> pd.DataFrame | Loaded:
     files = run_files(src.root)
     wanted = None if src.study is None else set(src.study["key"])
     with ThreadPoolExecutor(4) as pool:
@@ -823,7 +837,7 @@ def _frame(tables: list[pa.Table]) -> pd.DataFrame:
             groups.setdefault(t.schema, []).append(t)
     frames = [pa.concat_tables(ts).to_pandas() for ts in groups.values()]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return frame.sort_values(_DEST).drop(columns=_DEST).reset_index(drop=True)
+    return pd.DataFrame(frame.sort_values(_DEST).drop(columns=_DEST).reset_index(drop=True))
 
 
 @guarded
@@ -833,12 +847,12 @@ def _file_test_size(path: Path) -> int:
     if EXTERNAL in schema.names and PRED_COLUMN not in schema.names:
         return 0  # imported runs carry no predictions
     if PRED_COLUMN in schema.names:
-        return schema.field(PRED_COLUMN).type.byte_width // 3
+        return int(schema.field(PRED_COLUMN).type.byte_width) // 3
     column = _read(path, [LEGACY_PRED_COLUMNS[0]]).column(0)
     return len(column[0].as_py()) if len(column) else 0
 
 
-def load_failures(out: str | os.PathLike) -> pd.DataFrame:
+def load_failures(out: str | os.PathLike[str]) -> pd.DataFrame:
     """Failed runs (with their error) the folder counts; empty when none."""
     src = source(out)
     files = sorted((src.root / "failed").glob("*.parquet"))
@@ -922,7 +936,7 @@ def identity_from_records(root: Path) -> dict[str, Any]:
     return ident
 
 
-def versions_by_method(ident: dict) -> dict[str, set[str]]:
+def versions_by_method(ident: dict[str, Any]) -> dict[str, set[str]]:
     """{method family: versions} of a store's identity (unattributed versions: the paper's methods)."""
     out = {family: set(v) for family, v in (ident.get("methods") or {}).items()}
     attributed = set().union(*out.values()) if out else set()
@@ -964,7 +978,7 @@ def note_identity(root: Path, method_version: str | dict[str, str], data_fingerp
 # -- study-folder files ----------------------------------------------------------------------------
 
 
-def write_manifest(out: Path, manifest: dict) -> None:
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
     atomic_write(Path(out) / "manifest.json", lambda tmp: tmp.write_text(text))
 

@@ -71,6 +71,7 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
         set_lr,
         total_steps,
     )
+    from airbench_core.result import accuracies
     from airbench_core.train import DeviceData, RunResult, Stopwatch, derive_seed, run_environment
     from airbench_core.tta import tta_logits
 
@@ -118,7 +119,7 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
     for epoch in range(math.ceil(steps / steps_per_epoch)):
         with train_clock:
             net.train()
-            net.whiten.bias.requires_grad = epoch < config.whiten_bias_epochs
+            net.whiten_bias.requires_grad = epoch < config.whiten_bias_epochs
             for inputs, labels in loader.epoch(epoch):
                 loss = F.cross_entropy(
                     forward(inputs).flatten(0, 1),
@@ -151,7 +152,7 @@ def train(config: HeadAdamConfig, seed: int, data, device="cpu", save_logits: bo
     return RunResult(
         config=config,
         seed=int(seed),
-        accuracy=tuple(float((p == labels).mean()) for p in predictions),
+        accuracy=accuracies(predictions, labels),
         train_seconds=train_clock.seconds,
         eval_seconds=eval_clock.seconds,
         wall_seconds=time.perf_counter() - wall0,
