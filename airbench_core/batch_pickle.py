@@ -59,7 +59,7 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]  # numpy 1's names for them
     allowed: dict[tuple[str, str], object] = {
         ("builtins", "bytes"): _empty_bytes,
         ("_codecs", "encode"): _latin1_encode,
@@ -70,7 +70,9 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     def reconstruct(cls: object, shape: object, code: object) -> np.ndarray:
         if cls is not np.ndarray or shape != (0,) or code != b"b":
             raise pickle.UnpicklingError("numpy _reconstruct beyond an empty ndarray")
-        return multiarray._reconstruct(np.ndarray, (0,), b"b")
+        empty = multiarray._reconstruct(np.ndarray, (0,), b"b")
+        assert isinstance(empty, np.ndarray)
+        return empty
 
     def scalar(dtype: object, data: object = b"") -> object:
         if not isinstance(dtype, np.dtype) or not isinstance(data, bytes) or len(data) > _MAX_ITEMSIZE:
@@ -80,7 +82,9 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     def frombuffer(buf: object, dtype: object, shape: object, order: object) -> np.ndarray:
         if not isinstance(dtype, np.dtype) or not isinstance(buf, (bytes, bytearray, memoryview)):
             raise pickle.UnpicklingError("numpy _frombuffer of an unexpected type")
-        return numeric._frombuffer(buf, dtype, shape, order)  # a view: bounded by the buffer
+        # a view: bounded by the buffer (_frombuffer is private, absent from numpy's stubs; pickles name it)
+        view: np.ndarray = numeric._frombuffer(buf, dtype, shape, order)  # type: ignore[attr-defined]
+        return view
 
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = reconstruct

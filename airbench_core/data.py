@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,12 +168,11 @@ def load_data(
         key = _fingerprint(path, name, cache, verify)
         prefix = "" if name == "cifar10" else f"{name}-"  # CIFAR-10's cache files keep their names
         cached = cache / "decoded" / f"{prefix}{path.name}-{key}-{_CACHE_FORMAT}.npz"
-        arrays = _read_cache(cached)
-        fresh = arrays is None
-        if fresh:
-            arrays = _decode(path, name)
-            if name != "cifar10":
-                arrays["mean"], arrays["std"] = channel_statistics(arrays["train_images"])
+        from_cache = _read_cache(cached)
+        fresh = from_cache is None
+        arrays = _decode(path, name) if from_cache is None else from_cache
+        if fresh and name != "cifar10":
+            arrays["mean"], arrays["std"] = channel_statistics(arrays["train_images"])
         classes = _class_names(arrays, name)
         _validate(arrays, path, expected, len(classes))
         # Only data that passed validation is cached, and only under the key of what was decoded:
@@ -184,7 +184,7 @@ def load_data(
             f"{exc.filename or path}: cannot read ({exc.strerror or type(exc).__name__})"
         ) from None
     jpeg = bool(arrays.pop("is_jpeg", np.zeros(1))[0])
-    stats = {}
+    stats: dict[str, Any] = {}
     if name != "cifar10":
         stats = dict(mean=tuple(float(v) for v in arrays["mean"]), std=tuple(float(v) for v in arrays["std"]))
     if name == "imagefolder":
@@ -358,7 +358,7 @@ def _tree_members(root: Path) -> list[str]:
     """Relative paths of a tree's image files, sorted: one ``os.walk`` with string operations (the
     file types come with the directory listing): 1.6 s for 60,000 files on a busy 2-core machine, where
     a ``Path.rglob`` with a stat per file took 7 s."""
-    found = []
+    found: list[str] = []
     for folder, _, names in os.walk(root):
         rel_folder = os.path.relpath(folder, root)
         prefix = "" if rel_folder == "." else rel_folder + os.sep
@@ -420,8 +420,8 @@ def _decode(path: Path, name: str = "cifar10") -> dict:
             return _decode_batches(batches)
         if (path / "train").is_dir() and (path / "test").is_dir():
             return _decode_tree(path, classes)
-        batches = " or a cifar-10-batches-py folder" if name == "cifar10" else ""
-        raise DataError(f"{path}: expected train/ and test/ class folders{batches}")
+        also = " or a cifar-10-batches-py folder" if name == "cifar10" else ""
+        raise DataError(f"{path}: expected train/ and test/ class folders{also}")
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):
         return _decode_tar(path, classes)
     raise DataError(f"{path}: unsupported file (expected a folder, .tar.gz, .tgz or .tar)")
@@ -684,7 +684,9 @@ def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     """A tar member's bytes; a member that says it is larger than any real file is refused before
     anything is read (its header alone could otherwise make us allocate it)."""
     if member.size > MAX_FILE_BYTES:
-        raise DataError(f"{tar.name}:{member.name}: {member.size} bytes, more than any CIFAR file")
+        raise DataError(
+            f"{os.fsdecode(tar.name or '')}:{member.name}: {member.size} bytes, more than any CIFAR file"
+        )
     handle = tar.extractfile(member)
     return handle.read() if handle is not None else b""
 

@@ -92,7 +92,8 @@ def fit_whitenings(net: Net, proxy: Net, cfg: FasterConfig, images: torch.Tensor
     """Both networks' frozen whitening filters from one fit, largest eigenvalue first (the script's
     ``get_whitening_parameters`` flips ``eigh``'s ascending order, as airbench94 does)."""
     w = fit_whitening(net, net_view(cfg), images)
-    proxy.whiten.weight.copy_(w)
+    if w is not None:  # None: whitening off (faster's networks always whiten)
+        proxy.whiten.weight.copy_(w)
 
 
 def hardest(losses: torch.Tensor, n: int) -> torch.Tensor:

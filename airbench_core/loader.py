@@ -140,6 +140,7 @@ class TrainLoader:
             return flip_mask(self.flip, epoch, self.coins, self.aug_gen)
         if epoch < self.switch:
             mask = flip_mask("random", epoch, self.coins, self.aug_gen)
+            assert mask is not None  # random flipping always has a mask
             self.last_random = (epoch, mask)
             return mask
         if self.last_random is None or self.last_random[0] != self.switch - 1:

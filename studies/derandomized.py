@@ -74,7 +74,7 @@ def comparisons(c: LoadedCampaign) -> list[Comparison]:
 
 def equivalent_rows(c: LoadedCampaign) -> list[dict]:
     """Epochs the baseline needs to match each variant's mean accuracy (TTA 2)."""
-    rows = []
+    rows: list[dict] = []
     curve_epochs = sorted(c.runs.loc[c.mask(variant="baseline"), "epochs"].unique())
     curve = {e: c.runs.loc[c.mask(variant="baseline", epochs=e), "acc_tta2"].to_numpy() for e in curve_epochs}
     seeds = {e: c.runs.loc[c.mask(variant="baseline", epochs=e), "seed"].to_numpy() for e in curve_epochs}

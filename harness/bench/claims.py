@@ -49,7 +49,7 @@ def speedrun_csv(path: Path, rows: int) -> None:
 def bench_claims(import_runs: int, store_runs: int, examples: int, folder: str | None = None) -> dict:
     from harness.bench.store import build
 
-    out = {}
+    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         csv, root = Path(tmp) / "log.csv", Path(tmp) / "imported"
         speedrun_csv(csv, import_runs)

@@ -7,10 +7,14 @@ from __future__ import annotations
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def timed(step) -> tuple[float, object]:
+def timed(step: Callable[[], T]) -> tuple[float, T]:
     t0 = time.perf_counter()
     value = step()
     return time.perf_counter() - t0, value
@@ -31,7 +35,7 @@ def bench_data(source: str, tree: bool, tmp: str | None, prefix: str = "") -> No
         where = Path(folder)
         if tree:
             t, root = timed(lambda: unpack(source, where / "tree"))
-            files = sum(1 for p in root.rglob("*") if p.is_file())
+            files = sum(p.is_file() for p in root.rglob("*"))
             print(f"unpacked {source} into {files:,} files in {t:.1f}s")
             source = f"{prefix}{root}"
         cache = where / "cache"
@@ -51,8 +55,9 @@ def bench_classes(classes: list[int], device: str, n_train: int, widths: tuple[i
     """Train one run per K on random images (same widths, steps and batch), timing training alone."""
     import numpy as np
 
-    from airbench_core import DeviceData, TrainConfig, train
+    from airbench_core import DeviceData, TrainConfig
     from airbench_core.data import Dataset
+    from airbench_core.train import train
 
     rng = np.random.default_rng(0)
     cfg = TrainConfig(widths=widths, n_train=None, n_test=None)

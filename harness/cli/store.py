@@ -64,8 +64,10 @@ def check_data(source: str, frame) -> str:
         data = load_cifar10(source, verify=True)
     except DataError as exc:
         raise store.StoreError(str(exc)) from None
-    mine = store.dataset_mask(frame, data.name) if len(frame) else []
-    recorded = sorted(set(frame.loc[mine, "data_fingerprint"].dropna().astype(str))) if len(frame) else []
+    recorded: list[str] = []
+    if len(frame):
+        mine = store.dataset_mask(frame, data.name)
+        recorded = sorted(set(frame.loc[mine, "data_fingerprint"].dropna().astype(str)))
     if recorded and recorded != [data.fingerprint]:
         raise store.StoreError(
             f"{source}: its content now has fingerprint {data.fingerprint}, but its runs record "

@@ -317,7 +317,8 @@ def claim_rule(args, sf: studyfile.StudyFile):
     if max_seeds > MAX_SEEDS:
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
-    return ClaimRule(sf.claim.alpha, min(min_seeds, max_seeds), max_seeds)
+    alpha = sf.claim.alpha if sf.claim is not None else 0.05  # the caller has checked there is one
+    return ClaimRule(alpha, min(min_seeds, max_seeds), max_seeds)
 
 
 def config_source(method: str, preset: str | None, has_set: bool) -> str:
@@ -751,7 +752,8 @@ def train_adaptive(target: Target, out: Path, root: Path, data, backend, common:
         rounds["trained"] += part.trained
         return part
 
-    def on_round(states) -> None:
+    def on_round(states) -> None:  # comparisons' rounds: the rule is a sequential.Rule
+        assert isinstance(rule, sequential.Rule)
         rounds["worst"] = adaptive.worst_case_runs(states, rule)
         print(adaptive.progress_line(states), file=sys.stderr)
 

@@ -89,7 +89,7 @@ def time_rows(runs: pd.DataFrame, by: str = "cell", include_warmup: bool = False
         return []
     secs = run_seconds(runs)
     models = device_models(runs).to_numpy()
-    labels = runs[by].astype(str).to_numpy() if by in runs else np.full(len(runs), "runs")
+    labels = np.asarray(runs[by].astype(str)) if by in runs else np.full(len(runs), "runs")
     warm = warmups(runs)
     rows = []
     for label in dict.fromkeys(labels):
@@ -402,13 +402,15 @@ def reference_lines(
         x, y = a[ma == model], b[mb == model]
         ax, ay = accuracy_points(x, spec.tta_level), accuracy_points(y, spec.tta_level)
         sx, sy = seeds_of(x), seeds_of(y)
-        matched = (
+        if (
             sx is not None
             and sy is not None
             and len(sx) == len(sy)
             and np.array_equal(np.sort(sx), np.sort(sy))
-        )
-        d = paired(ax[np.argsort(sx)], ay[np.argsort(sy)]) if matched else welch(ax, ay)
+        ):
+            matched, d = True, paired(ax[np.argsort(sx)], ay[np.argsort(sy)])
+        else:
+            matched, d = False, welch(ax, ay)
         how = f"paired by seed, {d.n} pairs" if matched else "Welch: runs do not pair by seed"
         text = (
             f"reference {spec.reference} on {model}: accuracy {d.diff.value:+.3f} points {_fmt(d.diff, 3)} "
@@ -444,7 +446,9 @@ def reachable_target(curves: dict[str, cs.Curve], wanted: float) -> tuple[float,
     """``wanted`` when every curve's best mean reaches it; else a target inside every curve's grid:
     midway between the highest first-length mean and the lowest best mean (0.1 points), and why."""
     means = {  # each mode's curve as time to target reads it: made monotone (isotonic fit)
-        name: isotonic_rows(np.array([float(np.mean(c.accuracy[e])) for e in c.epochs]), c.sizes())[0]
+        name: isotonic_rows(
+            np.array([float(np.mean(np.asarray(c.accuracy[e]))) for e in c.epochs]), c.sizes()
+        )[0]
         for name, c in curves.items()
     }
     top = min(float(m[-1]) for m in means.values())

@@ -125,7 +125,7 @@ def claim_reading(c: LoadedCampaign) -> tuple[str, ClaimRule | None]:
 
 def reference_runs(sf: studyfile.StudyFile, c: LoadedCampaign):
     """The reference's runs: a variant of this file by name, else a method's runs in the store."""
-    ref = sf.claim.reference
+    ref = sf.claimed[0].reference
     cells = c.runs["cell"].astype(str)
     if (cells == f"variant={ref}").any():
         return c.runs[(cells == f"variant={ref}").to_numpy()]
@@ -138,11 +138,12 @@ def reference_runs(sf: studyfile.StudyFile, c: LoadedCampaign):
 def claim_blocks(sf: studyfile.StudyFile, c: LoadedCampaign) -> list[Block]:
     """The claim's verdict in the field's words, then time per run and accuracy against seconds."""
     reading, rule = claim_reading(c)
-    claimed = c.runs[c.mask(cell=sf.baseline.label)]
+    claim, cell = sf.claimed
+    claimed = c.runs[c.mask(cell=cell.label)]
     if rule is not None:  # the sequence reads seeds 0, 1, ... as they were added
         claimed = claimed[claimed["seed"].astype(int) < rule.max_seeds]
-    reference = reference_runs(sf, c) if sf.claim.reference else None
-    verdict = claims.claim_verdict(claimed, sf.claim, reading, rule, reference)
+    reference = reference_runs(sf, c) if claim.reference else None
+    verdict = claims.claim_verdict(claimed, claim, reading, rule, reference)
     how = (
         rule.describe() + "; fixed at the first round and kept in the manifest. A fixed-n p-value is not "
         "valid after adaptive stopping and is not printed."
@@ -225,9 +226,10 @@ def claim_verdicts(sf: studyfile.StudyFile, c: LoadedCampaign) -> list:
     if sf.claim is None:
         return []
     reading, rule = claim_reading(c)
-    claimed = c.runs[c.mask(cell=sf.baseline.label)]
-    v = claims.claim_verdict(claimed, sf.claim, reading, rule)
-    t = sf.claim.accuracy
+    claim, cell = sf.claimed
+    claimed = c.runs[c.mask(cell=cell.label)]
+    v = claims.claim_verdict(claimed, claim, reading, rule)
+    t = claim.accuracy
     if v.sequence is not None:
         s = v.sequence
         acc = claims.accuracy_points(claimed, sf.claim.tta_level)

@@ -150,9 +150,10 @@ def claim_accuracies(sf: StudyFile, runs: pd.DataFrame | None) -> np.ndarray:
     the sequence reads them in; a seed still missing ends the prefix)."""
     if runs is None or not len(runs) or sf.claim is None:
         return np.zeros(0)
-    part = runs[(runs["cell"] == sf.baseline.label).to_numpy()]
-    by_seed = dict(zip(part["seed"].astype(int), accuracy_points(part, sf.claim.tta_level)))
-    out = []
+    claim, cell = sf.claimed
+    part = runs[np.asarray(runs["cell"] == cell.label)]
+    by_seed = dict(zip(part["seed"].astype(int), accuracy_points(part, claim.tta_level)))
+    out: list[float] = []
     while len(out) in by_seed:
         out.append(by_seed[len(out)])
     return np.asarray(out, float)
@@ -169,12 +170,13 @@ def run_claim_adaptive(
     """Rounds of seeds for the claimed cell until its one-sided sequences decide the claim (holds or
     fails) or max_seeds runs leave it undecided; a pure function of the store, like ``run_adaptive``."""
     check_rule(out, rule)
+    claim, cell = sf.claimed
     total = Summary(planned=0, skipped=0, slots=workers)
     previous = -1
     while True:
         runs = current_runs(sf, out)
         x = claim_accuracies(sf, runs)
-        state = rule.decide(x, sf.claim.accuracy)
+        state = rule.decide(x, claim.accuracy)
         if on_round:
             on_round(state)
         if state.outcome != "running":
@@ -182,7 +184,7 @@ def run_claim_adaptive(
         want = rule.next_runs(len(x), workers)
         if want == previous:  # the last round asked for these seeds and they did not all arrive
             return total
-        part = train_round({sf.baseline.label: want})
+        part = train_round({cell.label: want})
         add(total, part)
         previous = want
         if part.interrupted or part.failed:

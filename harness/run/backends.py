@@ -230,7 +230,8 @@ class RayBackend:
         # an actor whose running task is older than this (per run of its pack) is killed and replaced
         self.run_timeout = run_timeout
         # an actor that has not answered yet also starts its process and loads its data meanwhile
-        self.start_allowance, self.fresh = start_allowance, set()
+        self.start_allowance = start_allowance
+        self.fresh: set[object] = set()
         if run_timeout:
             self.poll = min(self.poll, max(0.05, run_timeout / 4))
         self.started_here = False
@@ -434,7 +435,7 @@ class RayBackend:
             mine = [(ref, pack) for ref, (owner, pack) in in_flight.items() if owner is actor]
             if not mine or not load.get(actor):
                 continue
-            limit = self.run_timeout * len(mine[0][1])
+            limit = (self.run_timeout or 0.0) * len(mine[0][1])  # called only with a run timeout
             if now - answered[actor] <= limit + (self.start_allowance if actor in self.fresh else 0.0):
                 continue
             for i, (ref, pack) in enumerate(mine):

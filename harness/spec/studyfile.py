@@ -292,6 +292,13 @@ class StudyFile:
         return [(c, self.baseline) for c in others]
 
     @property
+    def claimed(self) -> tuple[ClaimSpec, Cell]:
+        """The claim and the cell it is about (the base config's); only for a file with a [claim]."""
+        if self.claim is None or self.baseline is None:
+            raise StudyFileError(f"{self.name}: no [claim] about the base config's cell")
+        return self.claim, self.baseline
+
+    @property
     def compared_baseline(self) -> Cell:
         """The baseline of a study that has comparisons (adaptive rounds run only on those)."""
         if self.baseline is None:

@@ -643,7 +643,7 @@ def equivalent_epochs_rows(
 # --------------------------------------------------------------------------- claims and time
 
 
-def claim_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
+def claim_rows(rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (10, 40)) -> list[Row]:
     """The one-sided fixed-n lower bound of a claim (points): covers the true mean ≥ 95% of the time."""
     rows = []
     for n in ns:
@@ -655,7 +655,9 @@ def claim_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
     return rows
 
 
-def claim_sequence_rows(rng, campaigns: int, rounds: int = 20, per_round: int = 10) -> list[Row]:
+def claim_sequence_rows(
+    rng: np.random.Generator, campaigns: int, rounds: int = 20, per_round: int = 10
+) -> list[Row]:
     """A claim exactly at its target (mean 94.00 points, 1% of runs diverged to 10%), its one-sided
     sequence looked at after every round of 10 runs up to 200: "holds" must come in ≤ α of campaigns."""
     n = rounds * per_round
@@ -676,7 +678,7 @@ def claim_sequence_rows(rng, campaigns: int, rounds: int = 20, per_round: int = 
     ]
 
 
-def time_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
+def time_rows(rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (10, 40)) -> list[Row]:
     """Seconds per run (right-skewed: lognormal, mean 2.5 s, CV 5%): the t-interval of the mean."""
     sigma = np.sqrt(np.log(1 + 0.05**2))
     mu = np.log(2.5) - sigma**2 / 2
@@ -688,7 +690,9 @@ def time_rows(rng, campaigns: int, ns=(10, 40)) -> list[Row]:
     return rows
 
 
-def time_to_target_rows(rng, campaigns: int, ns=(20,), resamples: int = 500) -> list[Row]:
+def time_to_target_rows(
+    rng: np.random.Generator, campaigns: int, ns: tuple[int, ...] = (20,), resamples: int = 500
+) -> list[Row]:
     """Seconds for a curve like the equivalent-epochs one to reach a fixed target, at 0.3 s per epoch
     with per-run noise; truth: the interpolation on the true means times the true rate."""
     grid = np.array(EPOCH_GRID)

@@ -155,11 +155,11 @@ def record_crc(row: dict[str, Any]) -> int:
     return zlib.crc32(json.dumps(values, sort_keys=True, default=str).encode())
 
 
-def _encoded(values: list) -> list[str | None]:
+def _encoded(values: list[Any]) -> list[str | None]:
     """Each value as json.dumps(default=str) writes it (what record_crc hashes); None stays None."""
     if all(type(v) is float and math.isfinite(v) for v in values):
         return [float.__repr__(v) for v in values]
-    seen: dict = {}
+    seen: dict[Any, str] = {}
     out: list[str | None] = []
     for v in values:
         if v is None:
@@ -663,7 +663,7 @@ ACCURACY_COLUMNS = ("acc_tta0", "acc_tta1", "acc_tta2")
 
 
 def load(
-    out: str | os.PathLike,
+    out: str | os.PathLike[str],
     with_logits: bool = False,
     test_set: int | str | None = None,
     dataset: str | None = None,
@@ -705,11 +705,13 @@ def read_runs(
     """``load`` with accuracies as the store keeps them, fractions in [0, 1]: what the harness's own
     statistics read."""
     loaded = _retrying(source(out), with_logits, True, test_set)
+    assert isinstance(loaded, tuple)  # with predictions: (frame, predictions[, logits])
     if dataset is None:
         return loaded
-    frame, *arrays = loaded
+    frame: pd.DataFrame = loaded[0]
+    arrays: list[Predictions] = list(loaded[1:])
     keep = dataset_mask(frame, dataset)
-    kept = []
+    kept: list[Predictions] = []
     for a in arrays:
         if isinstance(a, dict):
             names = frame["test_set"].to_numpy()
@@ -722,7 +724,8 @@ def read_runs(
 def read_records(out: str | os.PathLike[str], test_set: int | str | None = None) -> pd.DataFrame:
     """``load_records`` with accuracies as fractions (what cost estimates and adaptive decisions
     need, cheaply)."""
-    frame: pd.DataFrame = _retrying(source(out), False, False, test_set)
+    frame = _retrying(source(out), False, False, test_set)
+    assert isinstance(frame, pd.DataFrame)  # without predictions: the records alone
     return frame
 
 
@@ -788,9 +791,10 @@ def _load(
     k = classes_of(frame)
     if not len(order):
         n = _test_set_size(test_set) if test_set is not None else 0
-        return (_overlay(frame, src), np.zeros((0, 3, n), np.uint8)) + (
-            (np.zeros((0, 3, n, k), np.float16),) if with_logits else ()
-        )
+        none = np.zeros((0, 3, n), np.uint8)
+        if with_logits:
+            return _overlay(frame, src), none, np.zeros((0, 3, n, k), np.float16)
+        return _overlay(frame, src), none
     groups = sorted(set(size_of_row.tolist()))
     if len(groups) > 1 and src.study is not None:
         raise StoreError(
@@ -801,8 +805,8 @@ def _load(
         rows = np.flatnonzero(size_of_row == n)
         local[rows] = np.arange(len(rows))
     preds = {n: np.empty((int((size_of_row == n).sum()), 3, n), np.uint8) for n in groups}
-    logits = (
-        {n: np.full((len(preds[n]), 3, n, k), np.nan, np.float16) for n in groups} if with_logits else None
+    logits: dict[int, np.ndarray] = (
+        {n: np.full((len(preds[n]), 3, n, k), np.nan, np.float16) for n in groups} if with_logits else {}
     )
     used = [i for i in range(len(files)) if keep[starts[i] : starts[i + 1]].any()]
 
