@@ -378,7 +378,7 @@ def test_a_claim_study_under_until_decided_decides_and_its_report_draws_accuracy
     assert "NVIDIA H100 80GB HBM3" in report
     runs = store.load_records(out)
     assert len(runs) < 120  # stopped before max_seeds
-    acc = 100 * runs.sort_values("seed")["acc_tta2"].to_numpy()
+    acc = runs.sort_values("seed")["acc_tta2"].to_numpy()  # load_records: percent
     used = int(re.search(rf"{outcome} at n = (\d+)", report).group(1))
     assert cs.sequential_claim(acc, target, min_runs=5, max_runs=120).n == used  # the store's numbers
     r = module_cli("harness.claim", str(out), "--accuracy", str(target))  # the folder's own reading

@@ -243,7 +243,9 @@ def test_a_study_file_shares_runs_with_a_built_in_study_through_the_store(tta_sm
         timeout=120,
     )
     assert compared.returncode == 0, compared.stderr
-    assert "No cell has at least two runs on both sides" in compared.stdout  # their cell labels differ
+    assert (
+        "No cell has at least two independent runs on both sides" in compared.stdout
+    )  # their cell labels differ
 
 
 @pytest.mark.parametrize(
