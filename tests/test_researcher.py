@@ -356,7 +356,8 @@ def test_report_html_in_headless_chromium_loads_renders_and_sorts(tmp_path):
     assert found, r.stderr[-2000:]
     result = json.loads(html_mod.unescape(found.group(1)))
     assert result["errors"] == []
-    assert len(result["images"]) == 2 and all(
+    # the forest plot, the confidence sequences and accuracy against seconds, each drawn at full size
+    assert len(result["images"]) == 3 and all(
         w > 300 and h > 200 and shown > 300 for w, h, shown in result["images"]
     )
 
