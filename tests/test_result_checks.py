@@ -128,17 +128,15 @@ def sleepers(seconds: dict[str, float]) -> Study:
 
 
 def test_an_attempt_past_the_run_timeout_is_stopped_its_worker_replaced_and_counted_failed(tmp_path):
-    import time
-
     data = SimulatedData(N)
     backend = LocalBackend(
         "", None, "cpu", False, method=find_method("simulated"), method_data=data, run_timeout=0.5
     )
-    t0 = time.perf_counter()
     summary = campaign.run(
         sleepers({"quick": 0.0, "hung": 600.0}), "full", 2, tmp_path, data, backend, retries=1, progress=False
     )
-    assert time.perf_counter() - t0 < 30  # not 600 s: each hung attempt stopped after about 0.5 s
+    # a hung run that was not stopped would finish after 600 s as a trained run: here every attempt of
+    # it failed (2 seeds x 2 attempts) and its worker was replaced each time
     assert (summary.trained, summary.failed, summary.retries, summary.restarts) == (2, 2, 2, 4)
     failures = store.load_failures(tmp_path)
     assert set(failures["cell"]) == {"run=hung"}
