@@ -5,13 +5,12 @@ alternating flip is conditional on flipping helping, which SVHN's digits may not
 
 from __future__ import annotations
 
-from harness.report import figures
 from harness.report.campaign import LoadedCampaign
 from harness.report.page import Block, figure_block, markdown_table
-from harness.report.sections import Comparison, compare, comparison_table, curve_frame
+from harness.report.sections import Comparison, compare, comparison_table
 from harness.spec.grid import Base, Cell, Study
 
-from .base import SMOKE_EPOCHS
+from .base import SMOKE_EPOCHS, flip_accuracy_figure
 
 EPOCHS = (4.0, 6.0, 9.9, 16.0)
 MODES = ("none", "random", "alternating")
@@ -87,19 +86,8 @@ def summary(c: LoadedCampaign, comps: list[Comparison]) -> str:
 
 
 def report(c: LoadedCampaign) -> list[Block]:
-    curve = curve_frame(c, "flip")
-    n = int(curve["n"].min())
-    fig = figures.lines_with_bands(
-        curve,
-        "epochs",
-        "flip",
-        "level",
-        "training epochs",
-        "test accuracy (%)",
-        c.figures,
-        c.figure_name("datasets_accuracy"),
-        f"{c.data_name}: mean test accuracy by flip mode, 95% t-intervals",
-        c.stamp(f"n ≥ {n} runs per point"),
+    fig, n = flip_accuracy_figure(
+        c, "datasets_accuracy", f"{c.data_name}: mean test accuracy by flip mode, 95% t-intervals"
     )
     comps = comparisons(c)
     table = comparison_table(comps, "3 flip questions × epochs, TTA 0")

@@ -9,10 +9,10 @@ from harness.report import figures
 from harness.report.campaign import LoadedCampaign
 from harness.report.claims import time_to_target_section
 from harness.report.page import Block, figure_block, markdown_table
-from harness.report.sections import compare, comparison_table, curve_frame, differences_frame, epochs_text
+from harness.report.sections import compare, comparison_table, differences_frame, epochs_text
 from harness.spec.grid import Base, Cell, Study
 
-from .base import SMOKE_EPOCHS
+from .base import SMOKE_EPOCHS, flip_accuracy_figure
 
 EPOCHS = (4.0, 6.0, 8.0, 9.9, 12.0, 16.0)
 MODES = ("alternating", "random", "none")
@@ -98,20 +98,7 @@ def speedup_rows(c: LoadedCampaign) -> list[dict]:
 
 
 def report(c: LoadedCampaign) -> list[Block]:
-    curve = curve_frame(c, "flip")
-    n = int(curve["n"].min())
-    fig = figures.lines_with_bands(
-        curve,
-        "epochs",
-        "flip",
-        "level",
-        "training epochs",
-        "test accuracy (%)",
-        c.figures,
-        c.figure_name("accuracy_vs_epochs"),
-        "mean test accuracy by flip mode, 95% t-intervals",
-        c.stamp(f"n ≥ {n} runs per point"),
-    )
+    fig, n = flip_accuracy_figure(c, "accuracy_vs_epochs", "mean test accuracy by flip mode, 95% t-intervals")
     comps, primary = comparisons(c)
     table = comparison_table(
         comps, "3 flip-mode pairs × epochs × TTA 0/2", primary, declared_in="this built-in study's definition"

@@ -317,8 +317,7 @@ def claim_rule(args, sf: studyfile.StudyFile):
     if max_seeds > MAX_SEEDS:
         raise UserError(f"--max-seeds {max_seeds} is above the bound of {MAX_SEEDS:,} runs per cell")
     min_seeds = args.min_seeds or (file.min_seeds if file else 10)
-    alpha = sf.claim.alpha if sf.claim is not None else 0.05  # the caller has checked there is one
-    return ClaimRule(alpha, min(min_seeds, max_seeds), max_seeds)
+    return ClaimRule(sf.claimed[0].alpha, min(min_seeds, max_seeds), max_seeds)
 
 
 def config_source(method: str, preset: str | None, has_set: bool) -> str:
